@@ -1,0 +1,114 @@
+//! Types shared by the vxdp eBPF programs (`ebpf/`) and userspace (`dataplane/`).
+//!
+//! Both sides compile against this crate, so map value layouts cannot drift apart.
+//! Everything here is `#[repr(C)]`, `Copy` and free of padding surprises.
+#![no_std]
+
+/// Names of the maps in the eBPF object, used by the loader to find them.
+pub mod maps {
+    /// `Array<UnderlayConfig>` with one element, written by userspace before attach.
+    pub const CONFIG: &str = "VXDP_CONFIG";
+    /// `XskMap` indexed by underlay RX queue: the worker sockets on the underlay NIC.
+    pub const UNDERLAY_XSKS: &str = "VXDP_UNDERLAY_XSKS";
+    /// `XskMap` indexed by overlay RX queue: the worker sockets on vxdp's end of the overlay veth.
+    pub const OVERLAY_XSKS: &str = "VXDP_OVERLAY_XSKS";
+    /// `PerCpuArray<u64>` indexed by [`XdpCounter`](super::XdpCounter).
+    pub const COUNTERS: &str = "VXDP_COUNTERS";
+}
+
+/// Names of the two XDP programs in the eBPF object.
+pub mod programs {
+    /// Attached to the underlay NIC: steers VXLAN to this VTEP into AF_XDP, passes the rest.
+    pub const UNDERLAY: &str = "vxdp_underlay";
+    /// Attached to vxdp's end of the overlay veth pair: every frame goes to AF_XDP.
+    pub const OVERLAY: &str = "vxdp_overlay";
+}
+
+/// Maximum number of AF_XDP sockets (RX queues) per interface.
+pub const MAX_QUEUES: u32 = 64;
+/// Maximum number of local VTEP addresses per family the underlay program matches.
+pub const MAX_LOCAL_ADDRS: usize = 4;
+
+/// Configuration of the underlay program, one element in [`maps::CONFIG`].
+///
+/// Addresses and the port are stored in network byte order so the program compares
+/// them against packet bytes without swapping.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnderlayConfig {
+    /// VXLAN UDP destination port, network byte order.
+    pub port_be: u16,
+    /// Number of valid entries in `local_v4`.
+    pub n_v4: u8,
+    /// Number of valid entries in `local_v6`.
+    pub n_v6: u8,
+    /// Local IPv4 VTEP addresses, network byte order (as read from the packet).
+    pub local_v4: [u32; MAX_LOCAL_ADDRS],
+    /// Local IPv6 VTEP addresses.
+    pub local_v6: [[u8; 16]; MAX_LOCAL_ADDRS],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: UnderlayConfig is repr(C), Copy, contains only integers and has no padding
+// (2 + 1 + 1 + 16 + 64 bytes, all fields naturally aligned).
+unsafe impl aya::Pod for UnderlayConfig {}
+
+/// Counters kept by the XDP programs, per CPU, indexing [`maps::COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpCounter {
+    /// Underlay: VXLAN to a local VTEP, redirected to an AF_XDP socket.
+    UnderlaySteered = 0,
+    /// Underlay: VXLAN to a local VTEP but no socket bound on this queue: passed.
+    UnderlayNoSocket,
+    /// Underlay: not IPv4/IPv6 (ARP, LLDP, ...): passed.
+    PassNotIp,
+    /// Underlay: IP but not UDP: passed.
+    PassNotUdp,
+    /// Underlay: UDP to another port: passed.
+    PassOtherPort,
+    /// Underlay: VXLAN port but not addressed to a local VTEP address: passed.
+    PassNotLocal,
+    /// Underlay: IPv4 fragment (or IPv6 fragment header): passed to the kernel for reassembly.
+    PassFragment,
+    /// Underlay: truncated or malformed header: passed for the kernel to judge.
+    PassMalformed,
+    /// Overlay: frame redirected to an AF_XDP socket for encapsulation.
+    OverlaySteered,
+    /// Overlay: no socket bound on this queue: passed.
+    OverlayNoSocket,
+}
+
+impl XdpCounter {
+    /// Number of counters (length of the counters map).
+    pub const COUNT: u32 = 10;
+    /// All counters in index order.
+    pub const ALL: [XdpCounter; Self::COUNT as usize] = [
+        XdpCounter::UnderlaySteered,
+        XdpCounter::UnderlayNoSocket,
+        XdpCounter::PassNotIp,
+        XdpCounter::PassNotUdp,
+        XdpCounter::PassOtherPort,
+        XdpCounter::PassNotLocal,
+        XdpCounter::PassFragment,
+        XdpCounter::PassMalformed,
+        XdpCounter::OverlaySteered,
+        XdpCounter::OverlayNoSocket,
+    ];
+
+    /// Stable snake_case name, as printed by `vxdp stats`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            XdpCounter::UnderlaySteered => "xdp_underlay_steered",
+            XdpCounter::UnderlayNoSocket => "xdp_underlay_no_socket",
+            XdpCounter::PassNotIp => "xdp_pass_not_ip",
+            XdpCounter::PassNotUdp => "xdp_pass_not_udp",
+            XdpCounter::PassOtherPort => "xdp_pass_other_port",
+            XdpCounter::PassNotLocal => "xdp_pass_not_local",
+            XdpCounter::PassFragment => "xdp_pass_fragment",
+            XdpCounter::PassMalformed => "xdp_pass_malformed",
+            XdpCounter::OverlaySteered => "xdp_overlay_steered",
+            XdpCounter::OverlayNoSocket => "xdp_overlay_no_socket",
+        }
+    }
+}
