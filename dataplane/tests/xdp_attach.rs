@@ -1,0 +1,414 @@
+//! Root-only: loads and attaches the XDP programs on a veth between two throwaway network
+//! namespaces and checks verdicts, counters, detach on drop and detach on SIGKILL.
+//!
+//! Traffic stays inside the namespaces created here, on 192.0.2.0/24 (TEST-NET-1).
+
+use std::{
+    fs::File,
+    io::{BufRead as _, BufReader},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket},
+    os::fd::AsRawFd as _,
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use vxdp::xdp::{XdpMode, XdpPrograms};
+use vxdp_common::{UnderlayConfig, XdpCounter};
+
+const VTEP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const VTEP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const VXLAN_PORT: u16 = 4789;
+const OTHER_PORT: u16 = 9999;
+/// Environment variable that turns the `sigkill_child` test into the child process.
+const CHILD_ENV: &str = "VXDP_XDP_ATTACH_CHILD";
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Two namespaces joined by a veth; deletes them (and with them the veth) on drop.
+struct Netns {
+    /// Holds the VTEP end, where the programs are attached.
+    vtep_ns: String,
+    vtep_if: String,
+    /// Holds the sender end.
+    peer_ns: String,
+    created: Vec<String>,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let pid = std::process::id();
+        let mut this = Netns {
+            vtep_ns: format!("vxdp-{tag}{pid}-v"),
+            vtep_if: format!("vx{tag}{pid}v"),
+            peer_ns: format!("vxdp-{tag}{pid}-p"),
+            created: Vec::new(),
+        };
+        let peer_if = format!("vx{tag}{pid}p");
+        for ns in [this.vtep_ns.clone(), this.peer_ns.clone()] {
+            ip(&["netns", "add", &ns]);
+            this.created.push(ns);
+        }
+        ip(&[
+            "-n",
+            &this.vtep_ns,
+            "link",
+            "add",
+            &this.vtep_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer_if,
+            "netns",
+            &this.peer_ns,
+        ]);
+        for (ns, dev, addr, addr6) in [
+            (&this.vtep_ns, &this.vtep_if, VTEP, VTEP6),
+            (&this.peer_ns, &peer_if, PEER, PEER6),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            ip(&["-n", ns, "link", "set", "dev", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "dev", "lo", "up"]);
+        }
+        this
+    }
+
+    /// Runs `f` on a thread that has entered namespace `ns`; sockets it creates stay there.
+    fn run_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{ns}");
+        thread::spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: `file` is an open netns fd; setns only changes this thread's namespace.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    }
+
+    /// `ip -d link show` of the VTEP end.
+    fn link_details(&self) -> String {
+        ip(&[
+            "-n",
+            &self.vtep_ns,
+            "-d",
+            "link",
+            "show",
+            "dev",
+            &self.vtep_if,
+        ])
+    }
+
+    fn xdp_attached(&self) -> bool {
+        let details = self.link_details();
+        details.contains("prog/xdp") || details.contains(" xdp")
+    }
+
+    /// Polls until no XDP program is attached to the VTEP end, or panics after `limit`.
+    fn wait_detached(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.xdp_attached() {
+            assert!(
+                Instant::now() < deadline,
+                "XDP still attached:\n{}",
+                self.link_details()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in self.created.drain(..) {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn underlay_config() -> UnderlayConfig {
+    UnderlayConfig {
+        port_be: VXLAN_PORT.to_be(),
+        n_v4: 1,
+        local_v4: [u32::from_ne_bytes(VTEP.octets()), 0, 0, 0],
+        n_v6: 1,
+        local_v6: [VTEP6.octets(), [0; 16], [0; 16], [0; 16]],
+    }
+}
+
+/// Sockets on both ends: receivers on the VTEP's ports, senders on the peer.
+struct Sockets {
+    vxlan_rx: UdpSocket,
+    other_rx: UdpSocket,
+    vxlan_rx6: UdpSocket,
+    tx: UdpSocket,
+    tx6: UdpSocket,
+}
+
+/// Where a test datagram goes.
+#[derive(Clone, Copy)]
+enum Dest {
+    V4(u16),
+    V6VxlanPort,
+}
+
+impl Sockets {
+    fn new(net: &Netns) -> Self {
+        let (vxlan_rx, other_rx, vxlan_rx6) = Netns::run_in(&net.vtep_ns, || {
+            let bind = |addr: SocketAddr| {
+                let s = UdpSocket::bind(addr).expect("bind receiver");
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                s
+            };
+            (
+                bind(SocketAddrV4::new(VTEP, VXLAN_PORT).into()),
+                bind(SocketAddrV4::new(VTEP, OTHER_PORT).into()),
+                bind(SocketAddrV6::new(VTEP6, VXLAN_PORT, 0, 0).into()),
+            )
+        });
+        let (tx, tx6) = Netns::run_in(&net.peer_ns, || {
+            (
+                UdpSocket::bind(SocketAddrV4::new(PEER, 0)).expect("bind sender"),
+                UdpSocket::bind(SocketAddrV6::new(PEER6, 0, 0, 0)).expect("bind sender6"),
+            )
+        });
+        Sockets {
+            vxlan_rx,
+            other_rx,
+            vxlan_rx6,
+            tx,
+            tx6,
+        }
+    }
+
+    /// Sends a small datagram to `port` on the VTEP's IPv4 address until one arrives
+    /// (at most 10 tries, ~3 s); returns how many were sent.
+    fn deliver(&self, port: u16) -> u64 {
+        self.deliver_to(Dest::V4(port), 8)
+    }
+
+    /// Sends `len`-byte datagrams to `dest` until one arrives (at most 10 tries, ~3 s);
+    /// returns how many were sent.
+    fn deliver_to(&self, dest: Dest, len: usize) -> u64 {
+        let (tx, rx, to, from_ip): (_, _, SocketAddr, std::net::IpAddr) = match dest {
+            Dest::V4(VXLAN_PORT) => (
+                &self.tx,
+                &self.vxlan_rx,
+                SocketAddrV4::new(VTEP, VXLAN_PORT).into(),
+                PEER.into(),
+            ),
+            Dest::V4(port) => {
+                assert_eq!(port, OTHER_PORT, "no receiver bound on port {port}");
+                (
+                    &self.tx,
+                    &self.other_rx,
+                    SocketAddrV4::new(VTEP, port).into(),
+                    PEER.into(),
+                )
+            }
+            Dest::V6VxlanPort => (
+                &self.tx6,
+                &self.vxlan_rx6,
+                SocketAddrV6::new(VTEP6, VXLAN_PORT, 0, 0).into(),
+                PEER6.into(),
+            ),
+        };
+        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut buf = vec![0u8; len + 64];
+        for sent in 1..=10u64 {
+            tx.send_to(&payload, to).expect("send");
+            if let Ok((n, from)) = rx.recv_from(&mut buf) {
+                assert_eq!(&buf[..n], &payload[..]);
+                assert_eq!(from.ip(), from_ip);
+                // Drain duplicates of earlier tries that arrived late.
+                while rx.recv_from(&mut buf).is_ok() {}
+                return sent;
+            }
+        }
+        panic!("no datagram to {to} arrived after 10 tries");
+    }
+}
+
+#[test]
+fn underlay_counts_and_passes_then_detaches_on_drop() {
+    if !is_root() {
+        eprintln!("SKIP underlay_counts_and_passes_then_detaches_on_drop: needs root");
+        return;
+    }
+    let net = Netns::new("a");
+    let sockets = Sockets::new(&net);
+
+    let ifname = net.vtep_if.clone();
+    let progs = Netns::run_in(&net.vtep_ns, move || {
+        let mut progs = XdpPrograms::load(&underlay_config()).expect("load XDP programs");
+        progs
+            .attach_underlay(&ifname, XdpMode::Native)
+            .expect("attach underlay in native mode");
+        progs
+    });
+    let details = net.link_details();
+    assert!(
+        details.contains("xdp"),
+        "no XDP shown on the veth:\n{details}"
+    );
+
+    let before = progs.counters().expect("read counters");
+    let sent = sockets.deliver(VXLAN_PORT);
+    let after = progs.counters().expect("read counters");
+    let delta = |c: XdpCounter| after[c as usize] - before[c as usize];
+    assert!(
+        delta(XdpCounter::UnderlayNoSocket) >= 1 && delta(XdpCounter::UnderlayNoSocket) <= sent,
+        "UnderlayNoSocket went up by {} for {sent} sent; counters {after:?}",
+        delta(XdpCounter::UnderlayNoSocket)
+    );
+    assert_eq!(delta(XdpCounter::UnderlaySteered), 0);
+
+    let before = after;
+    let sent = sockets.deliver(OTHER_PORT);
+    let after = progs.counters().expect("read counters");
+    let delta = |c: XdpCounter| after[c as usize] - before[c as usize];
+    assert!(
+        delta(XdpCounter::PassOtherPort) >= 1 && delta(XdpCounter::PassOtherPort) <= sent,
+        "PassOtherPort went up by {} for {sent} sent; counters {after:?}",
+        delta(XdpCounter::PassOtherPort)
+    );
+    assert_eq!(delta(XdpCounter::UnderlayNoSocket), 0);
+
+    // IPv6 to the local VTEP address and port: same verdict as IPv4.
+    let before = after;
+    let sent = sockets.deliver_to(Dest::V6VxlanPort, 8);
+    let after = progs.counters().expect("read counters");
+    let delta = |c: XdpCounter| after[c as usize] - before[c as usize];
+    assert!(
+        delta(XdpCounter::UnderlayNoSocket) >= 1 && delta(XdpCounter::UnderlayNoSocket) <= sent,
+        "IPv6: UnderlayNoSocket went up by {} for {sent} sent; counters {after:?}",
+        delta(XdpCounter::UnderlayNoSocket)
+    );
+
+    // A datagram larger than the MTU goes as IPv4 fragments: passed, and reassembled.
+    let before = after;
+    let sent = sockets.deliver_to(Dest::V4(VXLAN_PORT), 3000);
+    let after = progs.counters().expect("read counters");
+    let delta = |c: XdpCounter| after[c as usize] - before[c as usize];
+    assert!(
+        delta(XdpCounter::PassFragment) >= 2,
+        "PassFragment went up by {} for {sent} sent; counters {after:?}",
+        delta(XdpCounter::PassFragment)
+    );
+    assert_eq!(
+        delta(XdpCounter::UnderlayNoSocket),
+        0,
+        "a fragment was taken for VXLAN"
+    );
+
+    drop(progs);
+    net.wait_detached(Duration::from_secs(2));
+    // And traffic still flows with nothing attached.
+    sockets.deliver(VXLAN_PORT);
+}
+
+/// The child half of `underlay_detaches_on_sigkill`: a no-op unless `CHILD_ENV` is set.
+#[test]
+fn sigkill_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (ns, ifname) = spec.split_once(':').expect("CHILD_ENV is ns:ifname");
+    let ifname = ifname.to_owned();
+    let progs = Netns::run_in(ns, move || {
+        let mut progs = XdpPrograms::load(&underlay_config()).expect("child: load");
+        progs
+            .attach_underlay(&ifname, XdpMode::Native)
+            .expect("child: attach");
+        progs
+    });
+    println!("VXDP-CHILD-ATTACHED");
+    // Wait to be killed; bounded so a lost parent cannot leave it running.
+    thread::sleep(Duration::from_secs(30));
+    drop(progs);
+    panic!("child was not killed within 30 s");
+}
+
+#[test]
+fn underlay_detaches_on_sigkill() {
+    if !is_root() {
+        eprintln!("SKIP underlay_detaches_on_sigkill: needs root");
+        return;
+    }
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let net = Netns::new("k");
+    let sockets = Sockets::new(&net);
+
+    let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+        .args([
+            "--exact",
+            "sigkill_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, format!("{}:{}", net.vtep_ns, net.vtep_if))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("VXDP-CHILD-ATTACHED") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let attached = rx.recv_timeout(Duration::from_secs(20));
+    if attached.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("child did not attach within 20 s");
+    }
+    assert!(
+        net.xdp_attached(),
+        "child attached but no XDP shown:\n{}",
+        net.link_details()
+    );
+    sockets.deliver(VXLAN_PORT);
+
+    child.kill().expect("SIGKILL child"); // Child::kill sends SIGKILL.
+    let status = child.wait().expect("wait child");
+    assert!(!status.success(), "child exited normally: {status}");
+
+    net.wait_detached(Duration::from_secs(5));
+    sockets.deliver(VXLAN_PORT);
+}

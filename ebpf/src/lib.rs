@@ -1,0 +1,318 @@
+//! The vxdp XDP programs.
+//!
+//! - [`vxdp_underlay`], on the underlay NIC: VXLAN addressed to a local VTEP goes to the
+//!   AF_XDP socket of its RX queue; everything else (and anything it cannot parse) goes
+//!   to the kernel untouched.
+//! - [`vxdp_overlay`], on vxdp's end of the overlay veth: every frame goes to AF_XDP.
+//!
+//! Every verdict is counted in [`COUNTERS`] by its [`XdpCounter`]. Maps are legacy
+//! `maps`-section definitions, so the object needs no BTF.
+//!
+//! Built as a `staticlib` (no linker) whose fat-LTO bitcode `dataplane/build.rs`
+//! compiles with `llc`; see there.
+#![no_std]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, PerCpuArray, XskMap},
+    programs::XdpContext,
+};
+use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MAX_QUEUES};
+
+mod hdr;
+use hdr::{eth, ipv4, ipv6, udp, vlan};
+
+/// Underlay configuration, element 0, written by userspace before attach.
+#[map(name = "VXDP_CONFIG")]
+pub static CONFIG: Array<UnderlayConfig> = Array::with_max_entries(1, 0);
+
+/// AF_XDP sockets on the underlay NIC, by RX queue.
+#[map(name = "VXDP_UNDERLAY_XSKS")]
+pub static UNDERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
+
+/// AF_XDP sockets on the overlay veth, by RX queue.
+#[map(name = "VXDP_OVERLAY_XSKS")]
+pub static OVERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
+
+/// Per-CPU verdict counters, by [`XdpCounter`].
+#[map(name = "VXDP_COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::COUNT, 0);
+
+// The map names above must match the ones userspace looks up.
+const _: () = {
+    assert!(str_eq(names::CONFIG, "VXDP_CONFIG"));
+    assert!(str_eq(names::UNDERLAY_XSKS, "VXDP_UNDERLAY_XSKS"));
+    assert!(str_eq(names::OVERLAY_XSKS, "VXDP_OVERLAY_XSKS"));
+    assert!(str_eq(names::COUNTERS, "VXDP_COUNTERS"));
+};
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Steers VXLAN addressed to this VTEP into AF_XDP; passes everything else.
+#[xdp]
+pub fn vxdp_underlay(ctx: XdpContext) -> u32 {
+    match classify_underlay(&ctx) {
+        Verdict::Steer => {
+            // Fallback XDP_PASS: the helper returns it when no socket is bound on the queue.
+            match UNDERLAY_XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
+                Ok(action) => {
+                    count(XdpCounter::UnderlaySteered);
+                    action
+                }
+                Err(_) => {
+                    count(XdpCounter::UnderlayNoSocket);
+                    xdp_action::XDP_PASS
+                }
+            }
+        }
+        Verdict::Pass(reason) => {
+            count(reason);
+            xdp_action::XDP_PASS
+        }
+    }
+}
+
+/// Sends every frame on the overlay veth to the AF_XDP socket of its queue.
+#[xdp]
+pub fn vxdp_overlay(ctx: XdpContext) -> u32 {
+    match OVERLAY_XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
+        Ok(action) => {
+            count(XdpCounter::OverlaySteered);
+            action
+        }
+        Err(_) => {
+            count(XdpCounter::OverlayNoSocket);
+            xdp_action::XDP_PASS
+        }
+    }
+}
+
+/// What the underlay program decided before redirecting.
+enum Verdict {
+    /// VXLAN to a local VTEP address.
+    Steer,
+    /// To the kernel, counted under this reason.
+    Pass(XdpCounter),
+}
+
+#[inline(always)]
+fn count(counter: XdpCounter) {
+    if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: the pointer comes from a successful per-CPU array lookup, so it points at
+        // this CPU's u64 slot; XDP programs are not preempted on a CPU, so no one else
+        // writes it concurrently.
+        unsafe { *value += 1 };
+    }
+}
+
+/// Bounds-checked view of the frame: every read checks against `data_end`, which is
+/// what the verifier needs to see.
+struct Frame {
+    start: usize,
+    end: usize,
+}
+
+impl Frame {
+    #[inline(always)]
+    fn new(ctx: &XdpContext) -> Self {
+        Self {
+            start: ctx.data(),
+            end: ctx.data_end(),
+        }
+    }
+
+    /// Pointer to `N` bytes at `offset`, if they are inside the frame.
+    #[inline(always)]
+    fn bytes<const N: usize>(&self, offset: usize) -> Option<*const [u8; N]> {
+        let at = self.start + offset;
+        if at + N > self.end {
+            return None;
+        }
+        Some(at as *const [u8; N])
+    }
+
+    #[inline(always)]
+    fn u8_at(&self, offset: usize) -> Option<u8> {
+        // SAFETY: `bytes` checked that the byte lies inside the packet.
+        self.bytes::<1>(offset).map(|p| unsafe { (*p)[0] })
+    }
+
+    /// Two bytes as they are in the packet (network order), read natively.
+    #[inline(always)]
+    fn u16_raw_at(&self, offset: usize) -> Option<u16> {
+        // SAFETY: `bytes` checked that both bytes lie inside the packet; read_unaligned
+        // needs no alignment.
+        self.bytes::<2>(offset)
+            .map(|p| u16::from_ne_bytes(unsafe { p.read_unaligned() }))
+    }
+
+    #[inline(always)]
+    fn u32_raw_at(&self, offset: usize) -> Option<u32> {
+        // SAFETY: as in `u16_raw_at`, for four bytes.
+        self.bytes::<4>(offset)
+            .map(|p| u32::from_ne_bytes(unsafe { p.read_unaligned() }))
+    }
+
+    #[inline(always)]
+    fn u64_raw_at(&self, offset: usize) -> Option<u64> {
+        // SAFETY: as in `u16_raw_at`, for eight bytes.
+        self.bytes::<8>(offset)
+            .map(|p| u64::from_ne_bytes(unsafe { p.read_unaligned() }))
+    }
+}
+
+#[inline(always)]
+fn classify_underlay(ctx: &XdpContext) -> Verdict {
+    // An array always has element 0; a zeroed one (no VTEP configured) matches nothing.
+    let Some(cfg) = CONFIG.get(0) else {
+        return Verdict::Pass(XdpCounter::PassNotLocal);
+    };
+    let frame = Frame::new(ctx);
+
+    // Ethernet, then at most one 802.1Q / 802.1ad tag.
+    let Some(mut ethertype) = frame.u16_raw_at(eth::ETHERTYPE) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    let mut l3 = eth::LEN;
+    if ethertype == eth::TYPE_VLAN_BE || ethertype == eth::TYPE_QINQ_BE {
+        let Some(inner) = frame.u16_raw_at(eth::LEN + vlan::ETHERTYPE) else {
+            return Verdict::Pass(XdpCounter::PassMalformed);
+        };
+        ethertype = inner;
+        l3 += vlan::LEN;
+    }
+
+    if ethertype == eth::TYPE_IPV4_BE {
+        classify_ipv4(&frame, l3, cfg)
+    } else if ethertype == eth::TYPE_IPV6_BE {
+        classify_ipv6(&frame, l3, cfg)
+    } else {
+        Verdict::Pass(XdpCounter::PassNotIp)
+    }
+}
+
+#[inline(always)]
+fn classify_ipv4(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
+    // The fixed header, in full, before anything in it is trusted.
+    if frame.bytes::<{ ipv4::MIN_LEN }>(l3).is_none() {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    }
+    let Some(ver_ihl) = frame.u8_at(l3 + ipv4::VER_IHL) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    let ihl = usize::from(ver_ihl & 0x0f) * 4;
+    if ver_ihl >> 4 != 4 || ihl < ipv4::MIN_LEN {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    }
+    let Some(protocol) = frame.u8_at(l3 + ipv4::PROTOCOL) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    if protocol != ipv4::PROTO_UDP {
+        return Verdict::Pass(XdpCounter::PassNotUdp);
+    }
+    let Some(flags_frag) = frame.u16_raw_at(l3 + ipv4::FLAGS_FRAG) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    if u16::from_be(flags_frag) & (ipv4::FLAG_MF | ipv4::FRAG_OFFSET_MASK) != 0 {
+        return Verdict::Pass(XdpCounter::PassFragment);
+    }
+    let Some(dst) = frame.u32_raw_at(l3 + ipv4::DST) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    let Some(dst_port) = frame.u16_raw_at(l3 + ihl + udp::DST_PORT) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    if frame.bytes::<{ udp::LEN }>(l3 + ihl).is_none() {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    }
+    if dst_port != cfg.port_be {
+        return Verdict::Pass(XdpCounter::PassOtherPort);
+    }
+    let mut i = 0;
+    while i < MAX_LOCAL_ADDRS {
+        if i < usize::from(cfg.n_v4) && cfg.local_v4[i] == dst {
+            return Verdict::Steer;
+        }
+        i += 1;
+    }
+    Verdict::Pass(XdpCounter::PassNotLocal)
+}
+
+#[inline(always)]
+fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
+    if frame.bytes::<{ ipv6::LEN }>(l3).is_none() {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    }
+    let Some(ver) = frame.u8_at(l3 + ipv6::VER_TC) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    if ver >> 4 != 6 {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    }
+    let Some(next) = frame.u8_at(l3 + ipv6::NEXT_HEADER) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    if next == ipv6::NH_FRAGMENT {
+        return Verdict::Pass(XdpCounter::PassFragment);
+    }
+    // Other extension headers are not walked: the kernel handles those packets.
+    if next != ipv6::NH_UDP {
+        return Verdict::Pass(XdpCounter::PassNotUdp);
+    }
+    let (Some(dst_hi), Some(dst_lo)) = (
+        frame.u64_raw_at(l3 + ipv6::DST),
+        frame.u64_raw_at(l3 + ipv6::DST + 8),
+    ) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    let l4 = l3 + ipv6::LEN;
+    if frame.bytes::<{ udp::LEN }>(l4).is_none() {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    }
+    let Some(dst_port) = frame.u16_raw_at(l4 + udp::DST_PORT) else {
+        return Verdict::Pass(XdpCounter::PassMalformed);
+    };
+    if dst_port != cfg.port_be {
+        return Verdict::Pass(XdpCounter::PassOtherPort);
+    }
+    let mut i = 0;
+    while i < MAX_LOCAL_ADDRS {
+        if i < usize::from(cfg.n_v6) {
+            let local = &cfg.local_v6[i];
+            // Compare as two native u64 halves: no memcmp call (there is none in BPF).
+            let local_hi = u64::from_ne_bytes([
+                local[0], local[1], local[2], local[3], local[4], local[5], local[6], local[7],
+            ]);
+            let local_lo = u64::from_ne_bytes([
+                local[8], local[9], local[10], local[11], local[12], local[13], local[14],
+                local[15],
+            ]);
+            if local_hi == dst_hi && local_lo == dst_lo {
+                return Verdict::Steer;
+            }
+        }
+        i += 1;
+    }
+    Verdict::Pass(XdpCounter::PassNotLocal)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Unreachable in a verified program: the verifier rejects any path that loops.
+    loop {}
+}
