@@ -1,0 +1,57 @@
+//! Integration test harness for vxdp.
+//!
+//! Everything a scenario needs to build a throw-away two-host VXLAN
+//! topology out of network namespaces and tear it down again, even when
+//! the test panics:
+//!
+//! - [`netns`]: the [`Netns`] guard, commands inside a namespace
+//!   ([`Netns::run`], [`Netns::try_run`]) and [`in_netns`] to create the
+//!   test's own sockets inside one.
+//! - [`daemon`]: the [`Daemon`] guard around `vxdp run` and its [`Stats`].
+//! - [`vtep`]: [`kernel_vtep`], a Linux kernel vxlan device as reference peer.
+//! - [`topology`]: the two-host, two-container [`Topology`].
+//! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
+//! - [`serial`]: [`serial()`] so scenarios never overlap.
+//!
+//! Scenarios live in `tests/tests/*.rs`; they need root (see
+//! [`require_root`]) and skip otherwise.
+
+pub mod daemon;
+pub mod netns;
+pub mod serial;
+pub mod topology;
+pub mod traffic;
+pub mod vtep;
+
+pub use daemon::{Daemon, Stats};
+pub use netns::{in_netns, spawn_in_netns, Netns};
+pub use serial::serial;
+pub use topology::{Host, Side, Topology, VtepKind};
+pub use vtep::kernel_vtep;
+
+/// True when the tests can create namespaces; otherwise prints why the
+/// test is skipped and returns false, and the test returns early.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        eprintln!("skipping: needs root (CAP_NET_ADMIN) to create network namespaces");
+        return false;
+    }
+    true
+}
+
+/// Polls `cond` every 50 ms until it returns true or `timeout` passes;
+/// returns whether it became true. Use instead of fixed sleeps.
+pub fn wait_until(timeout: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

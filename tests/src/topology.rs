@@ -1,0 +1,211 @@
+//! The two-host test topology.
+//!
+//! ```text
+//!  container CA                host A                      host B                container CB
+//!  eth0 198.51.100.1/24 -- vethc-br0-VTEP  eth0 192.0.2.1 === eth0 192.0.2.2  VTEP-br0-vethc -- eth0 198.51.100.2/24
+//!  (MTU 1450)                  (vx0 or vxlan0)   underlay veth    (vx0 or vxlan0)              (MTU 1450)
+//! ```
+//!
+//! Each box is a namespace. A host's VTEP is either the vxdp daemon's
+//! `vx0` or a kernel vxlan device `vxlan0`, VNI [`VNI`], UDP port 4789,
+//! with an all-zeros flood entry towards the other host, enslaved to the
+//! host's `br0`. Dropping the [`Topology`] stops daemons, then deletes
+//! every namespace (and with them every device, including an overlay
+//! veth a SIGKILLed daemon left behind).
+
+use crate::daemon::Daemon;
+use crate::netns::Netns;
+use crate::vtep::kernel_vtep;
+
+/// The VNI every VTEP in the topology uses.
+pub const VNI: u32 = 42;
+/// MTU of the container interfaces (underlay 1500 - 50 VXLAN overhead).
+pub const CONTAINER_MTU: u32 = 1450;
+
+/// Which host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    /// The other host.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// What terminates VXLAN on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VtepKind {
+    /// Linux kernel vxlan device `vxlan0`.
+    Kernel,
+    /// vxdp daemon with overlay device `vx0`.
+    Vxdp,
+}
+
+/// One host: its namespace, the container behind it, and its VTEP.
+pub struct Host {
+    /// The host namespace (underlay `eth0`, `br0`, the VTEP).
+    pub ns: Netns,
+    /// The container namespace (`eth0` with [`Host::overlay_ip`]).
+    pub container: Netns,
+    /// The host's underlay address on `eth0`.
+    pub underlay_ip: &'static str,
+    /// The container's overlay address.
+    pub overlay_ip: &'static str,
+    /// Name of the VTEP device once added (`vx0` or `vxlan0`).
+    pub vtep: Option<String>,
+    /// The vxdp daemon, when the VTEP is vxdp.
+    pub daemon: Option<Daemon>,
+}
+
+impl Host {
+    /// The vxdp daemon; panics if this host's VTEP is not vxdp.
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("this host runs no vxdp daemon")
+    }
+
+    /// MAC address of the container's `eth0`.
+    pub fn container_mac(&self) -> String {
+        link_mac(&self.container, "eth0")
+    }
+}
+
+/// MAC address of `dev` in `ns`, lower-case `aa:bb:..`.
+pub fn link_mac(ns: &Netns, dev: &str) -> String {
+    let out = ns.run(format!("ip -j link show dev {dev}"));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("ip -j link is JSON");
+    json[0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address for {dev} in {}: {out}", ns.name()))
+        .to_lowercase()
+}
+
+/// Both hosts and containers; everything is removed on drop.
+pub struct Topology {
+    pub a: Host,
+    pub b: Host,
+}
+
+impl Topology {
+    /// Builds namespaces, the underlay link, bridges and containers, but
+    /// no VTEPs (see [`Topology::add_vtep`]).
+    pub fn new() -> Topology {
+        let a = Host {
+            ns: Netns::new("ha"),
+            container: Netns::new("ca"),
+            underlay_ip: "192.0.2.1",
+            overlay_ip: "198.51.100.1",
+            vtep: None,
+            daemon: None,
+        };
+        let b = Host {
+            ns: Netns::new("hb"),
+            container: Netns::new("cb"),
+            underlay_ip: "192.0.2.2",
+            overlay_ip: "198.51.100.2",
+            vtep: None,
+            daemon: None,
+        };
+        a.ns.run(format!(
+            "ip link add eth0 type veth peer name eth0 netns {}",
+            b.ns.name()
+        ));
+        for h in [&a, &b] {
+            let ns = &h.ns;
+            ns.run(format!("ip addr add {}/24 dev eth0", h.underlay_ip));
+            // A real NIC completes checksums before the wire; a veth hands
+            // the peer CHECKSUM_PARTIAL skbs whose checksums are unfinished,
+            // and XDP/AF_XDP on the receiving side would see them that way.
+            // Turning tx checksum offload off makes the kernel finish them
+            // (and segment GSO in software), as a NIC would.
+            ns.run("ethtool -K eth0 tx off");
+            ns.run("ip link set eth0 up");
+            ns.run("ip link add br0 type bridge");
+            ns.run("ip link set br0 up");
+
+            let c = &h.container;
+            c.run(format!(
+                "ip link add eth0 type veth peer name vethc netns {}",
+                ns.name()
+            ));
+            c.run(format!("ip link set eth0 mtu {CONTAINER_MTU}"));
+            c.run(format!("ip addr add {}/24 brd + dev eth0", h.overlay_ip));
+            c.run("ip link set eth0 up");
+            ns.run(format!("ip link set vethc mtu {CONTAINER_MTU}"));
+            ns.run("ip link set vethc master br0 up");
+        }
+        Topology { a, b }
+    }
+
+    /// [`Topology::new`] plus a VTEP of the given kind on each host.
+    pub fn with_vteps(a: VtepKind, b: VtepKind) -> Topology {
+        let mut t = Topology::new();
+        t.add_vtep(Side::A, a);
+        t.add_vtep(Side::B, b);
+        t
+    }
+
+    pub fn host(&self, side: Side) -> &Host {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    pub fn host_mut(&mut self, side: Side) -> &mut Host {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    /// Adds a VTEP (VNI [`VNI`], flood entry to the other host) on
+    /// `side`, enslaved to `br0` and up.
+    pub fn add_vtep(&mut self, side: Side, kind: VtepKind) {
+        self.add_vtep_with(side, kind, &[]);
+    }
+
+    /// [`Topology::add_vtep`] with extra `vxdp run` flags (ignored for a
+    /// kernel VTEP).
+    pub fn add_vtep_with(&mut self, side: Side, kind: VtepKind, extra: &[&str]) {
+        let remote = self.host(side.peer()).underlay_ip;
+        let h = self.host_mut(side);
+        let dev = match kind {
+            VtepKind::Kernel => {
+                kernel_vtep(&h.ns, "vxlan0", VNI, h.underlay_ip, "eth0", &[remote]);
+                "vxlan0"
+            }
+            VtepKind::Vxdp => {
+                let vni = VNI.to_string();
+                let mut args = vec!["--dev", "eth0", "--vni", &vni, "--remote", remote];
+                args.extend_from_slice(extra);
+                h.daemon = Some(Daemon::start(&h.ns, "vx0", &args));
+                "vx0"
+            }
+        };
+        h.ns.run(format!("ip link set {dev} master br0 up"));
+        h.vtep = Some(dev.to_string());
+    }
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology::new()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        // Daemons first (graceful SIGTERM); the namespaces' own guards then
+        // SIGKILL anything left and delete them.
+        for h in [&mut self.a, &mut self.b] {
+            drop(h.daemon.take());
+        }
+    }
+}
