@@ -1,0 +1,148 @@
+//! [`disable_offloads`]: TX checksum offload and every TX segmentation offload (TSO,
+//! GSO, USO, tunnel GSO) off, through the ethtool ioctl.
+//!
+//! Features are chosen by name from the kernel's ETH_SS_FEATURES string set and changed
+//! with ETHTOOL_SFEATURES. The legacy per-feature commands are not enough: ETHTOOL_STSO
+//! covers only the kernel's NETIF_F_ALL_TSO mask, which (on 6.18) leaves for example
+//! `tx-tcp-accecn-segmentation` and `tx-udp-segmentation` on.
+
+use super::NetlinkError;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETHTOOL_GFEATURES: u32 = 0x3a;
+const ETHTOOL_SFEATURES: u32 = 0x3b;
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
+/// Upper bound on feature names, so a bogus count cannot make us allocate without limit.
+const MAX_FEATURES: usize = 1024;
+
+/// `struct ifreq` with the `ifr_data` member of its union (40 bytes on 64-bit).
+#[repr(C)]
+struct IfReqData {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    data: *mut libc::c_void,
+    _pad: [u8; 24 - std::mem::size_of::<*mut libc::c_void>()],
+}
+
+/// Whether a feature (by its ethtool name) must be off on the overlay veth.
+pub(crate) fn must_disable(name: &str) -> bool {
+    name.starts_with("tx-checksum")
+        || name.starts_with("tx-gso")
+        || (name.starts_with("tx-") && name.ends_with("-segmentation"))
+}
+
+/// Disables TX checksum offload, TSO and GSO (all TX segmentation offloads) on a link,
+/// so the stack hands that device complete checksums and MTU-sized frames. Needed on
+/// vxdp's overlay veth end, whose frames go to AF_XDP with no checksum metadata.
+/// Works in the calling thread's network namespace.
+pub fn disable_offloads(name: &str) -> Result<(), NetlinkError> {
+    let what = format!("interface {name:?}");
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
+        return Err(NetlinkError::Invalid { what, reason: "not a valid interface name".into() });
+    }
+    let err = |op: &str, source: io::Error| {
+        if source.raw_os_error() == Some(libc::ENODEV) {
+            NetlinkError::NotFound { what: what.clone() }
+        } else {
+            NetlinkError::Io { op: format!("{op} of {what}"), source }
+        }
+    };
+    // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(err("opening an ethtool socket", io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+
+    let names = feature_names(&sock, name).map_err(|e| err("reading the feature names", e))?;
+    let words = names.len().div_ceil(32);
+    let mut off = vec![0u32; words];
+    for (i, n) in names.iter().enumerate() {
+        if must_disable(n) {
+            off[i / 32] |= 1 << (i % 32);
+        }
+    }
+
+    // struct ethtool_sfeatures { u32 cmd; u32 size; { u32 valid; u32 requested; }[size] }
+    let mut set = u32s(&[ETHTOOL_SFEATURES, words as u32]);
+    for w in &off {
+        set.extend(u32s(&[*w, 0]));
+    }
+    // A positive result only flags that some bits are fixed (checked below).
+    ethtool(&sock, name, &mut set).map_err(|e| err("disabling offloads", e))?;
+
+    let active = features(&sock, name, words).map_err(|e| err("reading the features", e))?;
+    let still_on: Vec<&str> = (0..names.len())
+        .filter(|i| off[i / 32] & active[i / 32] & (1 << (i % 32)) != 0)
+        .map(|i| names[i].as_str())
+        .collect();
+    if !still_on.is_empty() {
+        return Err(NetlinkError::Invalid { what, reason: format!("cannot disable offloads {}", still_on.join(", ")) });
+    }
+    log::info!("disabled tx checksum and segmentation offloads on {name}");
+    Ok(())
+}
+
+/// The names of the device's features, indexed by feature bit.
+fn feature_names(sock: &OwnedFd, dev: &str) -> io::Result<Vec<String>> {
+    // struct ethtool_sset_info { u32 cmd; u32 reserved; u64 sset_mask; u32 data[]; }
+    let mut info = u32s(&[ETHTOOL_GSSET_INFO, 0]);
+    info.extend((1u64 << ETH_SS_FEATURES).to_ne_bytes());
+    info.extend(u32s(&[0]));
+    ethtool(sock, dev, &mut info)?;
+    let count = u32_at(&info, 16) as usize;
+    if count == 0 || count > MAX_FEATURES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("implausible feature count {count}")));
+    }
+    // struct ethtool_gstrings { u32 cmd; u32 string_set; u32 len; u8 data[len * 32]; }
+    let mut strings = u32s(&[ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count as u32]);
+    strings.resize(12 + count * ETH_GSTRING_LEN, 0);
+    ethtool(sock, dev, &mut strings)?;
+    Ok(strings[12..]
+        .chunks(ETH_GSTRING_LEN)
+        .map(|c| String::from_utf8_lossy(&c[..c.iter().position(|&b| b == 0).unwrap_or(c.len())]).into_owned())
+        .collect())
+}
+
+/// The active feature bits.
+fn features(sock: &OwnedFd, dev: &str, words: usize) -> io::Result<Vec<u32>> {
+    // struct ethtool_gfeatures { u32 cmd; u32 size; { available, requested, active, never_changed }[size] }
+    let mut get = u32s(&[ETHTOOL_GFEATURES, words as u32]);
+    get.resize(8 + words * 16, 0);
+    ethtool(sock, dev, &mut get)?;
+    Ok((0..words).map(|w| u32_at(&get, 8 + w * 16 + 8)).collect())
+}
+
+/// One SIOCETHTOOL call with `buf` as the command structure, read and written in place.
+fn ethtool(sock: &OwnedFd, dev: &str, buf: &mut [u8]) -> io::Result<libc::c_int> {
+    let mut ifr = IfReqData {
+        name: [0; libc::IFNAMSIZ],
+        data: buf.as_mut_ptr().cast(),
+        _pad: [0; 24 - std::mem::size_of::<*mut libc::c_void>()],
+    };
+    for (d, s) in ifr.name.iter_mut().zip(dev.bytes().take(libc::IFNAMSIZ - 1)) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: `ifr` is a properly laid out ifreq with a NUL-terminated name whose data
+    // pointer refers to `buf`; both outlive the call. Each command's buffer is built
+    // with the size its header announces (string count, feature words), so the kernel
+    // reads and writes only within `buf`.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr as *mut IfReqData) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+fn u32s(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
