@@ -1,0 +1,16 @@
+//! vxdp-control: where vxdp's FDB entries come from, in `bridge fdb` terms.
+//!
+//! - [`mac`]: the [`Mac`](mac::Mac) address type.
+//! - [`fdb`]: FDB requests and sources, and parsing `bridge fdb`-style arguments and
+//!   `--fdb` files.
+//! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
+//!   socket) and `fdb show` formatting.
+//!
+//! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
+//! this crate only describes changes to it and carries them.
+
+pub mod ctl;
+pub mod fdb;
+pub mod mac;
+
+pub use mac::Mac;
