@@ -1,0 +1,201 @@
+//! Per-worker data-path counters and the drop reasons that index them.
+//!
+//! Each worker owns one [`WorkerCounters`] on its own cache line and is its only writer:
+//! it accumulates into a plain [`LocalCounters`] during a batch and publishes with
+//! relaxed stores (no read-modify-write atomics) once per batch. Readers (`vxdp stats`)
+//! load each field and sum over workers.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a frame was dropped by the data path. Indexes the drop counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Outer or inner header shorter than its fixed part, or lengths that do not add up.
+    Truncated = 0,
+    /// Outer header present but invalid (IP version, IHL, total length, ...).
+    BadHeader,
+    /// Not VXLAN for this VTEP: wrong UDP port, not addressed to a local address, not UDP.
+    NotVxlan,
+    /// VXLAN header without the I flag, or with reserved bits set where RFC 7348 says zero.
+    BadFlags,
+    /// VNI other than the configured one.
+    WrongVni,
+    /// Frame longer than the path allows (overlay MTU on decap, underlay MTU on encap).
+    MtuExceeded,
+    /// Encap: no FDB entry and no all-zeros (flood) entry for the destination.
+    NoFdbEntry,
+    /// Encap: the VTEP's underlay next hop (route or neighbour) is not resolved yet.
+    NoNeighbour,
+    /// TX ring had no room for the frame.
+    TxRingFull,
+    /// No free UMEM frame (for replication).
+    NoFrame,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 10;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Truncated,
+        DropReason::BadHeader,
+        DropReason::NotVxlan,
+        DropReason::BadFlags,
+        DropReason::WrongVni,
+        DropReason::MtuExceeded,
+        DropReason::NoFdbEntry,
+        DropReason::NoNeighbour,
+        DropReason::TxRingFull,
+        DropReason::NoFrame,
+    ];
+
+    /// Stable snake_case name, as printed by `vxdp stats` (prefixed `drop_`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::BadHeader => "bad_header",
+            DropReason::NotVxlan => "not_vxlan",
+            DropReason::BadFlags => "bad_flags",
+            DropReason::WrongVni => "wrong_vni",
+            DropReason::MtuExceeded => "mtu_exceeded",
+            DropReason::NoFdbEntry => "no_fdb_entry",
+            DropReason::NoNeighbour => "no_neighbour",
+            DropReason::TxRingFull => "tx_ring_full",
+            DropReason::NoFrame => "no_frame",
+        }
+    }
+}
+
+/// Traffic counters, in the order they are published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Counter {
+    /// Frames/bytes read from the underlay AF_XDP socket.
+    UnderlayRxFrames = 0,
+    UnderlayRxBytes,
+    /// Inner frames/bytes written to the overlay netdev after decapsulation.
+    DecapFrames,
+    DecapBytes,
+    /// Frames/bytes read from the overlay netdev.
+    OverlayRxFrames,
+    OverlayRxBytes,
+    /// VXLAN frames/bytes sent on the underlay (a replicated frame counts once per copy).
+    EncapFrames,
+    EncapBytes,
+    /// Overlay frames sent by head-end replication to the all-zeros entries.
+    Flooded,
+    /// Source MAC learning events handed to the control thread.
+    Learned,
+}
+
+impl Counter {
+    pub const COUNT: usize = 10;
+    pub const ALL: [Counter; Self::COUNT] = [
+        Counter::UnderlayRxFrames,
+        Counter::UnderlayRxBytes,
+        Counter::DecapFrames,
+        Counter::DecapBytes,
+        Counter::OverlayRxFrames,
+        Counter::OverlayRxBytes,
+        Counter::EncapFrames,
+        Counter::EncapBytes,
+        Counter::Flooded,
+        Counter::Learned,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::UnderlayRxFrames => "underlay_rx_frames",
+            Counter::UnderlayRxBytes => "underlay_rx_bytes",
+            Counter::DecapFrames => "decap_frames",
+            Counter::DecapBytes => "decap_bytes",
+            Counter::OverlayRxFrames => "overlay_rx_frames",
+            Counter::OverlayRxBytes => "overlay_rx_bytes",
+            Counter::EncapFrames => "encap_frames",
+            Counter::EncapBytes => "encap_bytes",
+            Counter::Flooded => "flooded",
+            Counter::Learned => "learned",
+        }
+    }
+}
+
+/// A worker's private tally for the batch in progress: plain integers, no atomics.
+#[derive(Clone, Debug, Default)]
+pub struct LocalCounters {
+    pub traffic: [u64; Counter::COUNT],
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl LocalCounters {
+    #[inline(always)]
+    pub fn add(&mut self, c: Counter, n: u64) {
+        self.traffic[c as usize] += n;
+    }
+
+    #[inline(always)]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+}
+
+/// The published counters of one worker, on their own cache lines.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    traffic: [AtomicU64; Counter::COUNT],
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl WorkerCounters {
+    /// Publishes the worker's running totals. Only the owning worker calls this.
+    #[inline]
+    pub fn publish(&self, local: &LocalCounters) {
+        for (slot, v) in self.traffic.iter().zip(local.traffic.iter()) {
+            slot.store(*v, Ordering::Relaxed);
+        }
+        for (slot, v) in self.drops.iter().zip(local.drops.iter()) {
+            slot.store(*v, Ordering::Relaxed);
+        }
+    }
+
+    /// A consistent-enough copy for reporting.
+    pub fn snapshot(&self) -> LocalCounters {
+        let mut out = LocalCounters::default();
+        for (o, slot) in out.traffic.iter_mut().zip(self.traffic.iter()) {
+            *o = slot.load(Ordering::Relaxed);
+        }
+        for (o, slot) in out.drops.iter_mut().zip(self.drops.iter()) {
+            *o = slot.load(Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+/// Counters as reported over the control socket: name → value, in a stable order.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CounterSet(pub Vec<(String, u64)>);
+
+impl From<&LocalCounters> for CounterSet {
+    fn from(c: &LocalCounters) -> Self {
+        let mut v = Vec::with_capacity(Counter::COUNT + DropReason::COUNT);
+        for k in Counter::ALL {
+            v.push((k.name().to_string(), c.traffic[k as usize]));
+        }
+        for r in DropReason::ALL {
+            v.push((format!("drop_{}", r.name()), c.drops[r as usize]));
+        }
+        CounterSet(v)
+    }
+}
+
+impl LocalCounters {
+    /// Adds another worker's totals into this one.
+    pub fn accumulate(&mut self, other: &LocalCounters) {
+        for (a, b) in self.traffic.iter_mut().zip(other.traffic.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+    }
+}

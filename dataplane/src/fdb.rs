@@ -1,0 +1,875 @@
+//! The FDB: which remote VTEP(s) each inner MAC lives behind. Hot-path readers never
+//! block and never allocate.
+//!
+//! # Structure
+//! Read-copy-update. Writers (control socket, Consul, `--fdb` files, learning) take a
+//! mutex that only writers contend for, change the *master* table, and build a fresh
+//! immutable [`FdbSnapshot`], which they publish with one atomic pointer swap
+//! (`arc-swap`). Workers call [`FdbTable::snapshot`] once per batch: a lock-free load
+//! that never waits for a writer, so lookups cost one hash probe in a plain
+//! `HashMap<u64, Slot>` keyed by the MAC packed into a `u64`, hashed with [`MacHasher`]
+//! (one folded multiply with a per-table random seed). `docs/FDB.md` has the
+//! measurements (RCU snapshot vs `dashmap`) that chose this.
+//!
+//! Publishing costs O(entries) (the snapshot is rebuilt); it happens at most once per
+//! `apply`/`apply_batch` call and once per [`FdbTable::maintain`] tick (~100 ms).
+//! Old snapshots are freed on the writer side: a publish keeps the previous snapshot
+//! until no reader still holds it, so a worker dropping its `Guard` never frees a table.
+//!
+//! # Sources
+//! Every [`Source`] has its own layer per MAC. The highest layer that has the MAC
+//! (Static > Consul > Learned) is what the data plane uses; deleting it reveals the
+//! next. `bridge fdb` operations act on the layer of the source that issues them, so
+//! `add` reports "exists" only when *that* source already has the MAC.
+//! The all-zeros MAC is the flood (head-end replication) list, with the same layering.
+//!
+//! # Learning and ageing
+//! Decap calls [`FdbSnapshot::needs_learning`]; on `true` it queues the event with
+//! [`FdbTable::learn`] (a bounded lock-free queue). [`FdbTable::maintain`] drains the
+//! queue on the control thread: unknown MACs are learned, moved MACs move, MACs that
+//! Static or Consul pin are left alone (kernel semantics). A learned entry's last-seen
+//! time (seconds since the table was created, an `AtomicU32` shared by all snapshots)
+//! is refreshed by `needs_learning`; `maintain` expires learned entries idle longer
+//! than the ageing time (0 disables ageing, as in the kernel).
+//!
+//! [`Remote`] is `vxdp_control::fdb::Remote` itself: it is `Copy` (32 bytes), so
+//! snapshots store it inline and the hot path reads it without conversion.
+
+use arc_swap::{ArcSwap, Guard};
+use crossbeam_queue::ArrayQueue;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use vxdp_control::ctl::FdbShowEntry;
+use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+use vxdp_control::mac::Mac;
+
+pub use vxdp_control::fdb::Remote;
+
+/// Kernel default ageing time (`ageing 300`).
+pub const DEFAULT_AGEING: Duration = Duration::from_secs(300);
+/// Learning events that can wait for the control thread; more are dropped (counted by
+/// the caller) until the next [`FdbTable::maintain`].
+pub const LEARN_QUEUE_LEN: usize = 4096;
+/// How often, at most, `maintain` scans for expired learned entries.
+const AGEING_SCAN_INTERVAL_SECS: u32 = 1;
+
+/// FDB errors; each names the MAC (and remote) concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FdbError {
+    #[error("fdb entry {mac} already exists ({layer})")]
+    Exists { mac: Mac, layer: Source },
+    #[error("no fdb entry for {mac} ({layer})")]
+    NotFound { mac: Mac, layer: Source },
+    #[error("fdb entry {mac} ({layer}) has no remote {remote}")]
+    RemoteNotFound { mac: Mac, remote: Remote, layer: Source },
+    #[error("fdb {op} {mac} needs a remote (dst)")]
+    MissingRemote { op: FdbOp, mac: Mac },
+    #[error("cannot learn {mac}: only unicast, non-zero MACs are learned")]
+    NotLearnable { mac: Mac },
+    #[error("{} of {total} fdb changes failed; first: {}", failed.len(), failed[0].1)]
+    Batch { total: usize, failed: Vec<(usize, FdbError)> },
+}
+
+// ---------------------------------------------------------------------------------
+// Hashing
+
+/// The MAC as a map key: its six bytes in the low 48 bits of a `u64`.
+#[inline]
+pub fn mac_key(mac: &[u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(mac);
+    u64::from_le_bytes(b)
+}
+
+fn key_mac(key: u64) -> Mac {
+    let b = key.to_le_bytes();
+    Mac([b[0], b[1], b[2], b[3], b[4], b[5]])
+}
+
+/// Hasher for [`mac_key`] keys: one 64x64->128 multiply whose halves are xor-folded
+/// (as foldhash/ahash do), seeded per table so hash values are not predictable from
+/// outside (learned MACs are chosen by whoever sends traffic).
+#[derive(Clone, Copy)]
+pub struct MacHasher {
+    seed: u64,
+    value: u64,
+}
+
+const FOLD_MUL: u64 = 0x5851_f42d_4c95_7f2d;
+
+#[inline]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = (a as u128).wrapping_mul(b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl Hasher for MacHasher {
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.value = folded_multiply(self.value ^ x ^ self.seed, FOLD_MUL);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.value
+    }
+}
+
+/// Builds [`MacHasher`]s sharing one random seed.
+#[derive(Clone, Copy)]
+pub struct MacBuildHasher {
+    seed: u64,
+}
+
+impl MacBuildHasher {
+    pub fn with_seed(seed: u64) -> Self {
+        MacBuildHasher { seed }
+    }
+}
+
+impl Default for MacBuildHasher {
+    /// A random seed (from std's per-process random keys).
+    fn default() -> Self {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x7864_7076u64);
+        MacBuildHasher { seed }
+    }
+}
+
+impl BuildHasher for MacBuildHasher {
+    type Hasher = MacHasher;
+    #[inline]
+    fn build_hasher(&self) -> MacHasher {
+        MacHasher { seed: self.seed, value: 0 }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Snapshot (what readers see)
+
+/// One MAC in a snapshot: its remotes are `remotes[start..start + len]`.
+struct Slot {
+    start: u32,
+    len: u32,
+    /// Last-seen clock of a learned entry (shared with the master and later snapshots);
+    /// `None` when a Static or Consul layer decides the MAC.
+    seen: Option<Arc<AtomicU32>>,
+}
+
+/// An immutable view of the FDB, published by writers. Hold it for one batch.
+pub struct FdbSnapshot {
+    map: HashMap<u64, Slot, MacBuildHasher>,
+    /// All remotes, grouped per MAC; the flood list is `remotes[..flood_len]`.
+    remotes: Vec<Remote>,
+    flood_len: usize,
+    learning: bool,
+    epoch: Instant,
+}
+
+impl FdbSnapshot {
+    /// Unicast lookup. `None` when the MAC has no entry (then flood).
+    #[inline]
+    pub fn lookup(&self, mac: &[u8; 6]) -> Option<&[Remote]> {
+        let slot = self.map.get(&mac_key(mac))?;
+        Some(&self.remotes[slot.start as usize..(slot.start + slot.len) as usize])
+    }
+
+    /// The all-zeros entries: head-end replication list for broadcast, multicast and
+    /// unknown unicast. Empty when there is none.
+    #[inline]
+    pub fn flood(&self) -> &[Remote] {
+        &self.remotes[..self.flood_len]
+    }
+
+    /// Hot path (decap, learning on): true if the caller should call
+    /// [`FdbTable::learn`] (MAC unknown, or learned behind another VTEP, and not pinned
+    /// by a Static/Consul entry). Otherwise refreshes the learned entry's last-seen
+    /// time (a relaxed store at most once per second per entry) and returns false.
+    /// Zero and multicast source MACs are never learned. `now_secs` comes from
+    /// [`FdbSnapshot::now_secs`]. Never blocks or allocates.
+    #[inline]
+    pub fn needs_learning(&self, mac: &[u8; 6], vtep: IpAddr, now_secs: u32) -> bool {
+        if !self.learning || mac[0] & 1 != 0 || *mac == [0; 6] {
+            return false;
+        }
+        let Some(slot) = self.map.get(&mac_key(mac)) else {
+            return true;
+        };
+        let Some(seen) = &slot.seen else {
+            return false; // pinned by Static or Consul
+        };
+        if self.remotes[slot.start as usize].ip != vtep {
+            return true; // moved
+        }
+        if seen.load(Ordering::Relaxed) != now_secs {
+            seen.store(now_secs, Ordering::Relaxed);
+        }
+        false
+    }
+
+    /// The table clock: whole seconds since the table was created, for
+    /// [`FdbSnapshot::needs_learning`].
+    #[inline]
+    pub fn now_secs(&self, now: Instant) -> u32 {
+        clock_secs(self.epoch, now)
+    }
+
+    /// MACs with an entry, the all-zeros (flood) entry included.
+    pub fn len(&self) -> usize {
+        self.map.len() + usize::from(self.flood_len > 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn clock_secs(epoch: Instant, now: Instant) -> u32 {
+    now.saturating_duration_since(epoch).as_secs().min(u32::MAX as u64) as u32
+}
+
+// ---------------------------------------------------------------------------------
+// Master (writers only)
+
+/// One source's entry for one MAC.
+struct Layer {
+    remotes: Vec<Remote>,
+    /// Learned layers only: last seen, in table-clock seconds.
+    seen: Option<Arc<AtomicU32>>,
+}
+
+/// Per-MAC layers, indexed by [`layer_index`] (highest precedence first).
+#[derive(Default)]
+struct Layers([Option<Layer>; 3]);
+
+fn layer_index(source: Source) -> usize {
+    match source {
+        Source::Static => 0,
+        Source::Consul => 1,
+        Source::Learned => 2,
+    }
+}
+
+impl Layers {
+    fn effective(&self) -> Option<(Source, &Layer)> {
+        Source::BY_PRECEDENCE.iter().zip(&self.0).find_map(|(s, l)| l.as_ref().map(|l| (*s, l)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    fn pinned(&self) -> bool {
+        self.0[0].is_some() || self.0[1].is_some()
+    }
+}
+
+struct Master {
+    entries: HashMap<u64, Layers, MacBuildHasher>,
+    /// Published snapshots that readers may still hold; freed here once they do not.
+    retired: Vec<Arc<FdbSnapshot>>,
+    last_ageing_scan: u32,
+}
+
+impl Master {
+    fn apply(&mut self, req: &FdbRequest, source: Source, now: u32) -> Result<(), FdbError> {
+        let mac = req.mac;
+        if source == Source::Learned && (mac.is_zero() || mac.is_multicast()) {
+            return Err(FdbError::NotLearnable { mac });
+        }
+        let key = mac_key(&mac.0);
+        let idx = layer_index(source);
+        let new_layer = |remote: Remote| Layer {
+            remotes: vec![remote],
+            seen: (source == Source::Learned).then(|| Arc::new(AtomicU32::new(now))),
+        };
+        let remote = match (req.op, req.remote) {
+            (FdbOp::Del, r) => r,
+            (op, None) => return Err(FdbError::MissingRemote { op, mac }),
+            (_, Some(r)) => Some(r),
+        };
+        match req.op {
+            FdbOp::Add => {
+                let layers = self.entries.entry(key).or_default();
+                if layers.0[idx].is_some() {
+                    return Err(FdbError::Exists { mac, layer: source });
+                }
+                layers.0[idx] = Some(new_layer(remote.expect("checked")));
+            }
+            FdbOp::Append => {
+                let remote = remote.expect("checked");
+                let layers = self.entries.entry(key).or_default();
+                match &mut layers.0[idx] {
+                    Some(layer) if !layer.remotes.contains(&remote) => layer.remotes.push(remote),
+                    Some(_) => {}
+                    slot @ None => *slot = Some(new_layer(remote)),
+                }
+            }
+            FdbOp::Replace => {
+                let remote = remote.expect("checked");
+                let layers = self.entries.entry(key).or_default();
+                match &mut layers.0[idx] {
+                    Some(layer) => {
+                        layer.remotes.clear();
+                        layer.remotes.push(remote);
+                        if let Some(seen) = &layer.seen {
+                            seen.store(now, Ordering::Relaxed);
+                        }
+                    }
+                    slot @ None => *slot = Some(new_layer(remote)),
+                }
+            }
+            FdbOp::Del => {
+                let layers = self.entries.get_mut(&key).ok_or(FdbError::NotFound { mac, layer: source })?;
+                let layer = layers.0[idx].as_mut().ok_or(FdbError::NotFound { mac, layer: source })?;
+                match remote {
+                    None => layers.0[idx] = None,
+                    Some(remote) => {
+                        let pos = layer
+                            .remotes
+                            .iter()
+                            .position(|r| *r == remote)
+                            .ok_or(FdbError::RemoteNotFound { mac, remote, layer: source })?;
+                        layer.remotes.remove(pos);
+                        if layer.remotes.is_empty() {
+                            layers.0[idx] = None;
+                        }
+                    }
+                }
+                if layers.is_empty() {
+                    self.entries.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A learning event: returns whether the table changed.
+    fn learn(&mut self, mac: [u8; 6], vtep: IpAddr, now: u32) -> bool {
+        if mac == [0; 6] || mac[0] & 1 != 0 {
+            return false;
+        }
+        let layers = self.entries.entry(mac_key(&mac)).or_default();
+        if layers.pinned() {
+            return false;
+        }
+        match &mut layers.0[layer_index(Source::Learned)] {
+            Some(layer) if layer.remotes.len() == 1 && layer.remotes[0].ip == vtep => {
+                if let Some(seen) = &layer.seen {
+                    seen.store(now, Ordering::Relaxed);
+                }
+                false
+            }
+            Some(layer) => {
+                layer.remotes.clear();
+                layer.remotes.push(Remote::new(vtep));
+                match &layer.seen {
+                    Some(seen) => seen.store(now, Ordering::Relaxed),
+                    None => layer.seen = Some(Arc::new(AtomicU32::new(now))),
+                }
+                log::debug!("fdb: {} moved to {vtep}", Mac(mac));
+                true
+            }
+            slot @ None => {
+                *slot = Some(Layer { remotes: vec![Remote::new(vtep)], seen: Some(Arc::new(AtomicU32::new(now))) });
+                log::debug!("fdb: learned {} behind {vtep}", Mac(mac));
+                true
+            }
+        }
+    }
+
+    /// Drop learned layers idle longer than `ageing_secs`; returns how many.
+    fn expire(&mut self, now: u32, ageing_secs: u32) -> usize {
+        let mut expired = 0;
+        let learned = layer_index(Source::Learned);
+        self.entries.retain(|key, layers| {
+            if let Some(Layer { seen: Some(seen), .. }) = &layers.0[learned] {
+                if now.saturating_sub(seen.load(Ordering::Relaxed)) > ageing_secs {
+                    log::debug!("fdb: {} aged out", key_mac(*key));
+                    layers.0[learned] = None;
+                    expired += 1;
+                }
+            }
+            !layers.is_empty()
+        });
+        expired
+    }
+
+    fn build(&self, hasher: MacBuildHasher, learning: bool, epoch: Instant) -> FdbSnapshot {
+        let mut map = HashMap::with_capacity_and_hasher(self.entries.len(), hasher);
+        let mut remotes = Vec::with_capacity(self.entries.len() + 8);
+        if let Some((_, layer)) = self.entries.get(&0).and_then(Layers::effective) {
+            remotes.extend_from_slice(&layer.remotes);
+        }
+        let flood_len = remotes.len();
+        for (&key, layers) in &self.entries {
+            if key == 0 {
+                continue;
+            }
+            if let Some((source, layer)) = layers.effective() {
+                let start = remotes.len() as u32;
+                remotes.extend_from_slice(&layer.remotes);
+                let seen = if source == Source::Learned { layer.seen.clone() } else { None };
+                map.insert(key, Slot { start, len: layer.remotes.len() as u32, seen });
+            }
+        }
+        FdbSnapshot { map, remotes, flood_len, learning, epoch }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Table
+
+/// The FDB, shared as `Arc<FdbTable>` by workers, the control socket and learning.
+pub struct FdbTable {
+    current: ArcSwap<FdbSnapshot>,
+    master: Mutex<Master>,
+    learned: ArrayQueue<([u8; 6], IpAddr)>,
+    learning: bool,
+    ageing: Duration,
+    epoch: Instant,
+    hasher: MacBuildHasher,
+}
+
+impl FdbTable {
+    /// An empty table. `ageing` of zero disables ageing.
+    pub fn new(learning: bool, ageing: Duration) -> Self {
+        Self::with_epoch(learning, ageing, Instant::now())
+    }
+
+    /// An empty table whose clock starts at `epoch` (tests inject a clock this way).
+    pub fn with_epoch(learning: bool, ageing: Duration, epoch: Instant) -> Self {
+        let hasher = MacBuildHasher::default();
+        let master = Master { entries: HashMap::with_hasher(hasher), retired: Vec::new(), last_ageing_scan: 0 };
+        let empty = master.build(hasher, learning, epoch);
+        FdbTable {
+            current: ArcSwap::from_pointee(empty),
+            master: Mutex::new(master),
+            learned: ArrayQueue::new(LEARN_QUEUE_LEN),
+            learning,
+            ageing,
+            epoch,
+            hasher,
+        }
+    }
+
+    pub fn learning(&self) -> bool {
+        self.learning
+    }
+
+    pub fn ageing(&self) -> Duration {
+        self.ageing
+    }
+
+    /// Hot path: the current snapshot; call once per batch. Lock-free, never blocks on
+    /// writers.
+    #[inline]
+    pub fn snapshot(&self) -> Guard<Arc<FdbSnapshot>> {
+        self.current.load()
+    }
+
+    /// The table clock (see [`FdbSnapshot::now_secs`]).
+    pub fn now_secs(&self, now: Instant) -> u32 {
+        clock_secs(self.epoch, now)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Master> {
+        self.master.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Build and publish a snapshot from `master`; free retired snapshots no reader holds.
+    fn publish(&self, master: &mut Master) {
+        let next = Arc::new(master.build(self.hasher, self.learning, self.epoch));
+        let old = self.current.swap(next);
+        master.retired.push(old);
+        master.retired.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// Control plane: apply a `bridge fdb` request for a source; publishes a new
+    /// snapshot when it succeeds.
+    pub fn apply(&self, req: &FdbRequest, source: Source) -> Result<(), FdbError> {
+        let now = self.now_secs(Instant::now());
+        let mut master = self.lock();
+        master.apply(req, source, now)?;
+        log::info!("fdb {} {} {} ({source})", req.op, req.mac, req.remote.map(|r| r.to_string()).unwrap_or_default());
+        self.publish(&mut master);
+        Ok(())
+    }
+
+    /// Apply many changes and publish once (Consul bursts, `--fdb` files). Every request
+    /// is attempted in order; the ones that succeed are published even if others fail,
+    /// and the failures come back together in [`FdbError::Batch`] (with their indices).
+    pub fn apply_batch(&self, reqs: &[(FdbRequest, Source)]) -> Result<(), FdbError> {
+        let now = self.now_secs(Instant::now());
+        let mut master = self.lock();
+        let mut failed = Vec::new();
+        for (i, (req, source)) in reqs.iter().enumerate() {
+            if let Err(e) = master.apply(req, *source, now) {
+                failed.push((i, e));
+            }
+        }
+        if failed.len() < reqs.len() {
+            log::info!("fdb: applied {} of {} changes", reqs.len() - failed.len(), reqs.len());
+            self.publish(&mut master);
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(FdbError::Batch { total: reqs.len(), failed })
+        }
+    }
+
+    /// The entries the data plane uses (the deciding layer of each MAC), one per remote,
+    /// sorted by MAC; the flood list first.
+    pub fn show(&self) -> Vec<FdbShowEntry> {
+        let now = self.now_secs(Instant::now());
+        let master = self.lock();
+        let mut keys: Vec<(Mac, &Layers)> = master.entries.iter().map(|(k, l)| (key_mac(*k), l)).collect();
+        keys.sort_by_key(|(mac, _)| *mac);
+        let mut out = Vec::new();
+        for (mac, layers) in keys {
+            if let Some((source, layer)) = layers.effective() {
+                let age_secs = layer.seen.as_ref().map(|s| u64::from(now.saturating_sub(s.load(Ordering::Relaxed))));
+                out.extend(layer.remotes.iter().map(|remote| FdbShowEntry { mac, remote: *remote, source, age_secs }));
+            }
+        }
+        out
+    }
+
+    /// Every distinct remote VTEP address in use (for next-hop resolution), sorted.
+    pub fn remote_ips(&self) -> Vec<IpAddr> {
+        let snap = self.snapshot();
+        let set: HashSet<IpAddr> = snap.remotes.iter().map(|r| r.ip).collect();
+        let mut ips: Vec<IpAddr> = set.into_iter().collect();
+        ips.sort();
+        ips
+    }
+
+    /// Hot path (decap): hand a learned (inner source MAC, outer source IP) to the
+    /// control thread. Lock-free bounded queue; returns false (the caller counts it) if
+    /// full or learning is off. No allocation, no syscall.
+    #[inline]
+    pub fn learn(&self, mac: [u8; 6], vtep: IpAddr) -> bool {
+        self.learning && self.learned.push((mac, vtep)).is_ok()
+    }
+
+    /// Control thread, every ~100 ms: drain learning events (never overriding Static or
+    /// Consul entries), expire learned entries idle longer than the ageing time (scanned
+    /// at most once a second), publish at most once. Returns how many entries changed.
+    pub fn maintain(&self, now: Instant) -> usize {
+        let now = self.now_secs(now);
+        let mut master = self.lock();
+        let mut changed = 0;
+        while let Some((mac, vtep)) = self.learned.pop() {
+            changed += usize::from(master.learn(mac, vtep, now));
+        }
+        let ageing_secs = self.ageing.as_secs().min(u32::MAX as u64) as u32;
+        if !self.ageing.is_zero() && now.wrapping_sub(master.last_ageing_scan) >= AGEING_SCAN_INTERVAL_SECS {
+            master.last_ageing_scan = now;
+            let expired = master.expire(now, ageing_secs);
+            if expired > 0 {
+                log::info!("fdb: {expired} learned entries aged out");
+            }
+            changed += expired;
+        }
+        if changed > 0 {
+            self.publish(&mut master);
+        } else {
+            master.retired.retain(|s| Arc::strong_count(s) > 1);
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::AtomicBool;
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    }
+
+    fn r(last: u8) -> Remote {
+        Remote::new(ip(last))
+    }
+
+    fn req(op: FdbOp, m: &str, remote: Option<Remote>) -> FdbRequest {
+        FdbRequest::new(op, mac(m), remote)
+    }
+
+    const A: &str = "02:00:00:00:00:0a";
+    const B: &str = "02:00:00:00:00:0b";
+
+    fn table() -> FdbTable {
+        FdbTable::new(true, DEFAULT_AGEING)
+    }
+
+    #[test]
+    fn add_append_replace_del_follow_bridge_semantics() {
+        let t = table();
+        let s = Source::Static;
+        t.apply(&req(FdbOp::Add, A, Some(r(1))), s).unwrap();
+        assert_eq!(t.apply(&req(FdbOp::Add, A, Some(r(2))), s), Err(FdbError::Exists { mac: mac(A), layer: s }));
+        t.apply(&req(FdbOp::Append, A, Some(r(2))), s).unwrap();
+        t.apply(&req(FdbOp::Append, A, Some(r(2))), s).unwrap(); // already there: no-op
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1), r(2)][..]));
+        t.apply(&req(FdbOp::Replace, A, Some(r(3))), s).unwrap();
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(3)][..]));
+        t.apply(&req(FdbOp::Replace, B, Some(r(4))), s).unwrap(); // creates
+        assert_eq!(t.snapshot().lookup(&mac(B).0), Some(&[r(4)][..]));
+        assert_eq!(
+            t.apply(&req(FdbOp::Del, A, Some(r(9))), s),
+            Err(FdbError::RemoteNotFound { mac: mac(A), remote: r(9), layer: s })
+        );
+        t.apply(&req(FdbOp::Del, A, Some(r(3))), s).unwrap(); // last remote: entry goes
+        assert_eq!(t.snapshot().lookup(&mac(A).0), None);
+        t.apply(&req(FdbOp::Del, B, None), s).unwrap();
+        assert_eq!(t.apply(&req(FdbOp::Del, B, None), s), Err(FdbError::NotFound { mac: mac(B), layer: s }));
+        assert_eq!(t.apply(&req(FdbOp::Add, B, None), s), Err(FdbError::MissingRemote { op: FdbOp::Add, mac: mac(B) }));
+        assert!(t.snapshot().is_empty());
+    }
+
+    #[test]
+    fn zero_mac_is_the_flood_list() {
+        let t = table();
+        for i in 1..=3 {
+            t.apply(&req(FdbOp::Append, "00:00:00:00:00:00", Some(r(i))), Source::Static).unwrap();
+        }
+        let snap = t.snapshot();
+        assert_eq!(snap.flood(), &[r(1), r(2), r(3)]);
+        assert_eq!(snap.lookup(&mac(A).0), None);
+        assert_eq!(snap.len(), 1);
+        t.apply(&req(FdbOp::Add, A, Some(r(4))), Source::Static).unwrap();
+        assert_eq!(t.remote_ips(), vec![ip(1), ip(2), ip(3), ip(4)]);
+    }
+
+    #[test]
+    fn higher_layers_win_and_deleting_them_reveals_lower_ones() {
+        let t = table();
+        t.apply(&req(FdbOp::Add, A, Some(r(1))), Source::Learned).unwrap();
+        t.apply(&req(FdbOp::Add, A, Some(r(2))), Source::Consul).unwrap(); // overrides learned
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(2)][..]));
+        t.apply(&req(FdbOp::Add, A, Some(r(3))), Source::Static).unwrap(); // overrides consul
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(3)][..]));
+        // A lower source changing its layer does not override the higher one.
+        t.apply(&req(FdbOp::Replace, A, Some(r(4))), Source::Consul).unwrap();
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(3)][..]));
+        let show = t.show();
+        assert_eq!(show.len(), 1);
+        assert_eq!((show[0].remote, show[0].source, show[0].age_secs), (r(3), Source::Static, None));
+        // Deleting reveals the next layer down.
+        t.apply(&req(FdbOp::Del, A, None), Source::Static).unwrap();
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(4)][..]));
+        t.apply(&req(FdbOp::Del, A, None), Source::Consul).unwrap();
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(t.show()[0].source, Source::Learned);
+        // Deleting a layer the source does not have fails and changes nothing.
+        assert_eq!(t.apply(&req(FdbOp::Del, A, None), Source::Consul), Err(FdbError::NotFound { mac: mac(A), layer: Source::Consul }));
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+    }
+
+    #[test]
+    fn batch_publishes_once_and_reports_failures() {
+        let t = table();
+        let before = Arc::as_ptr(&t.snapshot());
+        let err = t
+            .apply_batch(&[
+                (req(FdbOp::Add, A, Some(r(1))), Source::Consul),
+                (req(FdbOp::Del, B, None), Source::Consul),
+                (req(FdbOp::Add, B, Some(r(2))), Source::Consul),
+            ])
+            .unwrap_err();
+        match err {
+            FdbError::Batch { total: 3, failed } => {
+                assert_eq!(failed, vec![(1, FdbError::NotFound { mac: mac(B), layer: Source::Consul })])
+            }
+            other => panic!("{other:?}"),
+        }
+        let snap = t.snapshot();
+        assert_ne!(Arc::as_ptr(&snap), before);
+        assert_eq!(snap.len(), 2);
+    }
+
+    #[test]
+    fn learning_learns_moves_and_respects_pinned_entries() {
+        let epoch = Instant::now();
+        let t = FdbTable::with_epoch(true, DEFAULT_AGEING, epoch);
+        let now = t.now_secs(epoch);
+        let (a, b) = (mac(A).0, mac(B).0);
+        assert!(t.snapshot().needs_learning(&a, ip(1), now));
+        assert!(t.learn(a, ip(1)));
+        assert_eq!(t.maintain(epoch), 1);
+        assert_eq!(t.snapshot().lookup(&a), Some(&[r(1)][..]));
+        assert!(!t.snapshot().needs_learning(&a, ip(1), now));
+        // Moved behind another VTEP.
+        assert!(t.snapshot().needs_learning(&a, ip(2), now));
+        t.learn(a, ip(2));
+        assert_eq!(t.maintain(epoch), 1);
+        assert_eq!(t.snapshot().lookup(&a), Some(&[r(2)][..]));
+        // Pinned by Consul: never learned, never moved.
+        t.apply(&req(FdbOp::Add, B, Some(r(5))), Source::Consul).unwrap();
+        assert!(!t.snapshot().needs_learning(&b, ip(6), now));
+        t.learn(b, ip(6)); // even if queued anyway
+        assert_eq!(t.maintain(epoch), 0);
+        assert_eq!(t.snapshot().lookup(&b), Some(&[r(5)][..]));
+        // Multicast and zero source MACs are never learned.
+        let mc = mac("01:00:5e:00:00:01").0;
+        assert!(!t.snapshot().needs_learning(&mc, ip(1), now));
+        assert!(!t.snapshot().needs_learning(&[0; 6], ip(1), now));
+        t.learn(mc, ip(1));
+        assert_eq!(t.maintain(epoch), 0);
+        assert!(matches!(t.apply(&req(FdbOp::Add, "01:00:5e:00:00:01", Some(r(1))), Source::Learned), Err(FdbError::NotLearnable { .. })));
+    }
+
+    #[test]
+    fn learning_off_learns_nothing() {
+        let t = FdbTable::new(false, DEFAULT_AGEING);
+        assert!(!t.snapshot().needs_learning(&mac(A).0, ip(1), 0));
+        assert!(!t.learn(mac(A).0, ip(1)));
+        assert_eq!(t.maintain(Instant::now()), 0);
+    }
+
+    #[test]
+    fn learn_queue_is_bounded() {
+        let t = table();
+        for i in 0..LEARN_QUEUE_LEN {
+            assert!(t.learn([2, 0, 0, 0, (i >> 8) as u8, i as u8], ip(1)));
+        }
+        assert!(!t.learn(mac(A).0, ip(1)));
+        assert_eq!(t.maintain(Instant::now()), LEARN_QUEUE_LEN);
+        assert_eq!(t.snapshot().len(), LEARN_QUEUE_LEN);
+        assert!(t.learn(mac(A).0, ip(1)));
+    }
+
+    #[test]
+    fn learned_entries_age_out_unless_refreshed() {
+        let epoch = Instant::now();
+        let at = |s: u64| epoch + Duration::from_secs(s);
+        let t = FdbTable::with_epoch(true, Duration::from_secs(300), epoch);
+        let (a, b) = (mac(A).0, mac(B).0);
+        t.learn(a, ip(1));
+        t.learn(b, ip(2));
+        t.apply(&req(FdbOp::Add, "02:00:00:00:00:0c", Some(r(3))), Source::Static).unwrap();
+        assert_eq!(t.maintain(at(0)), 2);
+        // Traffic from A keeps it alive; B goes quiet.
+        for s in [100, 200, 290] {
+            assert!(!t.snapshot().needs_learning(&a, ip(1), t.now_secs(at(s))));
+            assert_eq!(t.maintain(at(s)), 0);
+        }
+        let show = t.show();
+        assert!(show.iter().any(|e| e.mac == mac(A) && e.source == Source::Learned && e.age_secs.is_some()));
+        assert_eq!(t.maintain(at(300)), 0); // exactly the ageing time: still there
+        assert_eq!(t.maintain(at(301)), 1); // B idle > 300 s
+        let snap = t.snapshot();
+        assert_eq!(snap.lookup(&b), None);
+        assert_eq!(snap.lookup(&a), Some(&[r(1)][..]));
+        assert_eq!(t.maintain(at(591)), 1); // A last seen at 290
+        assert_eq!(t.snapshot().len(), 1); // the static entry never ages
+    }
+
+    #[test]
+    fn zero_ageing_never_expires() {
+        let epoch = Instant::now();
+        let t = FdbTable::with_epoch(true, Duration::ZERO, epoch);
+        t.learn(mac(A).0, ip(1));
+        assert_eq!(t.maintain(epoch), 1);
+        assert_eq!(t.maintain(epoch + Duration::from_secs(1_000_000)), 0);
+        assert_eq!(t.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn old_guard_keeps_seeing_old_data() {
+        let t = table();
+        t.apply(&req(FdbOp::Add, A, Some(r(1))), Source::Static).unwrap();
+        let old = t.snapshot();
+        t.apply(&req(FdbOp::Replace, A, Some(r(2))), Source::Static).unwrap();
+        t.apply(&req(FdbOp::Add, B, Some(r(3))), Source::Static).unwrap();
+        assert_eq!(old.lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(old.lookup(&mac(B).0), None);
+        let new = t.snapshot();
+        assert_eq!(new.lookup(&mac(A).0), Some(&[r(2)][..]));
+        assert_eq!(new.lookup(&mac(B).0), Some(&[r(3)][..]));
+        // The writer, not the reader, frees the old snapshot once nobody holds it.
+        let old_arc = Guard::into_inner(old);
+        drop(old_arc);
+        t.apply(&req(FdbOp::Del, B, None), Source::Static).unwrap();
+        assert!(t.lock().retired.iter().all(|s| Arc::strong_count(s) > 1));
+    }
+
+    #[test]
+    fn readers_in_threads_see_a_writer_publish_10000_changes() {
+        const MACS: u32 = 64;
+        const CHANGES: u32 = 10_000;
+        let m = |i: u32| Mac([2, 0, 0, 0, 0, i as u8]);
+        let t = Arc::new(table());
+        for i in 0..MACS {
+            t.apply(&FdbRequest::new(FdbOp::Add, m(i), Some(Remote { vni: Some(0), ..r(1) })), Source::Consul).unwrap();
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (t, done) = (t.clone(), done.clone());
+                std::thread::spawn(move || {
+                    // Change number n sets MAC n % MACS to vni n: per MAC, vnis only grow.
+                    let mut newest = [0u32; MACS as usize];
+                    let mut snapshots = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        let snap = t.snapshot();
+                        assert_eq!(snap.len(), MACS as usize);
+                        for i in 0..MACS {
+                            let remotes = snap.lookup(&m(i).0).expect("every MAC is always present");
+                            assert_eq!(remotes.len(), 1);
+                            let vni = remotes[0].vni.unwrap();
+                            assert!(vni >= newest[i as usize], "a snapshot went backwards");
+                            newest[i as usize] = vni;
+                        }
+                        snapshots += 1;
+                    }
+                    snapshots
+                })
+            })
+            .collect();
+        for n in 1..=CHANGES {
+            let remote = Remote { vni: Some(n), ..r((n % 200) as u8 + 1) };
+            t.apply(&FdbRequest::new(FdbOp::Replace, m(n % MACS), Some(remote)), Source::Consul).unwrap();
+        }
+        // Eventual visibility: poll with a deadline.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while t.snapshot().lookup(&m(CHANGES % MACS).0).map(|r| r[0].vni) != Some(Some(CHANGES)) {
+            assert!(Instant::now() < deadline, "last change never became visible");
+        }
+        done.store(true, Ordering::Release);
+        for reader in readers {
+            assert!(reader.join().unwrap() > 0);
+        }
+        // Only snapshots still held by someone are kept.
+        t.maintain(Instant::now());
+        assert!(t.lock().retired.is_empty());
+    }
+
+    #[test]
+    fn hasher_spreads_sequential_macs() {
+        let h = MacBuildHasher::with_seed(12345);
+        let buckets: HashSet<u64> = (0u64..1024).map(|i| h.hash_one(mac_key(&[2, 0, 0, 0, (i >> 8) as u8, i as u8])) >> 57).collect();
+        assert_eq!(buckets.len(), 128, "top 7 bits (hashbrown's tag) must vary");
+        let low: HashSet<u64> = (0u64..1024).map(|i| h.hash_one(mac_key(&[2, 0, 0, 0, (i >> 8) as u8, i as u8])) & 1023).collect();
+        assert!(low.len() > 600, "low bits must vary: {}", low.len());
+    }
+}
