@@ -1,0 +1,93 @@
+//! Outer-header templates per remote VTEP, built from the kernel's routes and neighbours.
+//!
+//! The control thread resolves each remote's underlay next hop (route, then neighbour)
+//! through netlink and turns it into a precomputed [`OuterTemplate`]; workers look the
+//! template up per packet in a published, immutable [`NextHops`] snapshot. A remote
+//! whose neighbour is not resolved yet has no template, and its frames are dropped as
+//! `no_neighbour` until it is.
+
+use crate::vxlan::{EncapParams, OuterTemplate, Vni};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use vxdp_control::fdb::Remote;
+
+/// A remote VTEP as the wire sees it: address, UDP port and VNI, defaults filled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteKey {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub vni: u32,
+}
+
+/// Device-wide defaults for fields a remote does not set, and the outer header knobs.
+#[derive(Clone, Copy, Debug)]
+pub struct EncapDefaults {
+    pub local: Ipv4Addr,
+    pub port: u16,
+    pub vni: Vni,
+    pub ttl: u8,
+    pub tos: u8,
+    pub udp_csum: bool,
+}
+
+/// The published set of resolved remotes.
+#[derive(Default)]
+pub struct NextHops {
+    defaults: Option<EncapDefaults>,
+    templates: HashMap<RemoteKey, OuterTemplate>,
+}
+
+impl NextHops {
+    pub fn new(defaults: EncapDefaults) -> NextHops {
+        NextHops { defaults: Some(defaults), templates: HashMap::new() }
+    }
+
+    pub fn key(&self, r: &Remote) -> Option<RemoteKey> {
+        let d = self.defaults?;
+        Some(RemoteKey { ip: r.ip, port: r.port.unwrap_or(d.port), vni: r.vni.unwrap_or(d.vni.get()) })
+    }
+
+    /// Hot path: the template for a remote, if its next hop is resolved.
+    #[inline]
+    pub fn get(&self, r: &Remote) -> Option<&OuterTemplate> {
+        if self.templates.is_empty() {
+            return None;
+        }
+        self.templates.get(&self.key(r)?)
+    }
+
+    pub fn insert(&mut self, key: RemoteKey, src_mac: [u8; 6], dst_mac: [u8; 6]) -> bool {
+        let (Some(d), IpAddr::V4(dst_ip), Some(vni)) = (self.defaults, key.ip, Vni::new(key.vni)) else {
+            return false;
+        };
+        let params = EncapParams {
+            src_mac,
+            dst_mac,
+            src_ip: d.local,
+            dst_ip,
+            ttl: d.ttl,
+            tos: d.tos,
+            df: false,
+            dst_port: key.port,
+            vni,
+            udp_csum: d.udp_csum,
+        };
+        self.templates.insert(key, OuterTemplate::new(&params));
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    /// The resolved next hop of every remote, for comparing snapshots.
+    pub fn summary(&self) -> Vec<(RemoteKey, [u8; 6], [u8; 6])> {
+        let mut v: Vec<_> = self.templates.iter().map(|(k, t)| (*k, t.params().src_mac, t.params().dst_mac)).collect();
+        v.sort();
+        v
+    }
+}
