@@ -1,0 +1,343 @@
+//! `vxdp run`: validate the configuration, build the overlay netdev, sockets and XDP
+//! programs, start the workers, and run the control loop until a signal arrives.
+//!
+//! Nothing half-starts: every resource is owned by a guard that undoes it on drop, so
+//! an error at any step (or a normal exit) removes what the earlier steps made. If the
+//! process is killed, the kernel detaches the XDP programs with the process's link file
+//! descriptors, and the underlay passes all traffic again.
+
+use crate::counters::{LocalCounters, WorkerCounters, CounterSet};
+use crate::fdb::FdbTable;
+use crate::netlink::{self, ChangeMonitor, Netlink};
+use crate::nexthop::{EncapDefaults, NextHops};
+use crate::vxlan::{DecapConfig, SrcPortRange, Vni, OUTER_V4_LEN};
+use crate::worker::{Shared, Worker, WorkerConfig, FRAMES};
+use crate::xdp::{XdpMode, XdpPrograms};
+use crate::xsk::{RingSizes, Umem, XskSocket};
+use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwap;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vxdp_common::{UnderlayConfig, XdpCounter};
+use vxdp_control::ctl::{self, Handler, Request, Response};
+use vxdp_control::fdb::{FdbOp, FdbRequest, Remote, Source};
+use vxdp_control::mac::Mac;
+
+/// A validated `vxdp run` configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub name: String,
+    pub vni: Vni,
+    pub dstport: u16,
+    pub local: Option<Ipv4Addr>,
+    pub dev: String,
+    pub remotes: Vec<IpAddr>,
+    pub learning: bool,
+    pub ttl: u8,
+    pub tos: u8,
+    pub srcport: SrcPortRange,
+    pub udpcsum: bool,
+    pub ageing: Duration,
+    pub fdb_file: Option<PathBuf>,
+    pub workers: u32,
+    pub xdp_mode: XdpMode,
+}
+
+/// Name of vxdp's own end of the overlay veth pair.
+pub fn peer_name(name: &str) -> String {
+    let mut p = format!("vxdp-{name}");
+    p.truncate(15);
+    p
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Deletes the overlay veth pair on drop (deleting one end removes both).
+struct OverlayLink {
+    name: String,
+}
+
+impl Drop for OverlayLink {
+    fn drop(&mut self) {
+        match Netlink::open().and_then(|mut nl| nl.delete_link(&self.name)) {
+            Ok(()) => log::info!("removed overlay device {}", self.name),
+            Err(e) => log::warn!("could not remove overlay device {}: {e}", self.name),
+        }
+    }
+}
+
+/// What the control socket needs to answer requests.
+struct Control {
+    name: String,
+    fdb: Arc<FdbTable>,
+    counters: Vec<Arc<WorkerCounters>>,
+    xdp: Arc<Mutex<XdpPrograms>>,
+    nexthops: Arc<ArcSwap<NextHops>>,
+    fdb_changed: Arc<AtomicBool>,
+}
+
+impl Control {
+    fn stats_json(&self) -> serde_json::Value {
+        let mut total = LocalCounters::default();
+        let mut workers = Vec::new();
+        for c in &self.counters {
+            let s = c.snapshot();
+            total.accumulate(&s);
+            workers.push(counter_object(&CounterSet::from(&s)));
+        }
+        let mut xdp = serde_json::Map::new();
+        if let Ok(values) = self.xdp.lock().map_err(|_| ()).and_then(|x| x.counters().map_err(|_| ())) {
+            for c in XdpCounter::ALL {
+                xdp.insert(c.name().to_string(), values[c as usize].into());
+            }
+        }
+        serde_json::json!({
+            "name": self.name,
+            "total": counter_object(&CounterSet::from(&total)),
+            "workers": workers,
+            "xdp": xdp,
+            "resolved_remotes": self.nexthops.load().len(),
+        })
+    }
+}
+
+fn counter_object(set: &CounterSet) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in &set.0 {
+        m.insert(k.clone(), (*v).into());
+    }
+    serde_json::Value::Object(m)
+}
+
+impl Handler for Control {
+    fn handle(&self, req: Request) -> Response {
+        match req {
+            Request::Fdb(r) => match self.fdb.apply(&r, Source::Static) {
+                Ok(()) => {
+                    self.fdb_changed.store(true, Ordering::Release);
+                    Response::Ok
+                }
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::FdbShow => Response::Fdb(self.fdb.show()),
+            Request::Stats => Response::Stats(self.stats_json()),
+        }
+    }
+}
+
+/// Runs the daemon until SIGINT/SIGTERM.
+pub fn run(cfg: Config) -> Result<()> {
+    install_signal_handlers();
+    let mut nl = Netlink::open().context("opening rtnetlink")?;
+
+    // Underlay: the device, its MTU and queues, and the local VTEP address.
+    let under = nl.link(&cfg.dev).with_context(|| format!("--dev {}: no such interface", cfg.dev))?;
+    let local = match cfg.local {
+        Some(a) => a,
+        None => *nl
+            .ipv4_addrs(under.index)?
+            .first()
+            .with_context(|| format!("--local not given and --dev {} has no IPv4 address", cfg.dev))?,
+    };
+    if cfg.workers == 0 || cfg.workers > under.num_rx_queues.max(1) {
+        bail!(
+            "--workers {}: {} has {} RX queue(s); use 1..={}",
+            cfg.workers,
+            cfg.dev,
+            under.num_rx_queues,
+            under.num_rx_queues.max(1)
+        );
+    }
+    let overlay_mtu = under
+        .mtu
+        .checked_sub(OUTER_V4_LEN as u32)
+        .filter(|m| *m >= 68)
+        .with_context(|| format!("--dev {}: MTU {} is too small for VXLAN", cfg.dev, under.mtu))?;
+
+    // Static entries first, so a bad --fdb file stops us before anything is created.
+    let fdb = Arc::new(FdbTable::new(cfg.learning, cfg.ageing));
+    let mut statics: Vec<(FdbRequest, Source)> = cfg
+        .remotes
+        .iter()
+        .map(|ip| {
+            let req = FdbRequest { op: FdbOp::Append, mac: Mac::ZERO, remote: Some(Remote { ip: *ip, port: None, vni: None }) };
+            (req, Source::Static)
+        })
+        .collect();
+    if let Some(path) = &cfg.fdb_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("--fdb {}: cannot read", path.display()))?;
+        let entries = vxdp_control::fdb::parse_fdb_file(&text).with_context(|| format!("--fdb {}", path.display()))?;
+        for (mac, remote) in entries {
+            statics.push((FdbRequest { op: FdbOp::Append, mac, remote: Some(remote) }, Source::Static));
+        }
+    }
+    fdb.apply_batch(&statics).context("applying static FDB entries")?;
+
+    // Overlay netdev: a veth pair; the user sees `name`, vxdp attaches to the peer.
+    let peer = peer_name(&cfg.name);
+    nl.create_veth(&cfg.name, &peer, overlay_mtu, cfg.workers)
+        .with_context(|| format!("--name {}: creating the overlay device", cfg.name))?;
+    let _overlay_guard = OverlayLink { name: cfg.name.clone() };
+    // Frames leave the stack through `name` with complete checksums and at most MTU size,
+    // because AF_XDP on the peer sees bytes only, no offload metadata.
+    netlink::disable_offloads(&cfg.name).with_context(|| format!("disabling offloads on {}", cfg.name))?;
+    netlink::disable_offloads(&peer).with_context(|| format!("disabling offloads on {peer}"))?;
+    let peer_link = nl.link(&peer)?;
+    nl.set_up(&peer)?;
+    nl.set_up(&cfg.name)?;
+
+    // XDP programs and sockets.
+    let mut ucfg = UnderlayConfig { port_be: cfg.dstport.to_be(), n_v4: 1, ..Default::default() };
+    ucfg.local_v4[0] = u32::from_ne_bytes(local.octets());
+    let mut xdp = XdpPrograms::load(&ucfg).context("loading the XDP programs")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let defaults = EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
+    let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
+    let shared = Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone() };
+    let wcfg = WorkerConfig {
+        decap: DecapConfig {
+            vni: cfg.vni,
+            port: cfg.dstport,
+            local_v4: vec![local],
+            local_v6: vec![],
+            max_inner_len: overlay_mtu as usize + 14,
+        },
+        learning: cfg.learning,
+        srcport: cfg.srcport,
+        max_inner_len: overlay_mtu as usize + 14,
+        underlay_mtu: under.mtu,
+    };
+
+    let mut workers = Vec::new();
+    let mut counters = Vec::new();
+    for q in 0..cfg.workers {
+        let umem = Umem::new(FRAMES).context("allocating UMEM")?;
+        let us = XskSocket::bind(&umem, under.index, q, None, RingSizes::default())
+            .with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.dev))?;
+        let os = XskSocket::bind(&umem, peer_link.index, q, Some(us.fd()), RingSizes::default())
+            .with_context(|| format!("AF_XDP socket on {peer} queue {q}"))?;
+        xdp.register_underlay_socket(q, us.fd())?;
+        xdp.register_overlay_socket(q, os.fd())?;
+        let c = Arc::new(WorkerCounters::default());
+        counters.push(c.clone());
+        workers.push(Worker::new(q as usize, wcfg.clone(), shared.clone(), c, umem, us, os));
+    }
+    xdp.attach_overlay(&peer, cfg.xdp_mode).with_context(|| format!("attaching XDP to {peer}"))?;
+    xdp.attach_underlay(&cfg.dev, cfg.xdp_mode).with_context(|| format!("attaching XDP to --dev {}", cfg.dev))?;
+    let xdp = Arc::new(Mutex::new(xdp));
+
+    let threads: Vec<_> = workers
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| std::thread::Builder::new().name(format!("vxdp-w{i}")).spawn(move || w.run()))
+        .collect::<std::io::Result<_>>()
+        .context("starting workers")?;
+
+    let fdb_changed = Arc::new(AtomicBool::new(true));
+    let control = Arc::new(Control {
+        name: cfg.name.clone(),
+        fdb: fdb.clone(),
+        counters,
+        xdp: xdp.clone(),
+        nexthops: nexthops.clone(),
+        fdb_changed: fdb_changed.clone(),
+    });
+    let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
+
+    log::info!(
+        "{}: vni {} dstport {} local {} dev {} mtu {} workers {} ready",
+        cfg.name,
+        cfg.vni,
+        cfg.dstport,
+        local,
+        cfg.dev,
+        overlay_mtu,
+        cfg.workers
+    );
+
+    let result = control_loop(&mut nl, &fdb, &nexthops, defaults, under.index, &fdb_changed);
+
+    // Teardown: stop the workers, then the control socket, then XDP, then the device.
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(server);
+    drop(control);
+    drop(xdp);
+    log::info!("{}: stopped", cfg.name);
+    result
+}
+
+/// Keeps the FDB maintained (learning, ageing) and the next hops resolved until a signal.
+fn control_loop(
+    nl: &mut Netlink,
+    fdb: &FdbTable,
+    nexthops: &ArcSwap<NextHops>,
+    defaults: EncapDefaults,
+    underlay_ifindex: u32,
+    fdb_changed: &AtomicBool,
+) -> Result<()> {
+    let mut monitor = ChangeMonitor::open().context("subscribing to rtnetlink changes")?;
+    let mut last_resolve = Instant::now() - Duration::from_secs(10);
+    let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut keys = Vec::new();
+    while !SIGNALLED.load(Ordering::SeqCst) {
+        let kernel_changed = monitor.wait(Duration::from_millis(50)).unwrap_or(false);
+        let changed_entries = fdb.maintain(Instant::now());
+        let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
+        let current = nexthops.load();
+        if fdb_dirty {
+            keys = fdb.show().iter().filter_map(|e| current.key(&e.remote)).collect();
+            keys.sort();
+            keys.dedup();
+        }
+        let incomplete = keys.len() != current.len();
+        let periodic = last_resolve.elapsed() >= Duration::from_secs(if incomplete { 1 } else { 30 });
+        if !(kernel_changed || fdb_dirty || periodic) {
+            continue;
+        }
+        last_resolve = Instant::now();
+        let mut next = NextHops::new(defaults);
+        for k in &keys {
+            match netlink::resolve_next_hop(nl, k.ip) {
+                Ok(Some(hop)) if hop.ifindex == underlay_ifindex => {
+                    next.insert(*k, hop.src_mac, hop.dst_mac);
+                    warned.remove(&k.ip);
+                }
+                Ok(Some(_)) => {
+                    if warned.insert(k.ip) {
+                        log::warn!("remote {}: route leaves through another interface than the underlay; not reachable", k.ip);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if warned.insert(k.ip) {
+                        log::warn!("remote {}: {e}", k.ip);
+                    }
+                }
+            }
+        }
+        if next.summary() != current.summary() {
+            log::info!("next hops: {} of {} remote(s) resolved", next.len(), keys.len());
+            nexthops.store(Arc::new(next));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+use vxdp::daemon::{self, Config};
+use vxdp::vxlan::{SrcPortRange, Vni};
+use vxdp::xdp::XdpMode;
+use vxdp_control::ctl::{Client, Request, Response};
+use vxdp_control::fdb::FdbOp;
+
+/// Userspace VXLAN (RFC 7348) data plane on AF_XDP: a drop-in for the kernel vxlan device.
+#[derive(Parser, Debug)]
+#[command(name = "vxdp", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a VXLAN tunnel endpoint (like `ip link add NAME type vxlan ...`) in the foreground.
+    Run(RunArgs),
+    /// Show or change the forwarding database of a running vxdp (like `bridge fdb`).
+    ///
+    /// vxdp fdb add|append|replace|del MAC dst IP [port PORT] [vni VNI] [dev NAME]
+    /// vxdp fdb show [dev NAME]
+    #[command(arg_required_else_help = true)]
+    Fdb {
+        /// add, append, replace, del or show.
+        op: String,
+        /// bridge-fdb style arguments: MAC dst IP [port PORT] [vni VNI] [dev NAME].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Show the counters of a running vxdp: traffic per direction and drops by reason.
+    Stats {
+        /// `dev NAME` (or just NAME): which vxdp device; default vx0.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Name of the overlay device to create (like the kernel device's name).
+    #[arg(long, default_value = "vx0")]
+    name: String,
+    /// VXLAN Network Identifier (0-16777215).
+    #[arg(long, value_parser = parse_vni)]
+    vni: Vni,
+    /// UDP destination port of the remote VTEPs (and the one vxdp listens on).
+    #[arg(long, default_value_t = 4789)]
+    dstport: u16,
+    /// Local VTEP IPv4 address (default: the first IPv4 address of --dev).
+    #[arg(long)]
+    local: Option<Ipv4Addr>,
+    /// Underlay interface that carries the VXLAN traffic.
+    #[arg(long)]
+    dev: String,
+    /// Remote VTEP for broadcast, multicast and unknown unicast: adds an all-zeros FDB
+    /// entry (like `bridge fdb append 00:00:00:00:00:00 dst IP`). Repeatable.
+    #[arg(long = "remote", value_name = "IP")]
+    remotes: Vec<IpAddr>,
+    /// Learn inner source MACs behind remote VTEPs (the default).
+    #[arg(long, overrides_with = "nolearning")]
+    learning: bool,
+    /// Do not learn inner source MACs.
+    #[arg(long)]
+    nolearning: bool,
+    /// TTL of outer packets: 1-255, or `auto` (64).
+    #[arg(long, default_value = "auto", value_parser = parse_ttl)]
+    ttl: u8,
+    /// TOS of outer packets (0-255, decimal or 0x hex).
+    #[arg(long, default_value = "0", value_parser = parse_tos)]
+    tos: u8,
+    /// UDP source port range MIN MAX (MAX exclusive, as in the kernel); default: the
+    /// kernel's local port range.
+    #[arg(long, num_args = 2, value_names = ["MIN", "MAX"])]
+    srcport: Option<Vec<u16>>,
+    /// Compute the outer UDP checksum (vxdp sends zero by default).
+    #[arg(long, overrides_with = "noudpcsum")]
+    udpcsum: bool,
+    /// Send a zero outer UDP checksum (the default).
+    #[arg(long)]
+    noudpcsum: bool,
+    /// Seconds a learned entry lives without traffic from it.
+    #[arg(long, default_value_t = 300)]
+    ageing: u64,
+    /// File of static FDB entries, one per line: `MAC dst IP [port PORT] [vni VNI]`.
+    #[arg(long, value_name = "FILE")]
+    fdb: Option<PathBuf>,
+    /// Worker threads; each serves one RX queue of --dev and of the overlay device.
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+    /// Attach XDP in generic (skb) mode instead of native mode.
+    #[arg(long)]
+    xdp_generic: bool,
+}
+
+fn parse_vni(s: &str) -> Result<Vni, String> {
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    Vni::new(v).ok_or_else(|| format!("{v} is out of range (0-16777215)"))
+}
+
+fn parse_ttl(s: &str) -> Result<u8, String> {
+    if s == "auto" || s == "inherit" {
+        return Ok(64);
+    }
+    match s.parse::<u8>() {
+        Ok(0) | Err(_) => Err(format!("'{s}' is not a TTL (1-255 or auto)")),
+        Ok(v) => Ok(v),
+    }
+}
+
+fn parse_tos(s: &str) -> Result<u8, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(h) => u8::from_str_radix(h, 16),
+        None => s.parse::<u8>(),
+    };
+    r.map_err(|_| format!("'{s}' is not a TOS value (0-255 or 0x00-0xff)"))
+}
+
+impl RunArgs {
+    fn into_config(self) -> Result<Config> {
+        let srcport = match self.srcport.as_deref() {
+            None => SrcPortRange::default(),
+            Some([min, max]) => SrcPortRange::new(*min, *max)
+                .with_context(|| format!("--srcport {min} {max}: MIN must be below MAX"))?,
+            Some(_) => bail!("--srcport takes two values, MIN and MAX"),
+        };
+        if self.name.is_empty() || self.name.len() > 15 || self.name.contains(['/', ' ']) {
+            bail!("--name '{}': not a valid interface name (1-15 characters, no '/' or spaces)", self.name);
+        }
+        for r in &self.remotes {
+            if r.is_unspecified() || r.is_multicast() {
+                bail!("--remote {r}: must be a unicast VTEP address");
+            }
+            if r.is_ipv6() {
+                bail!("--remote {r}: IPv6 underlay is not supported yet");
+            }
+        }
+        Ok(Config {
+            name: self.name,
+            vni: self.vni,
+            dstport: self.dstport,
+            local: self.local,
+            dev: self.dev,
+            remotes: self.remotes,
+            learning: !self.nolearning,
+            ttl: self.ttl,
+            tos: self.tos,
+            srcport,
+            udpcsum: self.udpcsum && !self.noudpcsum,
+            ageing: Duration::from_secs(self.ageing),
+            fdb_file: self.fdb,
+            workers: self.workers,
+            xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
+        })
+    }
+}
+
+/// Picks `dev NAME` (or a bare NAME) out of a bridge-style argument tail.
+fn dev_arg(args: &[String]) -> Result<String> {
+    match args {
+        [] => Ok("vx0".into()),
+        [d, name] if d == "dev" => Ok(name.clone()),
+        [name] if name != "dev" => Ok(name.clone()),
+        _ => bail!("expected `dev NAME`, got `{}`", args.join(" ")),
+    }
+}
+
+fn call(dev: &str, req: &Request) -> Result<Response> {
+    let mut c = Client::connect(dev)?;
+    Ok(c.call(req)?)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("vxdp: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run(args) => daemon::run(args.into_config()?),
+        Cmd::Fdb { op, args } => {
+            if op == "show" {
+                let dev = dev_arg(&args)?;
+                match call(&dev, &Request::FdbShow)? {
+                    Response::Fdb(entries) => print!("{}", vxdp_control::ctl::fmt_fdb_show(&entries, Some(&dev))),
+                    Response::Error(e) => bail!("{e}"),
+                    other => bail!("unexpected answer from the daemon: {other:?}"),
+                }
+                return Ok(());
+            }
+            let op: FdbOp = op.parse()?;
+            let parsed = vxdp_control::fdb::parse_fdb_args(&args)?;
+            let req = parsed.request(op)?;
+            let dev = parsed.dev.unwrap_or_else(|| "vx0".into());
+            match call(&dev, &Request::Fdb(req))? {
+                Response::Ok => Ok(()),
+                Response::Error(e) => bail!("{e}"),
+                other => bail!("unexpected answer from the daemon: {other:?}"),
+            }
+        }
+        Cmd::Stats { args, json } => {
+            let dev = dev_arg(&args)?;
+            match call(&dev, &Request::Stats)? {
+                Response::Stats(v) if json => println!("{}", serde_json::to_string_pretty(&v)?),
+                Response::Stats(v) => print!("{}", fmt_stats(&v)),
+                Response::Error(e) => bail!("{e}"),
+                other => bail!("unexpected answer from the daemon: {other:?}"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Text form of `vxdp stats`: totals, then per-worker lines for non-zero counters.
+fn fmt_stats(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let name = v["name"].as_str().unwrap_or("?");
+    out.push_str(&format!("{name}:\n"));
+    let t = &v["total"];
+    let g = |k: &str| t[k].as_u64().unwrap_or(0);
+    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "", "frames", "bytes"));
+    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "underlay rx", g("underlay_rx_frames"), g("underlay_rx_bytes")));
+    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "decap", g("decap_frames"), g("decap_bytes")));
+    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
+    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "encap", g("encap_frames"), g("encap_bytes")));
+    out.push_str(&format!("    flooded {}  learned {}\n", g("flooded"), g("learned")));
+    out.push_str("    drops:");
+    if let Some(m) = t.as_object() {
+        for (k, val) in m.iter().filter(|(k, _)| k.starts_with("drop_")) {
+            out.push_str(&format!(" {}={}", &k[5..], val));
+        }
+    }
+    out.push('\n');
+    if let Some(x) = v["xdp"].as_object() {
+        out.push_str("    xdp:");
+        for (k, val) in x {
+            out.push_str(&format!(" {}={}", k.trim_start_matches("xdp_"), val));
+        }
+        out.push('\n');
+    }
+    if let Some(ws) = v["workers"].as_array() {
+        if ws.len() > 1 {
+            for (i, w) in ws.iter().enumerate() {
+                let f = |k: &str| w[k].as_u64().unwrap_or(0);
+                out.push_str(&format!(
+                    "    worker {i}: decap {} encap {} flooded {}\n",
+                    f("decap_frames"),
+                    f("encap_frames"),
+                    f("flooded")
+                ));
+            }
+        }
+    }
+    out
+}
