@@ -1,0 +1,132 @@
+//! Build orchestration for vxdp: everything beyond plain `cargo build`/`cargo test`.
+//!
+//! - `cargo xtask setup`: install what is missing (Debian packages, rustup components).
+//! - `cargo xtask demo`:  setup, build, and show a vxdp host and a kernel-vxlan host
+//!   talking across the overlay in throwaway namespaces, with counters.
+//! - `cargo xtask test`:  setup, build the daemon, run unit and integration tests.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T> = std::result::Result<T, String>;
+
+const USAGE: &str = "usage: cargo xtask <setup|build|demo|test> [-- extra cargo test args]";
+
+/// Debian packages the build, demo and tests use, with a command that proves each is there.
+const PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("iputils-ping", "ping"),
+    ("ethtool", "ethtool"),
+    ("procps", "pkill"),
+    ("gcc", "cc"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r.to_vec()),
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let r = match cmd {
+        "setup" => setup(),
+        "build" => setup().and_then(|_| build_daemon()).map(|_| ()),
+        "demo" => setup().and_then(|_| build_daemon()).and_then(|bin| demo::run(&bin)),
+        "test" => setup().and_then(|_| build_daemon()).and_then(|bin| test(&bin, &rest)),
+        _ => Err(format!("unknown command '{cmd}'\n{USAGE}")),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")]).status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {cmd:?}");
+    let st = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !st.success() {
+        return Err(format!("{cmd:?} failed: {st}"));
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Installs missing Debian packages and rustup components. Idempotent and quiet when
+/// everything is present.
+fn setup() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().filter(|(_, c)| !have(c)).map(|(p, _)| *p).collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            return Err(format!("missing packages {missing:?}; run as root or install them with apt-get"));
+        }
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    // The eBPF object is built with the active toolchain's rust-src (build-std) and
+    // llvm-tools (llvm-link, opt, llc); see dataplane/build.rs.
+    let out = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("rustup not found ({e}); install Rust with rustup first"))?;
+    let installed = String::from_utf8_lossy(&out.stdout);
+    let need: Vec<&str> = ["rust-src", "llvm-tools"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(c)))
+        .collect();
+    if !need.is_empty() {
+        run(Command::new("rustup").args(["component", "add"]).args(&need).current_dir(root()))?;
+    }
+    Ok(())
+}
+
+/// Builds the daemon in release mode and returns the binary's path.
+fn build_daemon() -> Result<PathBuf> {
+    run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "vxdp"]).current_dir(root()))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let bin = target.join("release/vxdp");
+    if !bin.exists() {
+        return Err(format!("{} was not built", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// Unit tests of every crate, then the namespace integration tests (root only; they
+/// skip with a message otherwise), serially because they share the machine's 2 cores.
+fn test(bin: &Path, extra: &[String]) -> Result<()> {
+    if !is_root() {
+        eprintln!("xtask: not root: the namespace integration tests will skip themselves");
+    }
+    run(Command::new(env!("CARGO"))
+        .args(["test", "--workspace", "--exclude", "xtask"])
+        .args(extra)
+        .env("VXDP_BIN", bin)
+        .current_dir(root()))
+}
