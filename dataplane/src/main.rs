@@ -38,7 +38,6 @@ enum Cmd {
     /// Show the counters of a running vxdp: traffic per direction and drops by reason.
     Stats {
         /// `dev NAME` (or just NAME): which vxdp device; default vx0.
-        #[arg(trailing_var_arg = true)]
         args: Vec<String>,
         /// Print JSON instead of text.
         #[arg(long)]
