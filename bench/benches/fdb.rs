@@ -138,7 +138,6 @@ fn lookups(c: &mut Criterion) {
                     t.apply(&FdbRequest::new(FdbOp::Replace, Mac(m), Some(remote(i))), Source::Static).unwrap();
                 })
             });
-            let _dash_writer_holder;
             for (kind, probes) in [("hit", &w.hits), ("miss", &w.misses)] {
                 let label = format!("{n}/{kind}/{}", if writer { "writer" } else { "idle" });
                 group.bench_with_input(BenchmarkId::new("rcu", &label), probes, |b, probes| {
@@ -158,7 +157,7 @@ fn lookups(c: &mut Criterion) {
                 eprintln!("rcu writer ({n} entries): {} publishes", wr.updates.load(Ordering::Relaxed));
             }
             drop(_rcu_writer);
-            _dash_writer_holder = writer.then(|| {
+            let _dash_writer_holder = writer.then(|| {
                 let (d, macs) = (dash.clone(), w.macs.clone());
                 Writer::spawn(move |i| {
                     let m = macs[(i as usize * 7919) % macs.len()];

@@ -231,11 +231,11 @@ fn fmt_stats(v: &serde_json::Value) -> String {
     out.push_str(&format!("{name}:\n"));
     let t = &v["total"];
     let g = |k: &str| t[k].as_u64().unwrap_or(0);
-    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "", "frames", "bytes"));
-    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "underlay rx", g("underlay_rx_frames"), g("underlay_rx_bytes")));
-    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "decap", g("decap_frames"), g("decap_bytes")));
-    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
-    out.push_str(&format!("    {:<10} {:>14} {:>18}\n", "encap", g("encap_frames"), g("encap_bytes")));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "", "frames", "bytes"));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "underlay rx", g("underlay_rx_frames"), g("underlay_rx_bytes")));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", g("decap_frames"), g("decap_bytes")));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", g("encap_frames"), g("encap_bytes")));
     out.push_str(&format!("    flooded {}  learned {}\n", g("flooded"), g("learned")));
     out.push_str("    drops:");
     if let Some(m) = t.as_object() {
