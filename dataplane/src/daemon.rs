@@ -67,6 +67,22 @@ fn install_signal_handlers() {
     }
 }
 
+/// Claims `--name` in this network namespace for the daemon's lifetime. Abstract Unix
+/// socket names are exclusive per namespace and the kernel releases them when the
+/// process dies, even by SIGKILL, so holding one is a lock that can never go stale.
+fn instance_lock(name: &str) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    let addr = SocketAddr::from_abstract_name(format!("vxdp-lock/{name}"))?;
+    UnixListener::bind_addr(&addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("--name {name}: another vxdp is already running with this name in this network namespace")
+        } else {
+            anyhow::Error::new(e).context(format!("--name {name}: cannot take the instance lock"))
+        }
+    })
+}
+
 /// Deletes the overlay veth pair on drop (deleting one end removes both).
 struct OverlayLink {
     name: String,
@@ -143,6 +159,7 @@ impl Handler for Control {
 /// Runs the daemon until SIGINT/SIGTERM.
 pub fn run(cfg: Config) -> Result<()> {
     install_signal_handlers();
+    let _instance = instance_lock(&cfg.name)?;
     let mut nl = Netlink::open().context("opening rtnetlink")?;
 
     // Underlay: the device, its MTU and queues, and the local VTEP address.
@@ -190,6 +207,12 @@ pub fn run(cfg: Config) -> Result<()> {
 
     // Overlay netdev: a veth pair; the user sees `name`, vxdp attaches to the peer.
     let peer = peer_name(&cfg.name);
+    if nl.link(&peer).is_ok() {
+        // We hold the instance lock, so no live vxdp owns this pair: a previous run was
+        // killed before it could clean up.
+        log::warn!("removing {} / {peer} left behind by a vxdp that did not exit cleanly", cfg.name);
+        nl.delete_link(&peer).with_context(|| format!("removing the stale overlay device {peer}"))?;
+    }
     nl.create_veth(&cfg.name, &peer, overlay_mtu, cfg.workers)
         .with_context(|| format!("--name {}: creating the overlay device", cfg.name))?;
     let _overlay_guard = OverlayLink { name: cfg.name.clone() };
