@@ -74,7 +74,7 @@ impl fmt::Display for Source {
 
 /// A remote VTEP: where frames for a MAC are sent. `None` port/vni mean the device's
 /// own (`dstport`, `id`), as with `bridge fdb` when `port`/`vni` are omitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Remote {
     pub ip: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]

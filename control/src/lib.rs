@@ -5,10 +5,12 @@
 //!   `--fdb` files.
 //! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
 //!   socket) and `fdb show` formatting.
+//! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
 //!
 //! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
 //! this crate only describes changes to it and carries them.
 
+pub mod consul;
 pub mod ctl;
 pub mod fdb;
 pub mod mac;

@@ -1,0 +1,296 @@
+//! The watcher: one thread that keeps a VNI's FDB in step with Consul through blocking
+//! queries on the VNI's prefix, following Consul's documented rules
+//! (<https://developer.hashicorp.com/consul/api-docs/features/blocking>):
+//!
+//! - the first query (and the first after an error) is non-blocking: it is a full
+//!   listing, so the diff against what Consul said before removes entries deleted while
+//!   we were away (resync);
+//! - the next query blocks on the `X-Consul-Index` of the last answer, for `wait`;
+//! - an index that goes backwards (snapshot restore, new cluster) resets to 0, an index
+//!   below 1 is treated as 1;
+//! - queries are rate-limited (at most one per `min_interval`), errors back off
+//!   exponentially with full jitter, up to `max_backoff`;
+//! - on errors the last known entries stay in the table: traffic keeps flowing.
+//!
+//! Every answer becomes a diff against the entries that came from Consul, handed to a
+//! [`Sink`] in one call (the data plane applies it as one batch, one snapshot publish).
+//! Keys whose value is malformed are skipped, counted and logged once by name.
+
+use super::client::{Client, ConsulError};
+use super::schema::{diff, Desired, Keys};
+use crate::fdb::Remote;
+use crate::mac::Mac;
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One MAC whose Consul-sourced remotes changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub mac: Mac,
+    /// Consul had entries for this MAC before this change.
+    pub existed: bool,
+    /// The MAC's remotes now; empty means Consul no longer has it.
+    pub remotes: BTreeSet<Remote>,
+}
+
+/// Where the watcher's changes go (the data plane's FDB, or a test's record).
+pub trait Sink: Send + 'static {
+    /// Applies one answer's changes atomically (readers see all or none).
+    fn apply(&mut self, changes: &[Change]);
+}
+
+impl<F: FnMut(&[Change]) + Send + 'static> Sink for F {
+    fn apply(&mut self, changes: &[Change]) {
+        self(changes)
+    }
+}
+
+/// Tunables; [`WatchConfig::new`] has the defaults.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub keys: Keys,
+    /// This node's VTEP address: entries pointing at it are local, not installed.
+    pub local: Option<IpAddr>,
+    /// How long a blocking query may wait (Consul caps it at 10 minutes).
+    pub wait: Duration,
+    pub min_interval: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl WatchConfig {
+    pub fn new(keys: Keys) -> WatchConfig {
+        WatchConfig {
+            keys,
+            local: None,
+            wait: Duration::from_secs(60),
+            min_interval: Duration::from_millis(50),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the watcher has done, readable while it runs.
+#[derive(Debug, Default)]
+pub struct WatchStats {
+    pub connected: AtomicBool,
+    /// Full listings applied after (re)connecting.
+    pub resyncs: AtomicU64,
+    /// Answers received.
+    pub answers: AtomicU64,
+    /// MAC changes handed to the sink.
+    pub changes: AtomicU64,
+    /// Keys skipped as malformed in the last answer.
+    pub skipped: AtomicU64,
+    /// Failed queries.
+    pub errors: AtomicU64,
+    /// Index resets (backwards or below 1).
+    pub index_resets: AtomicU64,
+    /// Entries from Consul in the table now.
+    pub entries: AtomicU64,
+}
+
+/// A running watcher. Dropping it stops the thread after its current query.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    stats: Arc<WatchStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    pub fn spawn(client: Client, cfg: WatchConfig, sink: impl Sink) -> std::io::Result<Watcher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(WatchStats::default());
+        let (s, st) = (stop.clone(), stats.clone());
+        let thread = std::thread::Builder::new()
+            .name("consul-watch".into())
+            .spawn(move || run(client, cfg, sink, &s, &st))?;
+        Ok(Watcher { stop, stats, thread: Some(thread) })
+    }
+
+    pub fn stats(&self) -> &Arc<WatchStats> {
+        &self.stats
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // A blocking query may hold the thread for up to `wait`; it exits when it
+        // returns. Nobody needs to wait for it: its last diff is harmless.
+        drop(self.thread.take());
+    }
+}
+
+/// Exponential backoff with full jitter.
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
+        let seed = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32 ^ 0x9e37_79b9_7f4a_7c15;
+        Backoff { min, max, next: min, seed: seed | 1 }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = self.min;
+    }
+
+    /// The next delay: uniform in [min, current cap]; the cap doubles each time.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let cap = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let span = cap.saturating_sub(self.min).as_micros() as u64;
+        self.min + Duration::from_micros(if span == 0 { 0 } else { self.seed % (span + 1) })
+    }
+}
+
+/// Sleeps up to `d`, waking early when `stop` is set.
+pub(crate) fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(left) = end.checked_duration_since(Instant::now()) else { return };
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool, stats: &WatchStats) {
+    let prefix = cfg.keys.vni_prefix();
+    let addr = client.config().address.clone();
+    let mut index = 0u64;
+    let mut current = Desired::new();
+    let mut connected = false;
+    let mut ever_connected = false;
+    let mut reported_error = false;
+    let mut backoff = Backoff::new(cfg.min_backoff, cfg.max_backoff);
+    let mut logged_bad: HashSet<String> = HashSet::new();
+    let mut last_query = Instant::now() - cfg.min_interval;
+
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(left) = (last_query + cfg.min_interval).checked_duration_since(Instant::now()) {
+            std::thread::sleep(left);
+        }
+        last_query = Instant::now();
+        let listing = match client.kv_list(&prefix, index, cfg.wait) {
+            Ok(l) => l,
+            Err(e) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                if connected || !reported_error {
+                    log_lost(&addr, &e, connected, ever_connected, current.len());
+                }
+                connected = false;
+                reported_error = true;
+                stats.connected.store(false, Ordering::Relaxed);
+                index = 0; // the next answer is a full listing: a resync
+                sleep_unless(stop, backoff.next_delay());
+                continue;
+            }
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        backoff.reset();
+        stats.answers.fetch_add(1, Ordering::Relaxed);
+
+        let (desired, skipped) = decode(&cfg, &listing.pairs, &mut logged_bad);
+        stats.skipped.store(skipped, Ordering::Relaxed);
+        let changes: Vec<Change> = diff(&current, &desired)
+            .into_iter()
+            .map(|(mac, remotes)| Change { mac, existed: current.contains_key(&mac), remotes })
+            .collect();
+        if !changes.is_empty() {
+            sink.apply(&changes);
+            stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        }
+        current = desired;
+        stats.entries.store(current.values().map(|s| s.len() as u64).sum(), Ordering::Relaxed);
+
+        if !connected {
+            connected = true;
+            ever_connected = true;
+            reported_error = false;
+            stats.connected.store(true, Ordering::Relaxed);
+            stats.resyncs.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "consul: connected to {addr}, resynced {prefix} with {} entries{}",
+                stats.entries.load(Ordering::Relaxed),
+                if skipped > 0 { format!(" ({skipped} malformed keys skipped)") } else { String::new() }
+            );
+        }
+
+        index = if listing.index < index {
+            stats.index_resets.fetch_add(1, Ordering::Relaxed);
+            log::info!("consul: index went backwards ({index} -> {}), resetting", listing.index);
+            0
+        } else if listing.index < 1 {
+            stats.index_resets.fetch_add(1, Ordering::Relaxed);
+            1
+        } else {
+            listing.index
+        };
+    }
+}
+
+fn log_lost(addr: &str, e: &ConsulError, connected: bool, ever: bool, entries: usize) {
+    if connected {
+        log::warn!("consul: lost {addr} ({e}); keeping the last {entries} MACs and retrying");
+    } else if ever {
+        log::warn!("consul: {addr} still unreachable ({e}); retrying");
+    } else {
+        log::warn!("consul: cannot reach {addr} ({e}); running on static entries and retrying");
+    }
+}
+
+/// Parses a listing into the desired FDB, skipping (and logging once) malformed keys.
+fn decode(cfg: &WatchConfig, pairs: &[super::client::KvPair], logged: &mut HashSet<String>) -> (Desired, u64) {
+    let mut desired = Desired::new();
+    let mut skipped = 0;
+    for p in pairs {
+        match cfg.keys.parse(&p.key, &p.value) {
+            Ok(Some((mac, remote))) => {
+                if Some(remote.ip) != cfg.local {
+                    desired.entry(mac).or_default().insert(remote);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                skipped += 1;
+                if logged.insert(p.key.clone()) {
+                    log::warn!("consul: skipping key {}: {e}", p.key);
+                }
+            }
+        }
+    }
+    (desired, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut max_seen = Duration::ZERO;
+        for _ in 0..20 {
+            let d = b.next_delay();
+            assert!(d >= Duration::from_millis(100) && d <= Duration::from_secs(2), "{d:?}");
+            max_seen = max_seen.max(d);
+        }
+        assert!(max_seen > Duration::from_millis(400), "never grew: {max_seen:?}");
+        b.reset();
+        assert!(b.next_delay() == Duration::from_millis(100));
+    }
+}
