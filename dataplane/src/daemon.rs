@@ -45,6 +45,7 @@ pub struct Config {
     pub fdb_file: Option<PathBuf>,
     pub workers: u32,
     pub xdp_mode: XdpMode,
+    pub consul: crate::consul::ConsulArgs,
 }
 
 /// Name of vxdp's own end of the overlay veth pair.
@@ -232,7 +233,8 @@ pub fn run(cfg: Config) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let defaults = EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
     let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
-    let shared = Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone() };
+    let local_macs = cfg.consul.advertise.then(|| Arc::new(crate::localmac::LocalMacQueue::new(4096)));
+    let shared = Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
     let wcfg = WorkerConfig {
         decap: DecapConfig {
             vni: cfg.vni,
@@ -282,6 +284,18 @@ pub fn run(cfg: Config) -> Result<()> {
         fdb_changed: fdb_changed.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
+    let consul = crate::consul::start(
+        &cfg.consul,
+        crate::consul::Plumbing {
+            fdb: fdb.clone(),
+            fdb_changed: fdb_changed.clone(),
+            vni: cfg.vni.get(),
+            local: IpAddr::V4(local),
+            dstport: cfg.dstport,
+            ageing: cfg.ageing,
+            local_macs,
+        },
+    )?;
 
     log::info!(
         "{}: vni {} dstport {} local {} dev {} mtu {} workers {} ready",
@@ -297,6 +311,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let result = control_loop(&mut nl, &fdb, &nexthops, defaults, under.index, &fdb_changed);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
+    drop(consul); // withdraws our advertised keys while the data path still runs
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();

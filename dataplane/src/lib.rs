@@ -8,11 +8,14 @@
 //! - [`xdp`]: loading and attaching the embedded eBPF programs.
 //! - [`netlink`]: links, addresses, routes and neighbours via rtnetlink.
 //! - [`worker`]: the per-queue threads that move frames between underlay and overlay.
+//! - [`localmac`], [`consul`]: the MACs behind the overlay, and the Consul control plane.
 //! - [`daemon`]: `vxdp run`, wiring everything together.
 
 pub mod counters;
 pub mod daemon;
+pub mod consul;
 pub mod fdb;
+pub mod localmac;
 pub mod netlink;
 pub mod nexthop;
 pub mod vxlan;

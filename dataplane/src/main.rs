@@ -100,6 +100,8 @@ struct RunArgs {
     /// Attach XDP in generic (skb) mode instead of native mode.
     #[arg(long)]
     xdp_generic: bool,
+    #[command(flatten)]
+    consul: vxdp::consul::ConsulArgs,
 }
 
 fn parse_vni(s: &str) -> Result<Vni, String> {
@@ -133,6 +135,7 @@ impl RunArgs {
                 .with_context(|| format!("--srcport {min} {max}: MIN must be below MAX"))?,
             Some(_) => bail!("--srcport takes two values, MIN and MAX"),
         };
+        self.consul.client()?; // a bad --consul or --consul-ca stops us before anything is created
         if self.name.is_empty() || self.name.len() > 15 || self.name.contains(['/', ' ']) {
             bail!("--name '{}': not a valid interface name (1-15 characters, no '/' or spaces)", self.name);
         }
@@ -160,6 +163,7 @@ impl RunArgs {
             fdb_file: self.fdb,
             workers: self.workers,
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
+            consul: self.consul,
         })
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
 use crate::fdb::FdbTable;
+use crate::localmac::{LocalMacQueue, Reporter};
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
 use crate::xsk::{chunk_of, poll_readable, Addr, Desc, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
@@ -47,6 +48,8 @@ pub struct Shared {
     pub fdb: Arc<FdbTable>,
     pub nexthops: Arc<ArcSwap<NextHops>>,
     pub stop: Arc<AtomicBool>,
+    /// Where local MACs are reported (only when advertising to Consul).
+    pub local_macs: Option<Arc<LocalMacQueue>>,
 }
 
 pub struct Worker {
@@ -65,6 +68,8 @@ pub struct Worker {
     comp: [Addr; BATCH * 4],
     ip_id: u16,
     epoch: Instant,
+    now_secs: u32,
+    reporter: Option<Reporter>,
 }
 
 impl Worker {
@@ -78,6 +83,7 @@ impl Worker {
         overlay: XskSocket,
     ) -> Worker {
         let free: Vec<Addr> = umem.frame_addrs().collect();
+        let reporter = shared.local_macs.clone().map(Reporter::new);
         Worker {
             id,
             cfg,
@@ -96,6 +102,8 @@ impl Worker {
             comp: [0; BATCH * 4],
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             epoch: Instant::now(),
+            now_secs: 0,
+            reporter,
         }
     }
 
@@ -131,6 +139,7 @@ impl Worker {
         let snap = self.shared.fdb.snapshot();
         let hops = self.shared.nexthops.load();
         let now_secs = self.epoch.elapsed().as_secs() as u32;
+        self.now_secs = now_secs;
 
         // Underlay → overlay: decapsulate.
         let n_dec = self.underlay.recv(&mut self.rx);
@@ -187,6 +196,9 @@ impl Worker {
         }
         let buf = self.umem.chunk_mut(chunk);
         let dst: [u8; 6] = buf[start..start + 6].try_into().expect("6 bytes");
+        if let Some(r) = &mut self.reporter {
+            r.seen(&buf[start + 6..start + 12].try_into().expect("6 bytes"), self.now_secs);
+        }
         let hash = vxlan::flow_hash(&buf[start..start + len]);
         let src_port = self.cfg.srcport.pick(hash);
 

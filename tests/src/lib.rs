@@ -17,6 +17,7 @@
 //! [`require_root`]) and skip otherwise.
 
 pub mod daemon;
+pub mod multi;
 pub mod netns;
 pub mod serial;
 pub mod topology;
