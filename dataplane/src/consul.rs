@@ -140,7 +140,7 @@ pub fn start(args: &ConsulArgs, p: Plumbing) -> Result<Option<ConsulPlane>> {
 
 /// One Consul answer's changes as one FDB batch, in the Consul layer: a changed MAC
 /// loses its old Consul remotes and gets the new ones, atomically for readers.
-fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&AdvertiserHandle>, changes: &[Change]) {
+pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&AdvertiserHandle>, changes: &[Change]) {
     let mut reqs = Vec::with_capacity(changes.len() * 2);
     for c in changes {
         if c.existed {

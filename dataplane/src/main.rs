@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run a VXLAN tunnel endpoint (like `ip link add NAME type vxlan ...`) in the foreground.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show or change the forwarding database of a running vxdp (like `bridge fdb`).
     ///
     /// vxdp fdb add|append|replace|del MAC dst IP [port PORT] [vni VNI] [dev NAME]

@@ -272,14 +272,12 @@ impl State {
                 return Ok(true);
             }
             // Held by another session: remove exactly the version we saw, then retry.
-            match self.client.kv_get(key)? {
-                Some(p) if p.session.as_deref().is_some_and(|s| s != session) => {
-                    if self.client.kv_delete(key, Some(p.modify_index))? {
-                        stats.takeovers.fetch_add(1, Ordering::Relaxed);
-                        log::info!("consul: took over {key} from another VTEP");
-                    }
+            if let Some(p) = self.client.kv_get(key)? {
+                let foreign = p.session.as_deref().is_some_and(|s| s != session);
+                if foreign && self.client.kv_delete(key, Some(p.modify_index))? {
+                    stats.takeovers.fetch_add(1, Ordering::Relaxed);
+                    log::info!("consul: took over {key} from another VTEP");
                 }
-                _ => {}
             }
         }
         Ok(false)

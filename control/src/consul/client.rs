@@ -221,19 +221,17 @@ impl Client {
 }
 
 fn normalize(addr: &str) -> Result<String, ConsulError> {
-    let addr = addr.trim().trim_end_matches('/');
-    let with_scheme = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else if addr.contains("://") {
-        return Err(ConsulError::Address(addr.to_string()));
-    } else {
-        format!("http://{addr}")
+    let bad = || ConsulError::Address(addr.to_string());
+    let (scheme, host) = match addr.trim().split_once("://") {
+        Some((s @ ("http" | "https"), h)) => (s, h),
+        Some(_) => return Err(bad()),
+        None => ("http", addr.trim()),
     };
-    let host = with_scheme.split_once("://").map(|(_, h)| h).unwrap_or("");
+    let host = host.trim_end_matches('/');
     if host.is_empty() || host.contains('/') || host.contains(' ') {
-        return Err(ConsulError::Address(addr.to_string()));
+        return Err(bad());
     }
-    Ok(with_scheme)
+    Ok(format!("{scheme}://{host}"))
 }
 
 fn tls_with_ca(path: &PathBuf) -> Result<Arc<rustls::ClientConfig>, ConsulError> {
@@ -261,8 +259,18 @@ fn header_index(resp: &ureq::Response) -> u64 {
     resp.header("X-Consul-Index").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Largest answer accepted (a listing of 1,000,000 entries is ~150 MB).
+const MAX_BODY: u64 = 512 << 20;
+
 fn read_body(resp: ureq::Response) -> Result<String, ConsulError> {
-    resp.into_string().map_err(|e| ConsulError::Transport(format!("reading the answer: {e}")))
+    use std::io::Read;
+    // Not `into_string`: it stops at 10 MB, less than a listing of 100,000 entries.
+    let mut body = String::new();
+    resp.into_reader()
+        .take(MAX_BODY)
+        .read_to_string(&mut body)
+        .map_err(|e| ConsulError::Transport(format!("reading the answer: {e}")))?;
+    Ok(body)
 }
 
 fn bool_answer(r: Result<ureq::Response, ureq::Error>) -> Result<bool, ConsulError> {

@@ -8,8 +8,10 @@
 //! - the next query blocks on the `X-Consul-Index` of the last answer, for `wait`;
 //! - an index that goes backwards (snapshot restore, new cluster) resets to 0, an index
 //!   below 1 is treated as 1;
-//! - queries are rate-limited (at most one per `min_interval`), errors back off
-//!   exponentially with full jitter, up to `max_backoff`;
+//! - queries are rate-limited by a token bucket (bursts of `burst` queries, refilled
+//!   at one per `min_interval`): isolated changes go through at once, sustained churn
+//!   is coalesced into fewer, larger answers; errors back off exponentially with full
+//!   jitter, up to `max_backoff`;
 //! - on errors the last known entries stay in the table: traffic keeps flowing.
 //!
 //! Every answer becomes a diff against the entries that came from Consul, handed to a
@@ -58,6 +60,7 @@ pub struct WatchConfig {
     /// How long a blocking query may wait (Consul caps it at 10 minutes).
     pub wait: Duration,
     pub min_interval: Duration,
+    pub burst: u32,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -68,7 +71,8 @@ impl WatchConfig {
             keys,
             local: None,
             wait: Duration::from_secs(60),
-            min_interval: Duration::from_millis(50),
+            min_interval: Duration::from_millis(20),
+            burst: 10,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
         }
@@ -127,6 +131,35 @@ impl Drop for Watcher {
     }
 }
 
+/// Allows `burst` queries at once, then one per `interval`.
+struct TokenBucket {
+    burst: f64,
+    per_sec: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(burst: u32, interval: Duration) -> TokenBucket {
+        let per_sec = 1.0 / interval.as_secs_f64().max(1e-6);
+        TokenBucket { burst: burst.max(1) as f64, per_sec, tokens: burst.max(1) as f64, at: Instant::now() }
+    }
+
+    /// Takes a token, sleeping until one is there.
+    fn take(&mut self) {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_sec).min(self.burst);
+        self.at = now;
+        if self.tokens < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec);
+            std::thread::sleep(wait);
+            self.tokens = 1.0;
+            self.at = Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
+}
+
 /// Exponential backoff with full jitter.
 pub(crate) struct Backoff {
     min: Duration,
@@ -176,13 +209,10 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
     let mut reported_error = false;
     let mut backoff = Backoff::new(cfg.min_backoff, cfg.max_backoff);
     let mut logged_bad: HashSet<String> = HashSet::new();
-    let mut last_query = Instant::now() - cfg.min_interval;
+    let mut limiter = TokenBucket::new(cfg.burst, cfg.min_interval);
 
     while !stop.load(Ordering::Relaxed) {
-        if let Some(left) = (last_query + cfg.min_interval).checked_duration_since(Instant::now()) {
-            std::thread::sleep(left);
-        }
-        last_query = Instant::now();
+        limiter.take();
         let listing = match client.kv_list(&prefix, index, cfg.wait) {
             Ok(l) => l,
             Err(e) => {
@@ -279,6 +309,20 @@ fn decode(cfg: &WatchConfig, pairs: &[super::client::KvPair], logged: &mut HashS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_paces() {
+        let mut b = TokenBucket::new(5, Duration::from_millis(20));
+        let start = Instant::now();
+        for _ in 0..5 {
+            b.take();
+        }
+        assert!(start.elapsed() < Duration::from_millis(15), "burst was paced: {:?}", start.elapsed());
+        for _ in 0..5 {
+            b.take();
+        }
+        assert!(start.elapsed() >= Duration::from_millis(90), "not paced after the burst: {:?}", start.elapsed());
+    }
 
     #[test]
     fn backoff_grows_to_the_cap_and_resets() {
