@@ -4,7 +4,10 @@
 //! - `cargo xtask demo`:  setup, build, and show a vxdp host and a kernel-vxlan host
 //!   talking across the overlay in throwaway namespaces, with counters.
 //! - `cargo xtask test`:  setup, build the daemon, run unit and integration tests.
+//! - `cargo xtask bench [--quick|--micro]`: vxdp against the kernel vxlan device (see
+//!   `bench.rs` and docs/BENCHMARKS.md).
 
+mod bench;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::process::{Command, ExitCode};
 
 type Result<T> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <setup|build|demo|test> [-- extra cargo test args]";
+const USAGE: &str = "usage: cargo xtask <setup|build|demo|test|bench> [-- extra cargo test args | bench flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
 const PACKAGES: &[(&str, &str)] = &[
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         "build" => setup().and_then(|_| build_daemon()).map(|_| ()),
         "demo" => setup().and_then(|_| build_daemon()).and_then(|bin| demo::run(&bin)),
         "test" => setup().and_then(|_| build_daemon()).and_then(|bin| test(&bin, &rest)),
+        "bench" => setup().and_then(|_| build_daemon()).and_then(|bin| bench::bench(&bin, &rest)),
         _ => Err(format!("unknown command '{cmd}'\n{USAGE}")),
     };
     match r {

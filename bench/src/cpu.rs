@@ -1,0 +1,60 @@
+//! CPU placement and accounting: pinning threads, and busy time from `/proc/stat`
+//! so every figure can be turned into CPU time per packet for the whole machine.
+
+/// Pins the calling thread to `cpu` (ignored if the CPU does not exist).
+pub fn pin_current_thread(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is bounds-checked by CPU_SET against the set's size.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        log::warn!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Online CPUs.
+pub fn count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Busy and total jiffies of every CPU, from `/proc/stat`.
+#[derive(Clone, Debug, Default)]
+pub struct CpuTimes {
+    /// Per CPU: (busy, total).
+    pub per_cpu: Vec<(u64, u64)>,
+}
+
+impl CpuTimes {
+    pub fn read() -> CpuTimes {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let per_cpu = text
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .map(|l| {
+                let v: Vec<u64> = l.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+                let total: u64 = v.iter().take(8).sum();
+                let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+                (total - idle, total)
+            })
+            .collect();
+        CpuTimes { per_cpu }
+    }
+
+    /// Busy fraction of each CPU since `earlier`.
+    pub fn busy_since(&self, earlier: &CpuTimes) -> Vec<f64> {
+        self.per_cpu
+            .iter()
+            .zip(&earlier.per_cpu)
+            .map(|(now, then)| {
+                let total = now.1.saturating_sub(then.1);
+                if total == 0 {
+                    0.0
+                } else {
+                    now.0.saturating_sub(then.0) as f64 / total as f64
+                }
+            })
+            .collect()
+    }
+}

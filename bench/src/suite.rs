@@ -1,0 +1,432 @@
+//! The side-by-side run: vxdp, the kernel vxlan device and the medium's ceiling on
+//! one [`BenchTopo`], every direction, size, flow count and worker count; results as
+//! a table, JSON and an SVG chart ([`crate::report`]).
+//!
+//! Placement (2-core machine): the tester thread (generator + sink) is pinned to CPU 0,
+//! the DUT to CPU 1 (vxdp's workers with `taskset`, the kernel's receive processing
+//! with RPS on every DUT interface, the medium forwarder by affinity). With 2
+//! workers the DUT gets CPUs 0-1 and shares CPU 0 with the tester.
+
+use crate::cpu::{self, CpuTimes};
+use crate::forwarder::{Forwarder, ForwarderXdp, QueuePair};
+use crate::frame::{FrameSpec, L3Hop, Outer};
+use crate::pktgen::{PhaseResult, RxPort, SinkXdp, Tester, TxPort};
+use crate::topo::{fmt_mac, BenchHost, BenchTopo, VNI};
+use std::ffi::CString;
+use std::fmt;
+use std::time::{Duration, Instant};
+use vxdp_tests::{in_netns, Daemon};
+
+/// What the DUT does to the generator's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    /// VXLAN in from the underlay, inner frames out of the overlay side.
+    Decap,
+    /// Inner frames in from the overlay side, VXLAN out of the underlay.
+    Encap,
+    /// Encap on A, decap on B.
+    RoundTrip,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Decap => "decap",
+            Direction::Encap => "encap",
+            Direction::RoundTrip => "roundtrip",
+        })
+    }
+}
+
+/// Who forwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dut {
+    /// Plain AF_XDP forwarding between A's eth0 and vethc (no VXLAN): the ceiling.
+    Medium,
+    Vxdp,
+    Kernel,
+}
+
+impl fmt::Display for Dut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dut::Medium => "medium",
+            Dut::Vxdp => "vxdp",
+            Dut::Kernel => "kernel",
+        })
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub directions: Vec<Direction>,
+    pub sizes: Vec<usize>,
+    pub flows: Vec<usize>,
+    pub workers: Vec<u32>,
+    /// Length of the max-rate phase.
+    pub max_phase: Duration,
+    /// Length of the 50%-rate latency phase.
+    pub lat_phase: Duration,
+    /// Unmeasured traffic before each row.
+    pub warmup: Duration,
+    /// Receiving after the generator stops, so frames in flight count.
+    pub drain: Duration,
+}
+
+impl Options {
+    /// The full matrix; ~2 s per phase.
+    pub fn full() -> Options {
+        Options {
+            directions: vec![Direction::Decap, Direction::Encap, Direction::RoundTrip],
+            sizes: vec![64, 512, 1450],
+            flows: vec![1, 1000],
+            workers: vec![1, 2],
+            max_phase: Duration::from_secs(2),
+            lat_phase: Duration::from_millis(1500),
+            warmup: Duration::from_millis(300),
+            drain: Duration::from_millis(100),
+        }
+    }
+
+    /// The full matrix with short phases (a few seconds per row).
+    pub fn quick() -> Options {
+        Options {
+            max_phase: Duration::from_millis(500),
+            lat_phase: Duration::from_millis(400),
+            warmup: Duration::from_millis(100),
+            drain: Duration::from_millis(50),
+            ..Options::full()
+        }
+    }
+}
+
+/// One DUT's figures for one row.
+#[derive(Clone, Debug, Default)]
+pub struct Measurement {
+    /// Frames delivered per second at full load, millions.
+    pub mpps: f64,
+    /// Inner-frame bits per second at full load (inner Ethernet frame, no FCS), G.
+    pub gbps: f64,
+    /// Fraction lost at full load (the generator offers more than anyone forwards).
+    pub loss: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub reordered: u64,
+    /// Busy fraction of each CPU during the full-load phase.
+    pub cpu_busy: Vec<f64>,
+    /// Busy CPU time of the whole machine per delivered frame, ns.
+    pub cpu_ns_per_pkt: f64,
+    /// Offered rate of the latency phase (50% of `mpps`), Mpps.
+    pub lat_rate_mpps: f64,
+    pub lat_loss: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Set when the row could not be measured.
+    pub error: Option<String>,
+}
+
+/// One row: direction, size, flows, workers and every DUT's figures.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub direction: Direction,
+    pub size: usize,
+    pub flows: usize,
+    pub workers: u32,
+    pub medium: Option<Measurement>,
+    pub vxdp: Measurement,
+    pub kernel: Measurement,
+}
+
+impl Row {
+    /// vxdp Mpps / kernel Mpps.
+    pub fn ratio(&self) -> f64 {
+        if self.kernel.mpps > 0.0 {
+            self.vxdp.mpps / self.kernel.mpps
+        } else {
+            0.0
+        }
+    }
+
+    /// vxdp Mpps / medium Mpps.
+    pub fn of_medium(&self) -> Option<f64> {
+        self.medium.as_ref().filter(|m| m.mpps > 0.0).map(|m| self.vxdp.mpps / m.mpps)
+    }
+}
+
+/// CPUs the DUT may use with `workers` workers: CPU 1 alone, or all of them.
+fn dut_cpus(workers: u32) -> (String, u32) {
+    let n = cpu::count();
+    if n < 2 {
+        return ("0".into(), 1);
+    }
+    if workers == 1 {
+        ("1".into(), 0b10)
+    } else {
+        (format!("0-{}", n - 1), (1u32 << n.min(31)) - 1)
+    }
+}
+
+/// The running DUT of one configuration; dropping it removes the VTEPs.
+enum DutGuard {
+    /// Forwarder threads stop before the XDP programs detach (field order).
+    Medium { _threads: Forwarder, _xdp: Box<ForwarderXdp> },
+    Vxdp { _daemons: Vec<Daemon> },
+    /// Namespaces holding a kernel `vxlan0`.
+    Kernel { namespaces: Vec<String> },
+}
+
+impl Drop for DutGuard {
+    fn drop(&mut self) {
+        if let DutGuard::Kernel { namespaces } = self {
+            for ns in namespaces.iter() {
+                let _ = vxdp_tests::netns::run_cmd(&["ip", "netns", "exec", ns, "ip", "link", "del", "vxlan0"]);
+            }
+        }
+    }
+}
+
+fn ifindex(name: &str) -> u32 {
+    let c = CString::new(name).expect("interface name");
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert!(i != 0, "no interface {name} in this namespace");
+    i
+}
+
+/// Adds a VTEP of `dut` kind on `h` towards `peer`, enslaved to br0, with the peer
+/// container's MAC pointing at the remote. Returns the vxdp daemon if one started.
+fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32) -> Option<Daemon> {
+    let pmac = fmt_mac(&peer.container_mac);
+    let (dev, daemon) = match dut {
+        Dut::Kernel => {
+            h.ns.run(format!(
+                "ip link add vxlan0 type vxlan id {VNI} dstport 4789 local {} dev eth0 nolearning",
+                h.underlay_ip
+            ));
+            h.ns.run(format!("bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst {}", peer.underlay_ip));
+            h.ns.run(format!("bridge fdb append {pmac} dev vxlan0 dst {}", peer.underlay_ip));
+            ("vxlan0", None)
+        }
+        Dut::Vxdp => {
+            let w = workers.to_string();
+            let vni = VNI.to_string();
+            let d = Daemon::start(
+                &h.ns,
+                "vx0",
+                &["--dev", "eth0", "--vni", &vni, "--remote", peer.underlay_ip, "--nolearning", "--workers", &w],
+            );
+            d.ctl(&["fdb", "append", &pmac, "dst", peer.underlay_ip, "dev", "vx0"]).expect("vxdp fdb append");
+            let resolved = vxdp_tests::wait_until(Duration::from_secs(5), || {
+                d.try_stats().map(|s| s.0["resolved_remotes"].as_u64().unwrap_or(0) >= 1).unwrap_or(false)
+            });
+            assert!(resolved, "vxdp on {} did not resolve {}", h.ns.name(), peer.underlay_ip);
+            let (cpus, _) = dut_cpus(workers);
+            let pid = d.pid().expect("daemon pid").to_string();
+            vxdp_tests::netns::run_cmd(&["taskset", "-a", "-p", "-c", &cpus, &pid]).expect("taskset");
+            ("vx0", Some(d))
+        }
+        Dut::Medium => unreachable!("the medium has no VTEP"),
+    };
+    h.ns.run(format!("ip link set {dev} master br0 up"));
+    h.ns.run(format!("bridge fdb replace {pmac} dev {dev} master static"));
+    daemon
+}
+
+fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32) -> DutGuard {
+    let (_, mask) = dut_cpus(workers);
+    let hosts: Vec<&BenchHost> = if dir == Direction::RoundTrip { vec![&topo.a, &topo.b] } else { vec![&topo.a] };
+    let guard = match dut {
+        Dut::Medium => {
+            let (pairs, xdp) = in_netns(&topo.a.ns, || {
+                let (e, v) = (ifindex("eth0"), ifindex("vethc"));
+                let pairs: Vec<QueuePair> =
+                    (0..workers).map(|q| QueuePair::bind(e, v, q).expect("forwarder sockets")).collect();
+                let xdp = ForwarderXdp::attach("eth0", "vethc", &pairs).expect("forwarder XDP");
+                (pairs, xdp)
+            });
+            let cpus: Vec<usize> = if workers == 1 { vec![1] } else { (0..cpu::count()).rev().collect() };
+            DutGuard::Medium { _threads: Forwarder::start(pairs, &cpus), _xdp: Box::new(xdp) }
+        }
+        Dut::Vxdp => {
+            let mut daemons = vec![add_vtep(&topo.a, &topo.b, dut, workers).expect("daemon")];
+            if dir == Direction::RoundTrip {
+                daemons.push(add_vtep(&topo.b, &topo.a, dut, workers).expect("daemon"));
+            }
+            DutGuard::Vxdp { _daemons: daemons }
+        }
+        Dut::Kernel => {
+            add_vtep(&topo.a, &topo.b, dut, workers);
+            let mut names = vec![topo.a.ns.name().to_string()];
+            if dir == Direction::RoundTrip {
+                add_vtep(&topo.b, &topo.a, dut, workers);
+                names.push(topo.b.ns.name().to_string());
+            }
+            DutGuard::Kernel { namespaces: names }
+        }
+    };
+    // Receive processing of the DUT's interfaces runs on the DUT's CPUs.
+    for h in hosts {
+        for dev in ["eth0", "vethc", "vx0"] {
+            BenchTopo::set_rps(&h.ns, dev, mask);
+        }
+    }
+    guard
+}
+
+/// Generator and sink for one row.
+fn build_tester(topo: &BenchTopo, dir: Direction, size: usize, flows: usize, workers: u32) -> (Tester, SinkXdp) {
+    let (a, b) = (&topo.a, &topo.b);
+    let ip = |s: &str| s.parse().expect("IPv4 address");
+    let (gen_ns, sink_ns, spec) = match dir {
+        Direction::Decap => (
+            &b.ns,
+            &a.container,
+            FrameSpec {
+                inner: L3Hop {
+                    src_mac: b.container_mac,
+                    dst_mac: a.container_mac,
+                    src_ip: ip(b.overlay_ip),
+                    dst_ip: ip(a.overlay_ip),
+                },
+                inner_len: size,
+                outer: Some(Outer {
+                    hop: L3Hop { src_mac: b.eth_mac, dst_mac: a.eth_mac, src_ip: ip(b.underlay_ip), dst_ip: ip(a.underlay_ip) },
+                    vni: VNI,
+                }),
+            },
+        ),
+        Direction::Encap | Direction::RoundTrip => (
+            &a.container,
+            if dir == Direction::Encap { &b.ns } else { &b.container },
+            FrameSpec {
+                inner: L3Hop {
+                    src_mac: a.container_mac,
+                    dst_mac: b.container_mac,
+                    src_ip: ip(a.overlay_ip),
+                    dst_ip: ip(b.overlay_ip),
+                },
+                inner_len: size,
+                outer: None,
+            },
+        ),
+    };
+    let n_tx = (workers as usize).min(flows);
+    let tx = in_netns(gen_ns, || {
+        let idx = ifindex("eth0");
+        (0..n_tx)
+            .map(|p| {
+                let fl: Vec<u16> = (0..flows).filter(|f| f % n_tx == p).map(|f| f as u16).collect();
+                TxPort::new(idx, p as u32, &spec, fl).expect("generator socket")
+            })
+            .collect::<Vec<_>>()
+    });
+    let (rx, xdp) = in_netns(sink_ns, || {
+        let idx = ifindex("eth0");
+        let rx: Vec<RxPort> =
+            (0..crate::topo::QUEUES).map(|q| RxPort::new(idx, q).expect("sink socket")).collect();
+        let xdp = SinkXdp::attach("eth0", &rx).expect("sink XDP");
+        (rx, xdp)
+    });
+    (Tester { tx, rx, flows }, xdp)
+}
+
+fn measure(tester: &mut Tester, size: usize, opts: &Options) -> Measurement {
+    let _ = tester.run(opts.warmup, None, opts.drain);
+    let before = CpuTimes::read();
+    let max: PhaseResult = tester.run(opts.max_phase, None, opts.drain);
+    let busy = CpuTimes::read().busy_since(&before);
+    let mut m = Measurement {
+        mpps: max.rx_mpps(),
+        gbps: max.rx_mpps() * 1e6 * size as f64 * 8.0 / 1e9,
+        loss: max.loss(),
+        sent: max.sent,
+        received: max.received,
+        reordered: max.reordered,
+        cpu_ns_per_pkt: if max.received > 0 {
+            busy.iter().sum::<f64>() * (opts.max_phase + opts.drain).as_secs_f64() * 1e9 / max.received as f64
+        } else {
+            0.0
+        },
+        cpu_busy: busy,
+        ..Default::default()
+    };
+    if max.received == 0 {
+        m.error = Some(format!("nothing arrived ({} sent)", max.sent));
+        return m;
+    }
+    let rate = max.rx_mpps() * 1e6 * 0.5;
+    let lat = tester.run(opts.lat_phase, Some(rate), opts.drain);
+    m.lat_rate_mpps = rate / 1e6;
+    m.lat_loss = lat.loss();
+    m.p50_us = lat.latency_us(0.5);
+    m.p99_us = lat.latency_us(0.99);
+    m.p999_us = lat.latency_us(0.999);
+    m
+}
+
+/// Runs everything in `opts` on a fresh topology and returns the rows. Holds the
+/// namespace-test lock so it never overlaps an integration test.
+pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
+    let _serial = vxdp_tests::serial();
+    cpu::pin_current_thread(0);
+    let topo = BenchTopo::new();
+    let mut results: Vec<(Direction, Dut, u32, usize, usize, Measurement)> = Vec::new();
+    for &dir in &opts.directions {
+        for &workers in &opts.workers {
+            let duts: &[Dut] = if dir == Direction::RoundTrip {
+                &[Dut::Vxdp, Dut::Kernel]
+            } else {
+                &[Dut::Medium, Dut::Vxdp, Dut::Kernel]
+            };
+            for &dut in duts {
+                let t0 = Instant::now();
+                let guard = start_dut(&topo, dir, dut, workers);
+                for &size in &opts.sizes {
+                    for &flows in &opts.flows {
+                        let (mut tester, xdp) = build_tester(&topo, dir, size, flows, workers);
+                        let m = measure(&mut tester, size, opts);
+                        drop(xdp);
+                        drop(tester);
+                        progress(&format!(
+                            "{dir:>9} {dut:>6} w{workers} {size:>4}B {flows:>4} flows: {:6.3} Mpps loss {:5.1}% p99 {:7.1} us{}",
+                            m.mpps,
+                            m.loss * 100.0,
+                            m.p99_us,
+                            m.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                        ));
+                        results.push((dir, dut, workers, size, flows, m));
+                    }
+                }
+                drop(guard);
+                progress(&format!("{dir} {dut} w{workers}: {:.1} s", t0.elapsed().as_secs_f64()));
+            }
+        }
+    }
+    let take = |dir, dut, w, s, f| {
+        results
+            .iter()
+            .find(|r| r.0 == dir && r.1 == dut && r.2 == w && r.3 == s && r.4 == f)
+            .map(|r| r.5.clone())
+    };
+    let mut rows = Vec::new();
+    for &dir in &opts.directions {
+        for &size in &opts.sizes {
+            for &flows in &opts.flows {
+                for &workers in &opts.workers {
+                    rows.push(Row {
+                        direction: dir,
+                        size,
+                        flows,
+                        workers,
+                        medium: take(dir, Dut::Medium, workers, size, flows),
+                        vxdp: take(dir, Dut::Vxdp, workers, size, flows).unwrap_or_default(),
+                        kernel: take(dir, Dut::Kernel, workers, size, flows).unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    rows
+}
