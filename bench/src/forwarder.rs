@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use vxdp::xdp::{XdpMode, XdpPrograms};
-use vxdp::xsk::{chunk_of, poll_readable, Addr, Desc, RingSizes, Umem, XskSocket};
+use vxdp::xsk::{retry_busy, chunk_of, poll_readable, Addr, Desc, RingSizes, Umem, XskSocket};
 
 const FRAMES: u32 = 8192;
 const MAX_KICKS: u32 = 16;
@@ -28,8 +28,8 @@ impl QueuePair {
     /// Binds both sockets on `queue` (in the calling thread's namespace).
     pub fn bind(if_a: u32, if_b: u32, queue: u32) -> io::Result<QueuePair> {
         let umem = Umem::new(FRAMES)?;
-        let a = XskSocket::bind(&umem, if_a, queue, None, RingSizes::default())?;
-        let b = XskSocket::bind(&umem, if_b, queue, Some(a.fd()), RingSizes::default())?;
+        let a = retry_busy(|| XskSocket::bind(&umem, if_a, queue, None, RingSizes::default()))?;
+        let b = retry_busy(|| XskSocket::bind(&umem, if_b, queue, Some(a.fd()), RingSizes::default()))?;
         Ok(QueuePair { umem, a, b })
     }
 }

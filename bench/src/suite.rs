@@ -13,6 +13,7 @@ use crate::frame::{FrameSpec, L3Hop, Outer};
 use crate::pktgen::{PhaseResult, RxPort, SinkXdp, Tester, TxPort};
 use crate::topo::{fmt_mac, BenchHost, BenchTopo, VNI};
 use std::ffi::CString;
+use vxdp::xsk::retry_busy;
 use std::fmt;
 use std::time::{Duration, Instant};
 use vxdp_tests::{in_netns, Daemon};
@@ -318,14 +319,14 @@ fn build_tester(topo: &BenchTopo, dir: Direction, size: usize, flows: usize, wor
         (0..n_tx)
             .map(|p| {
                 let fl: Vec<u16> = (0..flows).filter(|f| f % n_tx == p).map(|f| f as u16).collect();
-                TxPort::new(idx, p as u32, &spec, fl).expect("generator socket")
+                retry_busy(|| TxPort::new(idx, p as u32, &spec, fl.clone())).expect("generator socket")
             })
             .collect::<Vec<_>>()
     });
     let (rx, xdp) = in_netns(sink_ns, || {
         let idx = ifindex("eth0");
         let rx: Vec<RxPort> =
-            (0..crate::topo::QUEUES).map(|q| RxPort::new(idx, q).expect("sink socket")).collect();
+            (0..crate::topo::QUEUES).map(|q| retry_busy(|| RxPort::new(idx, q)).expect("sink socket")).collect();
         let xdp = SinkXdp::attach("eth0", &rx).expect("sink XDP");
         (rx, xdp)
     });

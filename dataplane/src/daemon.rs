@@ -13,7 +13,7 @@ use crate::nexthop::{EncapDefaults, NextHops};
 use crate::vxlan::{DecapConfig, SrcPortRange, Vni, OUTER_V4_LEN};
 use crate::worker::{Shared, Worker, WorkerConfig, FRAMES};
 use crate::xdp::{XdpMode, XdpPrograms};
-use crate::xsk::{RingSizes, Umem, XskSocket};
+use crate::xsk::{retry_busy, RingSizes, Umem, XskSocket};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use std::collections::BTreeSet;
@@ -253,9 +253,9 @@ pub fn run(cfg: Config) -> Result<()> {
     let mut counters = Vec::new();
     for q in 0..cfg.workers {
         let umem = Umem::new(FRAMES).context("allocating UMEM")?;
-        let us = XskSocket::bind(&umem, under.index, q, None, RingSizes::default())
+        let us = retry_busy(|| XskSocket::bind(&umem, under.index, q, None, RingSizes::default()))
             .with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.dev))?;
-        let os = XskSocket::bind(&umem, peer_link.index, q, Some(us.fd()), RingSizes::default())
+        let os = retry_busy(|| XskSocket::bind(&umem, peer_link.index, q, Some(us.fd()), RingSizes::default()))
             .with_context(|| format!("AF_XDP socket on {peer} queue {q}"))?;
         xdp.register_underlay_socket(q, us.fd())?;
         xdp.register_overlay_socket(q, os.fd())?;

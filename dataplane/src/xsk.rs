@@ -505,6 +505,21 @@ impl XskSocket {
     }
 }
 
+/// Runs `bind` (an AF_XDP bind) again for up to 2 s while it fails with EBUSY: after a
+/// socket on the same queue closes (a restarted vxdp, the previous benchmark row), the
+/// kernel releases the queue asynchronously.
+pub fn retry_busy<T>(mut bind: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match bind() {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Waits until one of `fds` is readable or `timeout_ms` passes.
 pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<bool> {
     let mut p = [libc::pollfd { fd: -1, events: 0, revents: 0 }; 4];
