@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vxdp_control::consul::advertise::AdvertiseConfig;
 use vxdp_control::consul::testserver::TestConsul;
-use vxdp_control::consul::{Advertiser, Change, Client, ConsulConfig, Keys, WatchConfig, Watcher};
+use vxdp_control::consul::{
+    Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
+};
 use vxdp_control::fdb::Remote;
 use vxdp_control::Mac;
 
@@ -284,7 +286,9 @@ fn http_500s_and_a_hang_past_wait_are_survived() {
     s.set_hang(true);
     let errors = w.stats().errors.load(Ordering::Relaxed);
     // The client gives up after wait + wait/16 + 5 s.
-    wait_for("a timeout on the hung query", Duration::from_secs(15), || w.stats().errors.load(Ordering::Relaxed) > errors);
+    wait_for("a timeout on the hung query", Duration::from_secs(15), || {
+        w.stats().errors.load(Ordering::Relaxed) > errors
+    });
     s.set_hang(false);
     s.put(&b.keys().mac(mac(2)), br#"{"v":1,"vtep":"192.0.2.3"}"#);
     wait_for("changes after the hang", Duration::from_secs(10), || t.get(mac(2)).is_some());
@@ -311,7 +315,11 @@ fn an_index_going_backwards_resets_the_watch() {
     let start = Instant::now();
     s.put(&b.keys().mac(mac(101)), br#"{"v":1,"vtep":"192.0.2.9"}"#);
     wait_for("the next change", Duration::from_secs(10), || t.get(mac(101)).is_some());
-    assert!(start.elapsed() < Duration::from_secs(2), "next change took {:?}: still blocking on the old index", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "next change took {:?}: still blocking on the old index",
+        start.elapsed()
+    );
     assert_eq!(t.len(), 52);
 }
 
@@ -328,17 +336,23 @@ fn acl_token_is_sent() {
     cfg.token = Some("s3cret".into());
     let table = Table::default();
     let tt = table.clone();
-    let _w2 = Watcher::spawn(Client::new(cfg).unwrap(), WatchConfig::new(b.keys()), move |c: &[Change]| tt.apply(c)).unwrap();
+    let _w2 =
+        Watcher::spawn(Client::new(cfg).unwrap(), WatchConfig::new(b.keys()), move |c: &[Change]| tt.apply(c)).unwrap();
     wait_for("the entry with the token", Duration::from_secs(5), || table.len() == 1);
 }
 
 fn advertiser(b: &Backend, local: u8, ttl: Duration) -> Advertiser {
+    advertiser_with(b, local, ttl, Duration::from_secs(30))
+}
+
+fn advertiser_with(b: &Backend, local: u8, ttl: Duration, takeover_window: Duration) -> Advertiser {
     let cfg = AdvertiseConfig {
         keys: b.keys(),
         local: ip(local),
         port: None,
         ttl,
         mac_ageing: Duration::from_secs(300),
+        takeover_window,
         name: format!("vxdp-test {}", ip(local)),
     };
     Advertiser::spawn(b.client(), cfg).expect("spawn advertiser")
@@ -402,4 +416,64 @@ fn a_moved_mac_is_taken_over_and_not_claimed_back() {
     drop(node_b);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(holder(&b, mac(5)), Some((ip(13), true)), "B's exit removed C's key");
+}
+
+#[test]
+fn a_stale_sighting_does_not_take_a_key_over() {
+    let b = Backend::new();
+    let node_c = advertiser(&b, 13, Duration::from_secs(10));
+    node_c.handle().seen(mac(6));
+    wait_for("C owning the MAC", Duration::from_secs(5), || holder(&b, mac(6)) == Some((ip(13), true)));
+    // B's sightings are never fresh enough to take a key from another node (window 0),
+    // like a node re-advertising from memory after a partition during which the MAC moved.
+    let node_b = advertiser_with(&b, 12, Duration::from_secs(10), Duration::ZERO);
+    node_b.handle().seen(mac(6));
+    node_b.handle().seen(mac(7));
+    wait_for("B publishing the free MAC", Duration::from_secs(5), || holder(&b, mac(7)) == Some((ip(12), true)));
+    wait_for("B giving up the held MAC", Duration::from_secs(5), || {
+        node_b.stats().withdrawn.load(Ordering::Relaxed) == 1
+    });
+    assert_eq!(holder(&b, mac(6)), Some((ip(13), true)), "a stale sighting took the key");
+    assert_eq!(node_b.stats().takeovers.load(Ordering::Relaxed), 0);
+    assert_eq!(node_b.stats().macs_owned.load(Ordering::Relaxed), 1);
+}
+
+/// A node's watcher as the daemon wires it: answers to the table, and which of this
+/// node's keys each listing holds to the advertiser.
+struct NodeSink {
+    table: Table,
+    advertiser: AdvertiserHandle,
+}
+
+impl Sink for NodeSink {
+    fn apply(&mut self, changes: &[Change]) {
+        self.table.apply(changes);
+    }
+
+    fn own(&mut self, macs: BTreeSet<Mac>, listed_at: Instant) {
+        self.advertiser.present(macs, listed_at);
+    }
+}
+
+#[test]
+fn keys_that_vanish_from_consul_are_written_again() {
+    let b = Backend::new();
+    let a = advertiser(&b, 11, Duration::from_secs(10));
+    let mut cfg = WatchConfig::new(b.keys());
+    cfg.local = Some(ip(11));
+    let sink = NodeSink { table: Table::default(), advertiser: a.handle() };
+    let _w = Watcher::spawn(b.client(), cfg, sink).expect("spawn watcher");
+    a.handle().seen(mac(1));
+    let vtep_held = || b.client().kv_get(&b.keys().vtep(ip(11))).unwrap().is_some_and(|p| p.session.is_some());
+    wait_for("the keys published", Duration::from_secs(5), || {
+        holder(&b, mac(1)) == Some((ip(11), true)) && vtep_held()
+    });
+    // An operator deletes them (or a snapshot restore predates them); the node lives on.
+    b.delete(&b.keys().mac(mac(1)));
+    b.delete(&b.keys().vtep(ip(11)));
+    wait_for("both keys written again", Duration::from_secs(5), || {
+        holder(&b, mac(1)) == Some((ip(11), true)) && vtep_held()
+    });
+    assert_eq!(a.stats().rewritten.load(Ordering::Relaxed), 2);
+    assert_eq!(a.stats().sessions_created.load(Ordering::Relaxed), 1, "rewritten by a new session, not the same one");
 }

@@ -3,7 +3,7 @@
 //! listening on the underlay). Entries written to the store reach every host and
 //! traffic follows them; a container's MAC moves from host B to host C and
 //! traffic follows; SIGKILLing host C's vxdp removes its entries everywhere after
-//! the session TTL.
+//! the session TTL. A registration deleted from the store comes back.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,6 +64,22 @@ fn consul_e2e() {
     }
     consul.delete(&format!("{PREFIX}mac/02:aa:00:00:00:01"));
 
+    // A registration deleted from the store (by hand, or lost in a restore) while its
+    // node lives is written again by that node, and the flood lists recover.
+    let vtep2 = format!("{PREFIX}vtep/192.0.2.2");
+    consul.delete(&vtep2);
+    assert!(
+        wait_until(Duration::from_secs(5), || consul.get(&vtep2).is_some_and(|(_, session)| session.is_some())),
+        "host 2 did not register again: {:?}",
+        consul.keys(PREFIX)
+    );
+    let host1 = &cluster.nodes[0];
+    assert!(
+        wait_until(Duration::from_secs(5), || has_line(&host1.fdb_show(), "00:00:00:00:00:00", "192.0.2.2")),
+        "host 1 flood list lacks host 2 after it registered again:\n{}",
+        host1.fdb_show()
+    );
+
     // Containers: A on host 1, the mover on host 2. Their MACs get advertised by the
     // host they send from, and traffic follows.
     let a = cluster.add_container(0, "ca", "02:00:00:00:01:01", "198.51.100.1");
@@ -95,7 +111,10 @@ fn consul_e2e() {
 
     // Host 3 dies hard: its session expires after the TTL and its entries vanish.
     cluster.nodes[2].daemon.as_mut().unwrap().kill_hard();
+    let killed = std::time::Instant::now();
     let host1 = &cluster.nodes[0];
+    // Its session was renewed at most TTL/2 (5 s) ago: the entries are still there.
+    assert!(has_line(&host1.fdb_show(), "00:00:00:00:00:00", "192.0.2.3"), "host 3 gone before its session TTL");
     assert!(
         wait_until(Duration::from_secs(30), || {
             let t = host1.fdb_show();
@@ -104,5 +123,6 @@ fn consul_e2e() {
         "host 3's entries still on host 1 30 s after SIGKILL:\n{}",
         host1.fdb_show()
     );
+    eprintln!("host 3's entries left host 1 {:.1} s after SIGKILL", killed.elapsed().as_secs_f64());
     assert!(has_line(&host1.fdb_show(), "00:00:00:00:00:00", "192.0.2.2"), "host 2 vanished too");
 }

@@ -12,14 +12,26 @@
 //!   only removes the version it looked at) and acquires it; the old owner's watcher
 //!   then sees the MAC at another VTEP and calls [`AdvertiserHandle::disown`], so the
 //!   old owner never claims it back unless its own traffic shows the MAC again.
+//! - Only a fresh sighting (within [`AdvertiseConfig::takeover_window`]) takes a key
+//!   from another session. A claim from memory (re-advertising after a new session, say
+//!   after a partition during which the MAC moved) only acquires a free key; if another
+//!   node holds it, this node forgets the MAC. Any failed claim forgets the MAC, so
+//!   the next sighting claims it again.
 //! - A local MAC not seen for the ageing time is released: its key is deleted (only if
 //!   this node's session still holds it).
+//! - Keys that vanish while this node still owns them (an operator's delete, a snapshot
+//!   restore from before they were written, a claimant that deleted and then died) are
+//!   written again: the watcher reports which of this node's keys each answer holds
+//!   ([`AdvertiserHandle::present`]), and a key written before that listing was asked
+//!   for but missing from it is claimed again. (A listing asked for after a write
+//!   completed reflects it; with `stale` reads a follower may lag, so there the write
+//!   must be [`STALE_GRACE`] older than the listing.)
 
-use super::client::{Client, ConsulError};
+use super::client::{Client, Consistency, ConsulError};
 use super::schema::{Keys, MacValue, VtepValue, VERSION};
 use super::watch::{sleep_unless, Backoff};
 use crate::mac::Mac;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -39,6 +51,9 @@ pub struct AdvertiseConfig {
     pub ttl: Duration,
     /// A local MAC not seen for this long is withdrawn.
     pub mac_ageing: Duration,
+    /// A sighting at most this old justifies taking a MAC's key from another node's
+    /// session (the data plane re-reports a MAC that keeps sending every 10 s).
+    pub takeover_window: Duration,
     /// Session name, for operators reading `consul operator` output.
     pub name: String,
 }
@@ -52,12 +67,19 @@ pub struct AdvertiseStats {
     pub claims: AtomicU64,
     pub takeovers: AtomicU64,
     pub withdrawn: AtomicU64,
+    /// Keys found missing from Consul and written again.
+    pub rewritten: AtomicU64,
     pub errors: AtomicU64,
 }
+
+/// With `stale` reads, how long after writing a key a listing may still lack it
+/// before the key counts as missing.
+pub const STALE_GRACE: Duration = Duration::from_secs(2);
 
 enum Msg {
     Seen(Mac),
     Disown(Mac),
+    Present { macs: BTreeSet<Mac>, listed_at: Instant },
 }
 
 /// Feeds the advertiser: MACs seen locally, MACs now owned by another node.
@@ -75,6 +97,13 @@ impl AdvertiserHandle {
     /// Consul says `mac` now lives behind another VTEP: stop claiming it.
     pub fn disown(&self, mac: Mac) {
         let _ = self.tx.send(Msg::Disown(mac));
+    }
+
+    /// A listing asked for at `listed_at` holds this node's keys for `macs` (the
+    /// all-zeros MAC: its VTEP registration). Owned keys missing from it are written
+    /// again.
+    pub fn present(&self, macs: BTreeSet<Mac>, listed_at: Instant) {
+        let _ = self.tx.send(Msg::Present { macs, listed_at });
     }
 }
 
@@ -126,7 +155,10 @@ struct State {
     owned: HashMap<Mac, Instant>,
     /// Owned MACs whose key is not written under the current session yet.
     pending: Vec<Mac>,
-    vtep_written: bool,
+    /// When each owned MAC's key was last written under the current session.
+    written: HashMap<Mac, Instant>,
+    /// When the VTEP key was written under the current session.
+    vtep_written: Option<Instant>,
     backoff: Backoff,
     retry_at: Instant,
     failing: bool,
@@ -142,7 +174,8 @@ impl State {
             renewed: Instant::now(),
             owned: HashMap::new(),
             pending: Vec::new(),
-            vtep_written: false,
+            written: HashMap::new(),
+            vtep_written: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
             retry_at: Instant::now(),
             failing: false,
@@ -163,7 +196,8 @@ impl State {
                     }
                     Err(e) => {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
-                        if matches!(&e, ConsulError::Status { status: 500, body } if body.to_ascii_lowercase().contains("session")) {
+                        if matches!(&e, ConsulError::Status { status: 500, body } if body.to_ascii_lowercase().contains("session"))
+                        {
                             // Consul no longer knows our session: start over with a new one.
                             self.session = None;
                         }
@@ -198,11 +232,33 @@ impl State {
                 }
                 Msg::Disown(mac) => {
                     if self.owned.remove(&mac).is_some() {
+                        self.written.remove(&mac);
                         stats.withdrawn.fetch_add(1, Ordering::Relaxed);
                         log::info!("consul: {mac} moved to another VTEP; no longer advertised here");
                     }
                 }
+                Msg::Present { macs, listed_at } => self.check_present(&macs, listed_at, stats),
             }
+        }
+    }
+
+    /// Schedules the keys this node wrote well before a listing, but which the listing
+    /// lacks, to be written again.
+    fn check_present(&mut self, macs: &BTreeSet<Mac>, listed_at: Instant, stats: &AdvertiseStats) {
+        let grace = if self.client.config().consistency == Consistency::Stale { STALE_GRACE } else { Duration::ZERO };
+        let missing = |at: &Instant| *at + grace < listed_at;
+        if !macs.contains(&Mac::ZERO) && self.vtep_written.as_ref().is_some_and(missing) {
+            log::info!("consul: {} is missing from Consul; registering again", self.cfg.keys.vtep(self.cfg.local));
+            self.vtep_written = None;
+            stats.rewritten.fetch_add(1, Ordering::Relaxed);
+        }
+        let gone: Vec<Mac> =
+            self.written.iter().filter(|(mac, at)| !macs.contains(mac) && missing(at)).map(|(mac, _)| *mac).collect();
+        for mac in gone {
+            log::info!("consul: {} is missing from Consul; writing it again", self.cfg.keys.mac(mac));
+            self.written.remove(&mac);
+            self.pending.push(mac);
+            stats.rewritten.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -224,33 +280,54 @@ impl State {
             None => {
                 let s = self.client.session_create(&self.cfg.name, self.cfg.ttl)?;
                 stats.sessions_created.fetch_add(1, Ordering::Relaxed);
-                log::info!("consul: session {s} created (ttl {:?}), advertising {} as a VTEP", self.cfg.ttl, self.cfg.local);
+                log::info!(
+                    "consul: session {s} created (ttl {:?}), advertising {} as a VTEP",
+                    self.cfg.ttl,
+                    self.cfg.local
+                );
                 self.session = Some(s.clone());
                 self.renewed = Instant::now();
-                self.vtep_written = false;
+                self.vtep_written = None;
+                self.written.clear();
                 self.pending = self.owned.keys().copied().collect();
                 s
             }
         };
-        if !self.vtep_written {
+        if self.vtep_written.is_none() {
             let v = serde_json::to_vec(&VtepValue { v: VERSION, port: self.cfg.port }).expect("serializable");
             let key = self.cfg.keys.vtep(self.cfg.local);
-            if !self.claim(&key, &v, &session, stats)? {
+            // Our own address: a session still holding it is an earlier run of this node.
+            if !self.claim(&key, &v, &session, true, stats)? {
                 return Err(ConsulError::Decode(format!("{key} is held by another session")));
             }
-            self.vtep_written = true;
+            self.vtep_written = Some(Instant::now());
         }
         while let Some(mac) = self.pending.last().copied() {
-            if self.owned.contains_key(&mac) {
-                let v = serde_json::to_vec(&MacValue { v: VERSION, vtep: self.cfg.local, port: self.cfg.port, ip: None })
-                    .expect("serializable");
-                self.claim(&self.cfg.keys.mac(mac), &v, &session, stats)?;
+            if let Some(seen) = self.owned.get(&mac).copied() {
+                let v =
+                    serde_json::to_vec(&MacValue { v: VERSION, vtep: self.cfg.local, port: self.cfg.port, ip: None })
+                        .expect("serializable");
+                let fresh = seen.elapsed() <= self.cfg.takeover_window;
+                if self.claim(&self.cfg.keys.mac(mac), &v, &session, fresh, stats)? {
+                    self.written.insert(mac, Instant::now());
+                } else {
+                    // Another node holds it (and our sighting is old, or it keeps
+                    // claiming): it lives there. A later sighting here claims it again.
+                    self.owned.remove(&mac);
+                    self.written.remove(&mac);
+                    stats.withdrawn.fetch_add(1, Ordering::Relaxed);
+                    log::info!("consul: {mac} is held by another VTEP; not advertised here");
+                }
             }
             self.pending.pop();
         }
         let now = Instant::now();
-        let expired: Vec<Mac> =
-            self.owned.iter().filter(|(_, seen)| now.duration_since(**seen) > self.cfg.mac_ageing).map(|(m, _)| *m).collect();
+        let expired: Vec<Mac> = self
+            .owned
+            .iter()
+            .filter(|(_, seen)| now.duration_since(**seen) > self.cfg.mac_ageing)
+            .map(|(m, _)| *m)
+            .collect();
         for mac in expired {
             let key = self.cfg.keys.mac(mac);
             if let Some(p) = self.client.kv_get(&key)? {
@@ -259,17 +336,29 @@ impl State {
                 }
             }
             self.owned.remove(&mac);
+            self.written.remove(&mac);
             stats.withdrawn.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Writes `key` under our session, taking it over from another session if needed.
-    fn claim(&self, key: &str, value: &[u8], session: &str, stats: &AdvertiseStats) -> Result<bool, ConsulError> {
+    /// Writes `key` under our session; with `takeover`, takes it from another session
+    /// that holds it. `Ok(false)`: another session holds it.
+    fn claim(
+        &self,
+        key: &str,
+        value: &[u8],
+        session: &str,
+        takeover: bool,
+        stats: &AdvertiseStats,
+    ) -> Result<bool, ConsulError> {
         for _ in 0..3 {
             if self.client.kv_put(key, value, Some(session), None)? {
                 stats.claims.fetch_add(1, Ordering::Relaxed);
                 return Ok(true);
+            }
+            if !takeover {
+                return Ok(false);
             }
             // Held by another session: remove exactly the version we saw, then retry.
             if let Some(p) = self.client.kv_get(key)? {

@@ -19,4 +19,4 @@ pub mod watch;
 pub use advertise::{AdvertiseConfig, Advertiser, AdvertiserHandle};
 pub use client::{Client, Consistency, ConsulConfig, ConsulError};
 pub use schema::Keys;
-pub use watch::{Change, WatchConfig, Watcher};
+pub use watch::{Change, Sink, WatchConfig, Watcher};

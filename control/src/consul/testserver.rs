@@ -13,7 +13,11 @@
 //! - Sessions: `create` (`TTL` 10s–86400s, `Behavior` release|delete, `LockDelay`),
 //!   `renew` (404 when gone), `destroy`, `info`, `list`; a session past its TTL is
 //!   invalidated and its locks released or its keys deleted per its behaviour.
-//!   Acquiring with an unknown session answers 500, like Consul.
+//!   Acquiring with an unknown session answers 500, like Consul. The lock delay
+//!   (default 15 s, at most 60 s; a bare number below 1000 is seconds, otherwise
+//!   nanoseconds) applies to every key an invalidated session held: acquiring it answers
+//!   `false` until the delay has passed. Consul invalidates a session between TTL and
+//!   2×TTL after its last renewal; this server does it at TTL, the earliest allowed.
 //! - ACL: with [`TestConsul::require_token`], requests without that `X-Consul-Token`
 //!   get 403. `dc` other than `dc1` gets 500 "No path to datacenter".
 //!
@@ -30,6 +34,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Consul's default and largest session lock delay.
+const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
+const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 struct Entry {
     value: Vec<u8>,
@@ -45,6 +53,7 @@ struct Session {
     name: String,
     ttl: Option<Duration>,
     delete: bool,
+    lock_delay: Duration,
     expires: Option<Instant>,
     create_index: u64,
 }
@@ -56,6 +65,8 @@ struct State {
     tombstones: BTreeMap<String, u64>,
     sessions: HashMap<String, Session>,
     next_session: u64,
+    /// Key → until when `acquire` is refused (lock delay after an invalidation).
+    lock_delays: HashMap<String, Instant>,
 }
 
 impl State {
@@ -65,8 +76,10 @@ impl State {
     }
 
     fn prefix_index(&self, prefix: &str) -> u64 {
-        let kv = self.kv.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, e)| e.modify_index);
-        let tomb = self.tombstones.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, i)| *i);
+        let kv =
+            self.kv.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, e)| e.modify_index);
+        let tomb =
+            self.tombstones.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, i)| *i);
         kv.chain(tomb).max().unwrap_or(self.index).max(1)
     }
 
@@ -81,7 +94,11 @@ impl State {
         let at = self.bump();
         let held: Vec<String> =
             self.kv.iter().filter(|(_, e)| e.session.as_deref() == Some(id)).map(|(k, _)| k.clone()).collect();
+        let until = Instant::now() + s.lock_delay.min(MAX_LOCK_DELAY);
         for k in held {
+            if !s.lock_delay.is_zero() {
+                self.lock_delays.insert(k.clone(), until);
+            }
             if s.delete {
                 self.delete_key(&k, at);
             } else if let Some(e) = self.kv.get_mut(&k) {
@@ -418,6 +435,7 @@ fn parse_wait(s: &str) -> Option<Duration> {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
         _ => return None,
     })
 }
@@ -469,23 +487,38 @@ fn kv(inner: &Inner, req: &Request, key: &str) -> Option<Response> {
         "GET" => {
             if inner.hang.load(Ordering::SeqCst) {
                 let until = Instant::now() + Duration::from_secs(120);
-                while inner.hang.load(Ordering::SeqCst) && Instant::now() < until && !inner.stop.load(Ordering::SeqCst) {
+                while inner.hang.load(Ordering::SeqCst) && Instant::now() < until && !inner.stop.load(Ordering::SeqCst)
+                {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 return None;
             }
             let recurse = q.contains_key("recurse") || q.contains_key("keys");
-            let scope = |st: &State| if recurse { st.prefix_index(key) } else { st.kv.get(key).map_or(st.index, |e| e.modify_index).max(1) };
+            let scope = |st: &State| {
+                if recurse {
+                    st.prefix_index(key)
+                } else {
+                    st.kv.get(key).map_or(st.index, |e| e.modify_index).max(1)
+                }
+            };
             let mut st = inner.lock();
             if let Some(want) = q.get("index").and_then(|i| i.parse::<u64>().ok()) {
-                let wait = q.get("wait").and_then(|w| parse_wait(w)).unwrap_or(Duration::from_secs(300)).min(Duration::from_secs(600));
+                let wait = q
+                    .get("wait")
+                    .and_then(|w| parse_wait(w))
+                    .unwrap_or(Duration::from_secs(300))
+                    .min(Duration::from_secs(600));
                 let end = Instant::now() + wait;
                 while scope(&st) <= want {
                     if inner.stop.load(Ordering::SeqCst) || inner.down.load(Ordering::SeqCst) {
                         return None;
                     }
                     let Some(left) = end.checked_duration_since(Instant::now()) else { break };
-                    st = inner.changed.wait_timeout(st, left.min(Duration::from_millis(50))).unwrap_or_else(|e| e.into_inner()).0;
+                    st = inner
+                        .changed
+                        .wait_timeout(st, left.min(Duration::from_millis(50)))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
             let index = scope(&st);
@@ -531,6 +564,9 @@ fn kv(inner: &Inner, req: &Request, key: &str) -> Option<Response> {
             if let Some(s) = q.get("acquire") {
                 if !st.sessions.contains_key(s) {
                     return Some(Response::status(500, &format!("invalid session \"{s}\"")));
+                }
+                if st.lock_delays.get(key).is_some_and(|until| *until > Instant::now()) {
+                    return Some(Response::json("false".into(), None));
                 }
                 match &session {
                     Some(holder) if holder != s => return Some(Response::json("false".into(), None)),
@@ -585,7 +621,7 @@ fn kv(inner: &Inner, req: &Request, key: &str) -> Option<Response> {
 
 fn session_json(id: &str, s: &Session) -> serde_json::Value {
     serde_json::json!({
-        "ID": id, "Name": s.name, "Node": "test-consul", "LockDelay": 0,
+        "ID": id, "Name": s.name, "Node": "test-consul", "LockDelay": s.lock_delay.as_nanos() as u64,
         "Behavior": if s.delete { "delete" } else { "release" },
         "TTL": s.ttl.map_or(String::new(), |t| format!("{}s", t.as_secs())),
         "CreateIndex": s.create_index, "ModifyIndex": s.create_index,
@@ -597,13 +633,21 @@ fn session(inner: &Inner, req: &Request, rest: &str) -> Response {
     let (op, id) = rest.split_once('/').unwrap_or((rest, ""));
     match (req.method.as_str(), op) {
         ("PUT", "create") => {
-            let body: serde_json::Value =
-                if req.body.is_empty() { serde_json::json!({}) } else { serde_json::from_slice(&req.body).unwrap_or_default() };
+            let body: serde_json::Value = if req.body.is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::from_slice(&req.body).unwrap_or_default()
+            };
             let ttl = match body.get("TTL").and_then(|t| t.as_str()).filter(|t| !t.is_empty()) {
                 None => None,
                 Some(t) => match parse_wait(t) {
                     Some(d) if d >= Duration::from_secs(10) && d <= Duration::from_secs(86400) => Some(d),
-                    _ => return Response::status(400, &format!("Invalid Session TTL '{t}', must be between [10s=24h0m0s]")),
+                    _ => {
+                        return Response::status(
+                            400,
+                            &format!("Invalid Session TTL '{t}', must be between [10s=24h0m0s]"),
+                        )
+                    }
                 },
             };
             let delete = match body.get("Behavior").and_then(|b| b.as_str()).unwrap_or("release") {
@@ -611,11 +655,25 @@ fn session(inner: &Inner, req: &Request, rest: &str) -> Response {
                 "delete" => true,
                 b => return Response::status(400, &format!("Invalid Behavior setting '{b}'")),
             };
+            let lock_delay = match body.get("LockDelay") {
+                None | Some(serde_json::Value::Null) => DEFAULT_LOCK_DELAY,
+                Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                    Some(n) if n < 1000 => Duration::from_secs(n),
+                    Some(n) => Duration::from_nanos(n),
+                    None => return Response::status(400, &format!("Invalid LockDelay {n}")),
+                },
+                Some(serde_json::Value::String(t)) => match parse_wait(t) {
+                    Some(d) => d,
+                    None => return Response::status(400, &format!("Invalid LockDelay '{t}'")),
+                },
+                Some(v) => return Response::status(400, &format!("Invalid LockDelay {v}")),
+            };
             st.next_session += 1;
             let id = format!("00000000-0000-4000-8000-{:012x}", st.next_session);
             let at = st.bump();
             let name = body.get("Name").and_then(|n| n.as_str()).unwrap_or("").to_string();
-            st.sessions.insert(id.clone(), Session { name, ttl, delete, expires: ttl.map(|t| Instant::now() + t), create_index: at });
+            let expires = ttl.map(|t| Instant::now() + t);
+            st.sessions.insert(id.clone(), Session { name, ttl, delete, lock_delay, expires, create_index: at });
             Response::json(serde_json::json!({ "ID": id }).to_string(), Some(at))
         }
         ("PUT", "renew") => match st.sessions.get_mut(id) {
@@ -656,5 +714,97 @@ mod tests {
         assert_eq!(parse_wait("x"), None);
         assert_eq!(percent_decode("a%3Ab%2F"), "a:b/");
         assert_eq!(percent_decode("%"), "%");
+    }
+
+    /// One raw HTTP/1.1 exchange: (status, X-Consul-Index, body).
+    fn call(server: &TestConsul, method: &str, target: &str, body: &str) -> (u16, Option<u64>, String) {
+        let mut s = TcpStream::connect(server.addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let req = format!("{method} {target} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        s.write_all(req.as_bytes()).expect("write");
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        let (head, body) = resp.split_once("\r\n\r\n").expect("a complete answer");
+        let status = head[9..12].parse().expect("status");
+        let index =
+            head.lines().find_map(|l| l.strip_prefix("X-Consul-Index: ")).map(|i| i.trim().parse().expect("index"));
+        (status, index, body.to_string())
+    }
+
+    fn session(server: &TestConsul, body: &str) -> String {
+        let (status, _, b) = call(server, "PUT", "/v1/session/create", body);
+        assert_eq!(status, 200, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).expect("json");
+        v["ID"].as_str().expect("ID").to_string()
+    }
+
+    #[test]
+    fn missing_keys_are_404_with_an_index_and_listings_carry_the_highest_modify_index() {
+        let c = TestConsul::start().unwrap();
+        let (status, index, body) = call(&c, "GET", "/v1/kv/a/?recurse", "");
+        assert_eq!((status, body.as_str()), (404, ""));
+        assert!(index.is_some_and(|i| i >= 1));
+        assert_eq!(call(&c, "PUT", "/v1/kv/a/x", "1").2, "true");
+        assert_eq!(call(&c, "PUT", "/v1/kv/b", "2").2, "true");
+        assert_eq!(call(&c, "PUT", "/v1/kv/a/y/z", "3").2, "true");
+        let (status, index, body) = call(&c, "GET", "/v1/kv/a/?recurse", "");
+        assert_eq!(status, 200);
+        let pairs: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[0]["Value"], "MQ=="); // base64 of "1"
+        assert_eq!(Some(pairs[1]["ModifyIndex"].as_u64().unwrap()), index);
+        let (_, _, keys) = call(&c, "GET", "/v1/kv/a/?keys&separator=/", "");
+        assert_eq!(keys, r#"["a/x","a/y/"]"#);
+        // A delete under the prefix moves the listing's index on (a tombstone).
+        assert_eq!(call(&c, "DELETE", "/v1/kv/a/x", "").2, "true");
+        assert!(call(&c, "GET", "/v1/kv/a/?recurse", "").1 > index);
+    }
+
+    #[test]
+    fn cas_acquire_and_release() {
+        let c = TestConsul::start().unwrap();
+        assert_eq!(call(&c, "PUT", "/v1/kv/k?cas=0", "a").2, "true");
+        assert_eq!(call(&c, "PUT", "/v1/kv/k?cas=0", "b").2, "false", "cas=0 on an existing key");
+        let (_, index, _) = call(&c, "GET", "/v1/kv/k", "");
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?cas={}", index.unwrap() + 7), "c").2, "false");
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?cas={}", index.unwrap()), "c").2, "true");
+        let s1 = session(&c, r#"{"LockDelay":"0s"}"#);
+        let s2 = session(&c, r#"{"LockDelay":"0s"}"#);
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?acquire={s1}"), "d").2, "true");
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?acquire={s2}"), "e").2, "false", "acquired a held lock");
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?release={s2}"), "e").2, "false", "released another's lock");
+        // A plain write keeps the holder.
+        assert_eq!(call(&c, "PUT", "/v1/kv/k", "f").2, "true");
+        assert_eq!(c.get("k"), Some((b"f".to_vec(), Some(s1.clone()))));
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?release={s1}"), "g").2, "true");
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/k?acquire={s2}"), "h").2, "true");
+        let (_, _, body) = call(&c, "GET", "/v1/kv/k", "");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v[0]["LockIndex"].as_u64(), v[0]["Session"].as_str()), (Some(2), Some(s2.as_str())));
+        assert_eq!(call(&c, "PUT", "/v1/kv/k?acquire=nope", "i").0, 500, "unknown session");
+    }
+
+    #[test]
+    fn sessions_validate_ttl_and_apply_behavior_and_lock_delay() {
+        let c = TestConsul::start().unwrap();
+        assert_eq!(call(&c, "PUT", "/v1/session/create", r#"{"TTL":"5s"}"#).0, 400);
+        assert_eq!(call(&c, "PUT", "/v1/session/create", r#"{"Behavior":"explode"}"#).0, 400);
+        assert_eq!(call(&c, "PUT", "/v1/session/renew/nope", "").0, 404);
+        // Release behaviour with the default lock delay (15 s): the key stays, unlocked,
+        // and cannot be acquired again at once.
+        let held = session(&c, "");
+        let other = session(&c, r#"{"LockDelay":0}"#);
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/r?acquire={held}"), "x").2, "true");
+        assert_eq!(call(&c, "PUT", &format!("/v1/session/destroy/{held}"), "").2, "true");
+        assert_eq!(c.get("r"), Some((b"x".to_vec(), None)));
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/r?acquire={other}"), "y").2, "false", "lock delay ignored");
+        assert_eq!(call(&c, "GET", &format!("/v1/session/info/{held}"), "").2, "[]");
+        // Delete behaviour without a lock delay: the key goes and is free at once.
+        let gone = session(&c, r#"{"Behavior":"delete","LockDelay":"0s"}"#);
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/d?acquire={gone}"), "x").2, "true");
+        assert_eq!(call(&c, "PUT", &format!("/v1/session/destroy/{gone}"), "").2, "true");
+        assert_eq!(c.get("d"), None);
+        assert_eq!(call(&c, "PUT", &format!("/v1/kv/d?acquire={other}"), "y").2, "true");
     }
 }

@@ -43,6 +43,12 @@ pub struct Change {
 pub trait Sink: Send + 'static {
     /// Applies one answer's changes atomically (readers see all or none).
     fn apply(&mut self, changes: &[Change]);
+
+    /// With [`WatchConfig::local`] set, called after every answer with the MACs whose
+    /// keys point at this node (the all-zeros MAC: its VTEP registration), from a
+    /// listing asked for at `listed_at`. The advertiser uses it to notice its keys
+    /// vanishing.
+    fn own(&mut self, _macs: BTreeSet<Mac>, _listed_at: Instant) {}
 }
 
 impl<F: FnMut(&[Change]) + Send + 'static> Sink for F {
@@ -111,9 +117,8 @@ impl Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(WatchStats::default());
         let (s, st) = (stop.clone(), stats.clone());
-        let thread = std::thread::Builder::new()
-            .name("consul-watch".into())
-            .spawn(move || run(client, cfg, sink, &s, &st))?;
+        let thread =
+            std::thread::Builder::new().name("consul-watch".into()).spawn(move || run(client, cfg, sink, &s, &st))?;
         Ok(Watcher { stop, stats, thread: Some(thread) })
     }
 
@@ -170,7 +175,8 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
-        let seed = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32 ^ 0x9e37_79b9_7f4a_7c15;
+        let seed =
+            Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32 ^ 0x9e37_79b9_7f4a_7c15;
         Backoff { min, max, next: min, seed: seed | 1 }
     }
 
@@ -213,6 +219,7 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
 
     while !stop.load(Ordering::Relaxed) {
         limiter.take();
+        let listed_at = Instant::now();
         let listing = match client.kv_list(&prefix, index, cfg.wait) {
             Ok(l) => l,
             Err(e) => {
@@ -234,7 +241,7 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
         backoff.reset();
         stats.answers.fetch_add(1, Ordering::Relaxed);
 
-        let (desired, skipped) = decode(&cfg, &listing.pairs, &mut logged_bad);
+        let (desired, own, skipped) = decode(&cfg, &listing.pairs, &mut logged_bad);
         stats.skipped.store(skipped, Ordering::Relaxed);
         let changes: Vec<Change> = diff(&current, &desired)
             .into_iter()
@@ -245,6 +252,9 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
             stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
         }
         current = desired;
+        if cfg.local.is_some() {
+            sink.own(own, listed_at);
+        }
         stats.entries.store(current.values().map(|s| s.len() as u64).sum(), Ordering::Relaxed);
 
         if !connected {
@@ -283,32 +293,75 @@ fn log_lost(addr: &str, e: &ConsulError, connected: bool, ever: bool, entries: u
     }
 }
 
-/// Parses a listing into the desired FDB, skipping (and logging once) malformed keys.
-fn decode(cfg: &WatchConfig, pairs: &[super::client::KvPair], logged: &mut HashSet<String>) -> (Desired, u64) {
+/// Parses a listing into the desired FDB, skipping malformed keys. `logged` holds the
+/// keys that were malformed in the previous listing: a key is logged when it turns bad,
+/// not on every answer while it stays bad (and the set holds only keys still bad).
+/// Also returns the MACs whose entries point at this node (not in the desired FDB).
+fn decode(
+    cfg: &WatchConfig,
+    pairs: &[super::client::KvPair],
+    logged: &mut HashSet<String>,
+) -> (Desired, BTreeSet<Mac>, u64) {
     let mut desired = Desired::new();
+    let mut own = BTreeSet::new();
     let mut skipped = 0;
+    let mut bad_now = HashSet::new();
     for p in pairs {
         match cfg.keys.parse(&p.key, &p.value) {
             Ok(Some((mac, remote))) => {
-                if Some(remote.ip) != cfg.local {
+                if Some(remote.ip) == cfg.local {
+                    own.insert(mac);
+                } else {
                     desired.entry(mac).or_default().insert(remote);
                 }
             }
             Ok(None) => {}
             Err(e) => {
                 skipped += 1;
-                if logged.insert(p.key.clone()) {
+                if !logged.contains(&p.key) {
                     log::warn!("consul: skipping key {}: {e}", p.key);
                 }
+                bad_now.insert(p.key.clone());
             }
         }
     }
-    (desired, skipped)
+    *logged = bad_now;
+    (desired, own, skipped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair(key: &str, value: &str) -> super::super::client::KvPair {
+        super::super::client::KvPair {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            flags: 0,
+            create_index: 1,
+            modify_index: 1,
+            lock_index: 0,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn decode_skips_bad_keys_and_remembers_only_those_still_bad() {
+        let mut cfg = WatchConfig::new(Keys::new("vxdp/", 5));
+        cfg.local = Some("192.0.2.1".parse().unwrap());
+        let good = pair("vxdp/vni/5/mac/02:00:00:00:00:01", r#"{"v":1,"vtep":"192.0.2.2"}"#);
+        let mine = pair("vxdp/vni/5/mac/02:00:00:00:00:02", r#"{"v":1,"vtep":"192.0.2.1"}"#);
+        let bad = pair("vxdp/vni/5/mac/02:00:00:00:00:03", "{");
+        let mut logged = HashSet::new();
+        let (d, own, skipped) = decode(&cfg, &[good.clone(), mine.clone(), bad.clone()], &mut logged);
+        assert_eq!((d.len(), skipped), (1, 1));
+        assert_eq!(own, BTreeSet::from([Mac([2, 0, 0, 0, 0, 2])]));
+        assert!(logged.contains(&bad.key));
+        let fixed = pair(&bad.key, r#"{"v":1,"vtep":"192.0.2.3"}"#);
+        let (d, _, skipped) = decode(&cfg, &[good, mine, fixed], &mut logged);
+        assert_eq!((d.len(), skipped), (2, 0));
+        assert!(logged.is_empty(), "a fixed key is still remembered as bad");
+    }
 
     #[test]
     fn token_bucket_allows_a_burst_then_paces() {
