@@ -21,18 +21,11 @@ use std::{
 };
 
 /// The symbols that must stay global in the object: the programs and the maps.
-const EXPORTED: &[&str] = &[
-    "vxdp_underlay",
-    "vxdp_overlay",
-    "VXDP_CONFIG",
-    "VXDP_UNDERLAY_XSKS",
-    "VXDP_OVERLAY_XSKS",
-    "VXDP_COUNTERS",
-];
+const EXPORTED: &[&str] =
+    &["vxdp_underlay", "vxdp_overlay", "VXDP_CONFIG", "VXDP_UNDERLAY_XSKS", "VXDP_OVERLAY_XSKS", "VXDP_COUNTERS"];
 
 const BPF_TARGET: &str = "bpfel-unknown-none";
-const SETUP_HINT: &str =
-    "run `rustup component add rust-src llvm-tools` (or `cargo xtask setup`) and build again";
+const SETUP_HINT: &str = "run `rustup component add rust-src llvm-tools` (or `cargo xtask setup`) and build again";
 
 fn main() {
     if let Err(message) = run() {
@@ -43,20 +36,11 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR")?);
-    let root = manifest_dir
-        .parent()
-        .ok_or("dataplane/ has no parent directory")?
-        .to_path_buf();
+    let root = manifest_dir.parent().ok_or("dataplane/ has no parent directory")?.to_path_buf();
     let ebpf_dir = root.join("ebpf");
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
 
-    for path in [
-        "ebpf/src",
-        "ebpf/Cargo.toml",
-        "ebpf/Cargo.lock",
-        "common/src",
-        "common/Cargo.toml",
-    ] {
+    for path in ["ebpf/src", "ebpf/Cargo.toml", "ebpf/Cargo.lock", "common/src", "common/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
 
@@ -64,22 +48,12 @@ fn run() -> Result<(), String> {
     let tools = Tools::find(&rustc)?;
 
     // Honour a user's CARGO_TARGET_DIR as the base, but never pass it to the inner build.
-    let target_base = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target_base = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let target_dir = target_base.join("ebpf");
 
     build_staticlib(&ebpf_dir, &target_dir, &rustc)?;
-    let archive = target_dir
-        .join(BPF_TARGET)
-        .join("release")
-        .join("libvxdp_ebpf.a");
-    compile_object(
-        &tools,
-        &archive,
-        &out_dir.join("bpf-work"),
-        &out_dir.join("vxdp.bpf.o"),
-    )
+    let archive = target_dir.join(BPF_TARGET).join("release").join("libvxdp_ebpf.a");
+    compile_object(&tools, &archive, &out_dir.join("bpf-work"), &out_dir.join("vxdp.bpf.o"))
 }
 
 fn env_var(name: &str) -> Result<String, String> {
@@ -107,10 +81,7 @@ impl Tools {
 
         let core_src = sysroot.join("lib/rustlib/src/rust/library/core");
         if !core_src.is_dir() {
-            return Err(format!(
-                "the rust-src component is missing ({} not found): {SETUP_HINT}",
-                core_src.display()
-            ));
+            return Err(format!("the rust-src component is missing ({} not found): {SETUP_HINT}", core_src.display()));
         }
 
         let host = env_var("HOST")?;
@@ -120,18 +91,10 @@ impl Tools {
             if path.is_file() {
                 Ok(path)
             } else {
-                Err(format!(
-                    "the llvm-tools component is missing ({} not found): {SETUP_HINT}",
-                    path.display()
-                ))
+                Err(format!("the llvm-tools component is missing ({} not found): {SETUP_HINT}", path.display()))
             }
         };
-        Ok(Self {
-            llvm_ar: tool("llvm-ar")?,
-            llvm_link: tool("llvm-link")?,
-            opt: tool("opt")?,
-            llc: tool("llc")?,
-        })
+        Ok(Self { llvm_ar: tool("llvm-ar")?, llvm_link: tool("llvm-link")?, opt: tool("opt")?, llc: tool("llc")? })
     }
 }
 
@@ -140,22 +103,14 @@ fn build_staticlib(ebpf_dir: &Path, target_dir: &Path, rustc: &str) -> Result<()
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(ebpf_dir)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            BPF_TARGET,
-            "-Zbuild-std=core",
-        ])
+        .args(["build", "--release", "--target", BPF_TARGET, "-Zbuild-std=core"])
         .arg("--target-dir")
         .arg(target_dir);
     scrub_env(&mut cmd);
     // build-std and the BPF target's asm need unstable features on a stable toolchain.
     cmd.env("RUSTC_BOOTSTRAP", "1").env("RUSTC", rustc);
 
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", Path::new(&cargo).display()))?;
+    let output = cmd.output().map_err(|e| format!("cannot run {}: {e}", Path::new(&cargo).display()))?;
     if !output.status.success() {
         return Err(format!(
             "`cargo build` of {} for {BPF_TARGET} failed:\n{}\n(if it says rust-src is missing: {SETUP_HINT})",
@@ -211,16 +166,9 @@ fn compile_object(tools: &Tools, archive: &Path, work: &Path, object: &Path) -> 
         fs::remove_dir_all(work).map_err(|e| format!("cannot clear {}: {e}", work.display()))?;
     }
     let members = work.join("members");
-    fs::create_dir_all(&members)
-        .map_err(|e| format!("cannot create {}: {e}", members.display()))?;
+    fs::create_dir_all(&members).map_err(|e| format!("cannot create {}: {e}", members.display()))?;
 
-    run_tool(
-        Command::new(&tools.llvm_ar)
-            .arg("x")
-            .arg(archive)
-            .current_dir(&members),
-        "llvm-ar x",
-    )?;
+    run_tool(Command::new(&tools.llvm_ar).arg("x").arg(archive).current_dir(&members), "llvm-ar x")?;
     let mut inputs: Vec<PathBuf> = fs::read_dir(&members)
         .map_err(|e| format!("cannot read {}: {e}", members.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -232,21 +180,12 @@ fn compile_object(tools: &Tools, archive: &Path, work: &Path, object: &Path) -> 
     }
 
     let linked = work.join("linked.bc");
-    run_tool(
-        Command::new(&tools.llvm_link)
-            .args(&inputs)
-            .arg("-o")
-            .arg(&linked),
-        "llvm-link",
-    )?;
+    run_tool(Command::new(&tools.llvm_link).args(&inputs).arg("-o").arg(&linked), "llvm-link")?;
 
     let internalized = work.join("internalized.bc");
     run_tool(
         Command::new(&tools.opt)
-            .arg(format!(
-                "--internalize-public-api-list={}",
-                EXPORTED.join(",")
-            ))
+            .arg(format!("--internalize-public-api-list={}", EXPORTED.join(",")))
             .arg("-passes=internalize,globaldce")
             .arg(&linked)
             .arg("-o")
@@ -265,15 +204,10 @@ fn compile_object(tools: &Tools, archive: &Path, work: &Path, object: &Path) -> 
 }
 
 fn run_tool(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let output = cmd.output().map_err(|e| format!("cannot run {what}: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ))
+        Err(format!("{what} failed: {}", String::from_utf8_lossy(&output.stderr)))
     }
 }

@@ -117,7 +117,9 @@ fn bench_decap(c: &mut Criterion) {
             other => panic!("frame not delivered: {other:?}"),
         };
         g.throughput(Throughput::Elements(1));
-        g.bench_with_input(BenchmarkId::new("one", len), &len, |b, _| b.iter(|| black_box(deliver(black_box(&bufs[0])))));
+        g.bench_with_input(BenchmarkId::new("one", len), &len, |b, _| {
+            b.iter(|| black_box(deliver(black_box(&bufs[0]))))
+        });
         g.throughput(Throughput::Elements(BATCH as u64));
         g.bench_with_input(BenchmarkId::new("batch64", len), &len, |b, _| {
             b.iter(|| {

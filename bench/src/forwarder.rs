@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use vxdp::xdp::{XdpMode, XdpPrograms};
-use vxdp::xsk::{retry_busy, chunk_of, poll_readable, Addr, Desc, RingSizes, Umem, XskSocket};
+use vxdp::xsk::{chunk_of, poll_readable, retry_busy, Addr, Desc, RingSizes, Umem, XskSocket};
 
 const FRAMES: u32 = 8192;
 const MAX_KICKS: u32 = 16;

@@ -110,9 +110,15 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(s, r#"<text x="{LEFT}" y="16" font-size="13">{}</text>"#, escape(title));
-    for (i, (name, color)) in [("medium (AF_XDP, no VXLAN)", "#999"), ("vxdp", "#1f77b4"), ("kernel vxlan", "#ff7f0e")].iter().enumerate() {
+    for (i, (name, color)) in
+        [("medium (AF_XDP, no VXLAN)", "#999"), ("vxdp", "#1f77b4"), ("kernel vxlan", "#ff7f0e")].iter().enumerate()
+    {
         let x = LEFT + i as f64 * 170.0;
-        let _ = writeln!(s, r#"<rect x="{x}" y="24" width="10" height="10" fill="{color}"/><text x="{}" y="33">{name}</text>"#, x + 14.0);
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="24" width="10" height="10" fill="{color}"/><text x="{}" y="33">{name}</text>"#,
+            x + 14.0
+        );
     }
     // Y axis with 4 ticks.
     for t in 0..=4 {
@@ -126,16 +132,14 @@ pub fn svg(rows: &[Row], title: &str) -> String {
             y + 3.0
         );
     }
-    let _ = writeln!(s, r#"<text x="12" y="{}" transform="rotate(-90 12 {})">Mpps</text>"#, TOP + H / 2.0, TOP + H / 2.0);
+    let _ =
+        writeln!(s, r#"<text x="12" y="{}" transform="rotate(-90 12 {})">Mpps</text>"#, TOP + H / 2.0, TOP + H / 2.0);
     for (i, r) in rows.iter().enumerate() {
         let x0 = LEFT + i as f64 * group + GAP / 2.0;
-        for (j, (v, color)) in [
-            (r.medium.as_ref().map_or(0.0, |m| m.mpps), "#999"),
-            (r.vxdp.mpps, "#1f77b4"),
-            (r.kernel.mpps, "#ff7f0e"),
-        ]
-        .iter()
-        .enumerate()
+        for (j, (v, color)) in
+            [(r.medium.as_ref().map_or(0.0, |m| m.mpps), "#999"), (r.vxdp.mpps, "#1f77b4"), (r.kernel.mpps, "#ff7f0e")]
+                .iter()
+                .enumerate()
         {
             let h = v * scale;
             let _ = writeln!(
@@ -148,7 +152,11 @@ pub fn svg(rows: &[Row], title: &str) -> String {
         let label = format!("{} {}B {}f w{}", r.direction, r.size, r.flows, r.workers);
         let lx = x0 + 1.5 * BAR;
         let ly = TOP + H + 6.0;
-        let _ = writeln!(s, r#"<text x="{lx:.1}" y="{ly:.1}" transform="rotate(60 {lx:.1} {ly:.1})">{}</text>"#, escape(&label));
+        let _ = writeln!(
+            s,
+            r#"<text x="{lx:.1}" y="{ly:.1}" transform="rotate(60 {lx:.1} {ly:.1})">{}</text>"#,
+            escape(&label)
+        );
     }
     s.push_str("</svg>\n");
     s

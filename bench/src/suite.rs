@@ -13,9 +13,9 @@ use crate::frame::{FrameSpec, L3Hop, Outer};
 use crate::pktgen::{PhaseResult, RxPort, SinkXdp, Tester, TxPort};
 use crate::topo::{fmt_mac, BenchHost, BenchTopo, VNI};
 use std::ffi::CString;
-use vxdp::xsk::retry_busy;
 use std::fmt;
 use std::time::{Duration, Instant};
+use vxdp::xsk::retry_busy;
 use vxdp_tests::{in_netns, Daemon};
 
 /// What the DUT does to the generator's frames.
@@ -172,10 +172,17 @@ fn dut_cpus(workers: u32) -> (String, u32) {
 /// The running DUT of one configuration; dropping it removes the VTEPs.
 enum DutGuard {
     /// Forwarder threads stop before the XDP programs detach (field order).
-    Medium { _threads: Forwarder, _xdp: Box<ForwarderXdp> },
-    Vxdp { _daemons: Vec<Daemon> },
+    Medium {
+        _threads: Forwarder,
+        _xdp: Box<ForwarderXdp>,
+    },
+    Vxdp {
+        _daemons: Vec<Daemon>,
+    },
     /// Namespaces holding a kernel `vxlan0`.
-    Kernel { namespaces: Vec<String> },
+    Kernel {
+        namespaces: Vec<String>,
+    },
 }
 
 impl Drop for DutGuard {
@@ -293,7 +300,12 @@ fn build_tester(topo: &BenchTopo, dir: Direction, size: usize, flows: usize, wor
                 },
                 inner_len: size,
                 outer: Some(Outer {
-                    hop: L3Hop { src_mac: b.eth_mac, dst_mac: a.eth_mac, src_ip: ip(b.underlay_ip), dst_ip: ip(a.underlay_ip) },
+                    hop: L3Hop {
+                        src_mac: b.eth_mac,
+                        dst_mac: a.eth_mac,
+                        src_ip: ip(b.underlay_ip),
+                        dst_ip: ip(a.underlay_ip),
+                    },
                     vni: VNI,
                 }),
             },
@@ -406,10 +418,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
         }
     }
     let take = |dir, dut, w, s, f| {
-        results
-            .iter()
-            .find(|r| r.0 == dir && r.1 == dut && r.2 == w && r.3 == s && r.4 == f)
-            .map(|r| r.5.clone())
+        results.iter().find(|r| r.0 == dir && r.1 == dut && r.2 == w && r.3 == s && r.4 == f).map(|r| r.5.clone())
     };
     let mut rows = Vec::new();
     for &dir in &opts.directions {

@@ -279,9 +279,8 @@ impl AcceptLoop {
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         self.lock_conns().insert(id, stream.try_clone()?);
         let conn = Connection { id, conns: self.conns.clone(), handler: self.handler.clone() };
-        let thread = std::thread::Builder::new()
-            .name(format!("vxdp-ctl-{}-{id}", self.dev))
-            .spawn(move || conn.serve(stream));
+        let thread =
+            std::thread::Builder::new().name(format!("vxdp-ctl-{}-{id}", self.dev)).spawn(move || conn.serve(stream));
         match thread {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -408,7 +407,9 @@ impl Client {
         let mut line = Vec::new();
         match read_line_limited(&mut self.reader, &mut line, MAX_RESPONSE_LEN).map_err(io_err)? {
             Line::Eof => Err(CtlError::Closed { dev: dev.clone() }),
-            Line::TooLong => Err(CtlError::BadResponse { dev: dev.clone(), reason: format!("longer than {MAX_RESPONSE_LEN} bytes") }),
+            Line::TooLong => {
+                Err(CtlError::BadResponse { dev: dev.clone(), reason: format!("longer than {MAX_RESPONSE_LEN} bytes") })
+            }
             Line::Complete => serde_json::from_slice(trim_newline(&line))
                 .map_err(|e| CtlError::BadResponse { dev: dev.clone(), reason: e.to_string() }),
         }
@@ -504,7 +505,12 @@ mod tests {
         let resp = client.call(&Request::Fdb(req.clone())).unwrap();
         assert_eq!(
             resp,
-            Response::Fdb(vec![FdbShowEntry { mac: req.mac, remote: req.remote.unwrap(), source: Source::Static, age_secs: None }])
+            Response::Fdb(vec![FdbShowEntry {
+                mac: req.mac,
+                remote: req.remote.unwrap(),
+                source: Source::Static,
+                age_secs: None
+            }])
         );
         // Several requests on one connection.
         assert_eq!(client.call(&Request::FdbShow).unwrap(), Response::Ok);
@@ -582,7 +588,10 @@ mod tests {
         let resp = Client::connect(&dev).unwrap().call(&Request::FdbShow).unwrap();
         match resp {
             Response::Error(msg) => {
-                assert!(msg.starts_with(&format!("permission denied: uid {} may not control vxdp for {dev}", own_uid())), "{msg}")
+                assert!(
+                    msg.starts_with(&format!("permission denied: uid {} may not control vxdp for {dev}", own_uid())),
+                    "{msg}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -617,14 +626,24 @@ mod tests {
     #[test]
     fn show_format_matches_bridge() {
         let entries = vec![
-            FdbShowEntry { mac: "00:11:22:33:44:55".parse().unwrap(), remote: remote("192.0.2.2"), source: Source::Static, age_secs: None },
+            FdbShowEntry {
+                mac: "00:11:22:33:44:55".parse().unwrap(),
+                remote: remote("192.0.2.2"),
+                source: Source::Static,
+                age_secs: None,
+            },
             FdbShowEntry {
                 mac: Mac::ZERO,
                 remote: Remote { ip: "2001:db8::3".parse().unwrap(), port: Some(4790), vni: Some(100) },
                 source: Source::Consul,
                 age_secs: None,
             },
-            FdbShowEntry { mac: "02:00:00:00:00:07".parse().unwrap(), remote: remote("192.0.2.4"), source: Source::Learned, age_secs: Some(12) },
+            FdbShowEntry {
+                mac: "02:00:00:00:00:07".parse().unwrap(),
+                remote: remote("192.0.2.4"),
+                source: Source::Learned,
+                age_secs: Some(12),
+            },
         ];
         assert_eq!(
             fmt_fdb_show(&entries, None),
@@ -632,7 +651,10 @@ mod tests {
              00:00:00:00:00:00 dst 2001:db8::3 port 4790 vni 100 self permanent source consul\n\
              02:00:00:00:00:07 dst 192.0.2.4 self source learned age 12\n"
         );
-        assert_eq!(fmt_fdb_show(&entries[..1], Some("vx0")), "00:11:22:33:44:55 dev vx0 dst 192.0.2.2 self permanent source static\n");
+        assert_eq!(
+            fmt_fdb_show(&entries[..1], Some("vx0")),
+            "00:11:22:33:44:55 dev vx0 dst 192.0.2.2 self permanent source static\n"
+        );
         assert_eq!(fmt_fdb_show(&[], None), "");
     }
 

@@ -261,12 +261,17 @@ fn parse_words<'a>(words: impl Iterator<Item = &'a str>, allow_dev: bool) -> Res
             }
             "port" | "dst_port" => {
                 let text = value("port", &mut words)?;
-                let p: u16 = text.parse().ok().filter(|p| *p != 0).ok_or_else(|| FdbParseError::BadPort(text.to_string()))?;
+                let p: u16 =
+                    text.parse().ok().filter(|p| *p != 0).ok_or_else(|| FdbParseError::BadPort(text.to_string()))?;
                 once(&mut port, "port", p)?;
             }
             "vni" => {
                 let text = value("vni", &mut words)?;
-                let v: u32 = text.parse().ok().filter(|v| *v <= VNI_MAX).ok_or_else(|| FdbParseError::BadVni(text.to_string()))?;
+                let v: u32 = text
+                    .parse()
+                    .ok()
+                    .filter(|v| *v <= VNI_MAX)
+                    .ok_or_else(|| FdbParseError::BadVni(text.to_string()))?;
                 once(&mut vni, "vni", v)?;
             }
             "dev" => {
@@ -277,9 +282,8 @@ fn parse_words<'a>(words: impl Iterator<Item = &'a str>, allow_dev: bool) -> Res
                 once(&mut dev, "dev", name.to_string())?;
             }
             "self" | "permanent" | "static" => {}
-            "master" | "router" | "use" | "dynamic" | "extern_learn" | "sticky" | "via" | "src_vni" | "nhid" | "vlan" => {
-                return Err(FdbParseError::UnknownKeyword(word.to_string()))
-            }
+            "master" | "router" | "use" | "dynamic" | "extern_learn" | "sticky" | "via" | "src_vni" | "nhid"
+            | "vlan" => return Err(FdbParseError::UnknownKeyword(word.to_string())),
             other if mac.is_none() => mac = Some(other.parse::<Mac>()?),
             other => {
                 return Err(if other.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
@@ -372,10 +376,14 @@ mod tests {
     fn parses_cli_tail_like_bridge() {
         let args = parse_fdb_args(&words("00:11:22:33:44:55 dst 192.0.2.2 port 4790 vni 100 dev vx0")).unwrap();
         assert_eq!(args.mac, mac("00:11:22:33:44:55"));
-        assert_eq!(args.remote, Some(Remote { ip: Ipv4Addr::new(192, 0, 2, 2).into(), port: Some(4790), vni: Some(100) }));
+        assert_eq!(
+            args.remote,
+            Some(Remote { ip: Ipv4Addr::new(192, 0, 2, 2).into(), port: Some(4790), vni: Some(100) })
+        );
         assert_eq!(args.dev.as_deref(), Some("vx0"));
         // Keywords before the MAC, `self permanent` ignored, IPv6.
-        let args = parse_fdb_args(&["dev", "vx0", "00:00:00:00:00:00", "dst", "2001:db8::1", "self", "permanent"]).unwrap();
+        let args =
+            parse_fdb_args(&["dev", "vx0", "00:00:00:00:00:00", "dst", "2001:db8::1", "self", "permanent"]).unwrap();
         assert_eq!(args.remote, Some(Remote::new(IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap()))));
         let req = args.request(FdbOp::Append).unwrap();
         assert_eq!(req.op, FdbOp::Append);
@@ -423,7 +431,10 @@ mod tests {
             vec![
                 (Mac::ZERO, Remote::new(Ipv4Addr::new(192, 0, 2, 2).into())),
                 (Mac::ZERO, Remote::new(Ipv4Addr::new(192, 0, 2, 3).into())),
-                (mac("02:00:00:00:00:01"), Remote { ip: "2001:db8::1".parse().unwrap(), port: Some(4790), vni: Some(42) }),
+                (
+                    mac("02:00:00:00:00:01"),
+                    Remote { ip: "2001:db8::1".parse().unwrap(), port: Some(4790), vni: Some(42) }
+                ),
             ]
         );
         assert_eq!(parse_fdb_file("# nothing\n\n").unwrap(), vec![]);
@@ -451,7 +462,11 @@ mod tests {
 
     #[test]
     fn requests_round_trip_through_json() {
-        let req = FdbRequest::new(FdbOp::Replace, mac("02:00:00:00:00:01"), Some(Remote { ip: "192.0.2.9".parse().unwrap(), port: None, vni: Some(7) }));
+        let req = FdbRequest::new(
+            FdbOp::Replace,
+            mac("02:00:00:00:00:01"),
+            Some(Remote { ip: "192.0.2.9".parse().unwrap(), port: None, vni: Some(7) }),
+        );
         let json = serde_json::to_string(&req).unwrap();
         assert_eq!(json, r#"{"op":"replace","mac":"02:00:00:00:00:01","remote":{"ip":"192.0.2.9","vni":7}}"#);
         assert_eq!(serde_json::from_str::<FdbRequest>(&json).unwrap(), req);

@@ -111,7 +111,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_text_and_names_it() {
-        for bad in ["", "aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee:ff:00", "aa:bb:cc:dd:ee:fg", "aaa:bb:cc:dd:ee:ff", "aa-bb-cc-dd-ee-ff", "aa:bb::dd:ee:ff", "+a:bb:cc:dd:ee:ff"] {
+        for bad in [
+            "",
+            "aa:bb:cc:dd:ee",
+            "aa:bb:cc:dd:ee:ff:00",
+            "aa:bb:cc:dd:ee:fg",
+            "aaa:bb:cc:dd:ee:ff",
+            "aa-bb-cc-dd-ee-ff",
+            "aa:bb::dd:ee:ff",
+            "+a:bb:cc:dd:ee:ff",
+        ] {
             let err = bad.parse::<Mac>().unwrap_err();
             assert_eq!(err.0, bad);
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");

@@ -6,7 +6,7 @@
 //! process is killed, the kernel detaches the XDP programs with the process's link file
 //! descriptors, and the underlay passes all traffic again.
 
-use crate::counters::{LocalCounters, WorkerCounters, CounterSet};
+use crate::counters::{CounterSet, LocalCounters, WorkerCounters};
 use crate::fdb::FdbTable;
 use crate::netlink::{self, ChangeMonitor, Netlink};
 use crate::nexthop::{EncapDefaults, NextHops};
@@ -193,7 +193,11 @@ pub fn run(cfg: Config) -> Result<()> {
         .remotes
         .iter()
         .map(|ip| {
-            let req = FdbRequest { op: FdbOp::Append, mac: Mac::ZERO, remote: Some(Remote { ip: *ip, port: None, vni: None }) };
+            let req = FdbRequest {
+                op: FdbOp::Append,
+                mac: Mac::ZERO,
+                remote: Some(Remote { ip: *ip, port: None, vni: None }),
+            };
             (req, Source::Static)
         })
         .collect();
@@ -231,10 +235,12 @@ pub fn run(cfg: Config) -> Result<()> {
     let mut xdp = XdpPrograms::load(&ucfg).context("loading the XDP programs")?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let defaults = EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
+    let defaults =
+        EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
     let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
     let local_macs = cfg.consul.advertise.then(|| Arc::new(crate::localmac::LocalMacQueue::new(4096)));
-    let shared = Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
+    let shared =
+        Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
     let wcfg = WorkerConfig {
         decap: DecapConfig {
             vni: cfg.vni,
@@ -361,7 +367,10 @@ fn control_loop(
                 }
                 Ok(Some(_)) => {
                     if warned.insert(k.ip) {
-                        log::warn!("remote {}: route leaves through another interface than the underlay; not reachable", k.ip);
+                        log::warn!(
+                            "remote {}: route leaves through another interface than the underlay; not reachable",
+                            k.ip
+                        );
                     }
                 }
                 Ok(None) => {}

@@ -336,11 +336,11 @@ impl Master {
                 match remote {
                     None => layers.0[idx] = None,
                     Some(remote) => {
-                        let pos = layer
-                            .remotes
-                            .iter()
-                            .position(|r| *r == remote)
-                            .ok_or(FdbError::RemoteNotFound { mac, remote, layer: source })?;
+                        let pos = layer.remotes.iter().position(|r| *r == remote).ok_or(FdbError::RemoteNotFound {
+                            mac,
+                            remote,
+                            layer: source,
+                        })?;
                         layer.remotes.remove(pos);
                         if layer.remotes.is_empty() {
                             layers.0[idx] = None;
@@ -681,7 +681,10 @@ mod tests {
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
         assert_eq!(t.show()[0].source, Source::Learned);
         // Deleting a layer the source does not have fails and changes nothing.
-        assert_eq!(t.apply(&req(FdbOp::Del, A, None), Source::Consul), Err(FdbError::NotFound { mac: mac(A), layer: Source::Consul }));
+        assert_eq!(
+            t.apply(&req(FdbOp::Del, A, None), Source::Consul),
+            Err(FdbError::NotFound { mac: mac(A), layer: Source::Consul })
+        );
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
     }
 
@@ -735,7 +738,10 @@ mod tests {
         assert!(!t.snapshot().needs_learning(&[0; 6], ip(1), now));
         t.learn(mc, ip(1));
         assert_eq!(t.maintain(epoch), 0);
-        assert!(matches!(t.apply(&req(FdbOp::Add, "01:00:5e:00:00:01", Some(r(1))), Source::Learned), Err(FdbError::NotLearnable { .. })));
+        assert!(matches!(
+            t.apply(&req(FdbOp::Add, "01:00:5e:00:00:01", Some(r(1))), Source::Learned),
+            Err(FdbError::NotLearnable { .. })
+        ));
     }
 
     #[test]
@@ -867,9 +873,11 @@ mod tests {
     #[test]
     fn hasher_spreads_sequential_macs() {
         let h = MacBuildHasher::with_seed(12345);
-        let buckets: HashSet<u64> = (0u64..1024).map(|i| h.hash_one(mac_key(&[2, 0, 0, 0, (i >> 8) as u8, i as u8])) >> 57).collect();
+        let buckets: HashSet<u64> =
+            (0u64..1024).map(|i| h.hash_one(mac_key(&[2, 0, 0, 0, (i >> 8) as u8, i as u8])) >> 57).collect();
         assert_eq!(buckets.len(), 128, "top 7 bits (hashbrown's tag) must vary");
-        let low: HashSet<u64> = (0u64..1024).map(|i| h.hash_one(mac_key(&[2, 0, 0, 0, (i >> 8) as u8, i as u8])) & 1023).collect();
+        let low: HashSet<u64> =
+            (0u64..1024).map(|i| h.hash_one(mac_key(&[2, 0, 0, 0, (i >> 8) as u8, i as u8])) & 1023).collect();
         assert!(low.len() > 600, "low bits must vary: {}", low.len());
     }
 }

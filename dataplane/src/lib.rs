@@ -11,9 +11,9 @@
 //! - [`localmac`], [`consul`]: the MACs behind the overlay, and the Consul control plane.
 //! - [`daemon`]: `vxdp run`, wiring everything together.
 
+pub mod consul;
 pub mod counters;
 pub mod daemon;
-pub mod consul;
 pub mod fdb;
 pub mod localmac;
 pub mod netlink;

@@ -184,7 +184,9 @@ fn call(dev: &str, req: &Request) -> Result<Response> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         eprintln!("vxdp: {e:#}");
@@ -236,7 +238,12 @@ fn fmt_stats(v: &serde_json::Value) -> String {
     let t = &v["total"];
     let g = |k: &str| t[k].as_u64().unwrap_or(0);
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "", "frames", "bytes"));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "underlay rx", g("underlay_rx_frames"), g("underlay_rx_bytes")));
+    out.push_str(&format!(
+        "    {:<18} {:>14} {:>18}\n",
+        "underlay rx",
+        g("underlay_rx_frames"),
+        g("underlay_rx_bytes")
+    ));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", g("decap_frames"), g("decap_bytes")));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", g("encap_frames"), g("encap_bytes")));

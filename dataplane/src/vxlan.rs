@@ -120,7 +120,12 @@ impl DecapConfig {
 pub enum Decap {
     /// Deliver `frame[inner_start..inner_start + inner_len]` to the overlay; learn
     /// `inner_src -> src_vtep`.
-    Deliver { inner_start: usize, inner_len: usize, src_vtep: IpAddr, inner_src: [u8; 6] },
+    Deliver {
+        inner_start: usize,
+        inner_len: usize,
+        src_vtep: IpAddr,
+        inner_src: [u8; 6],
+    },
     Drop(DropReason),
 }
 
@@ -205,12 +210,7 @@ fn locate_inner(frame: &[u8], cfg: &DecapConfig) -> Result<Decap, DropReason> {
     if inner_len > cfg.max_inner_len {
         return Err(DropReason::MtuExceeded);
     }
-    Ok(Decap::Deliver {
-        inner_start: udp_start + UDP_OVERHEAD,
-        inner_len,
-        src_vtep,
-        inner_src: inner.src_addr(),
-    })
+    Ok(Decap::Deliver { inner_start: udp_start + UDP_OVERHEAD, inner_len, src_vtep, inner_src: inner.src_addr() })
 }
 
 /// Returns (source, header length, total length) of a valid, local, unfragmented
@@ -582,8 +582,8 @@ mod tests {
     //! `crate::wire`, so the two implementations check each other.
     use super::*;
     use etherparse::{
-        EtherType, Ethernet2Header, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, PacketBuilder, SlicedPacket,
-        UdpHeader, VlanId,
+        EtherType, Ethernet2Header, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, PacketBuilder, SlicedPacket, UdpHeader,
+        VlanId,
     };
 
     const LOCAL: [u8; 4] = [192, 0, 2, 1];
@@ -979,14 +979,9 @@ mod tests {
     fn expected(p: &EncapParams, inner: &[u8], sport: u16, id: u16) -> Vec<u8> {
         let payload = vxlan_payload(p.vni.get(), inner);
         let eth = Ethernet2Header { source: p.src_mac, destination: p.dst_mac, ether_type: EtherType::IPV4 };
-        let mut ip = Ipv4Header::new(
-            (8 + payload.len()) as u16,
-            p.ttl,
-            IpNumber::UDP,
-            p.src_ip.octets(),
-            p.dst_ip.octets(),
-        )
-        .unwrap();
+        let mut ip =
+            Ipv4Header::new((8 + payload.len()) as u16, p.ttl, IpNumber::UDP, p.src_ip.octets(), p.dst_ip.octets())
+                .unwrap();
         ip.dscp = Ipv4Dscp::try_new(p.tos >> 2).unwrap();
         ip.ecn = Ipv4Ecn::try_new(p.tos & 3).unwrap();
         ip.identification = id;

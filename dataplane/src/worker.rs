@@ -241,7 +241,9 @@ impl Worker {
                 let (src, dstbuf) = self.umem.two_chunks_mut(chunk, copy);
                 dstbuf[at..at + len].copy_from_slice(&src[start..start + len]);
                 match vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id) {
-                    Ok(out) => self.to_underlay.push(Desc { addr: copy + out as u64, len: (len + OUTER_V4_LEN) as u32 }),
+                    Ok(out) => {
+                        self.to_underlay.push(Desc { addr: copy + out as u64, len: (len + OUTER_V4_LEN) as u32 })
+                    }
                     Err(r) => {
                         self.local.drop(r);
                         self.free.push(copy);

@@ -109,14 +109,8 @@ pub struct XdpPrograms {
 
 impl fmt::Debug for XdpPrograms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let attached: Vec<_> = self
-            .attachments
-            .iter()
-            .map(|a| (a.program, a.ifname.as_str()))
-            .collect();
-        f.debug_struct("XdpPrograms")
-            .field("attached", &attached)
-            .finish_non_exhaustive()
+        let attached: Vec<_> = self.attachments.iter().map(|a| (a.program, a.ifname.as_str())).collect();
+        f.debug_struct("XdpPrograms").field("attached", &attached).finish_non_exhaustive()
     }
 }
 
@@ -124,32 +118,17 @@ impl XdpPrograms {
     /// Loads both programs into the kernel (running the verifier) and writes `cfg` into
     /// the config map. Nothing is attached yet.
     pub fn load(cfg: &UnderlayConfig) -> Result<Self, XdpError> {
-        let mut ebpf = EbpfLoader::new()
-            .load(&OBJECT.0)
-            .map_err(XdpError::Object)?;
+        let mut ebpf = EbpfLoader::new().load(&OBJECT.0).map_err(XdpError::Object)?;
 
-        let map = ebpf
-            .map_mut(maps::CONFIG)
-            .ok_or(XdpError::MissingMap { map: maps::CONFIG })?;
+        let map = ebpf.map_mut(maps::CONFIG).ok_or(XdpError::MissingMap { map: maps::CONFIG })?;
         let mut config: Array<_, UnderlayConfig> =
-            Array::try_from(map).map_err(|source| XdpError::Map {
-                map: maps::CONFIG,
-                source,
-            })?;
-        config.set(0, cfg, 0).map_err(|source| XdpError::Map {
-            map: maps::CONFIG,
-            source,
-        })?;
+            Array::try_from(map).map_err(|source| XdpError::Map { map: maps::CONFIG, source })?;
+        config.set(0, cfg, 0).map_err(|source| XdpError::Map { map: maps::CONFIG, source })?;
 
         for program in [programs::UNDERLAY, programs::OVERLAY] {
-            xdp_program(&mut ebpf, program)?
-                .load()
-                .map_err(|source| XdpError::Program { program, source })?;
+            xdp_program(&mut ebpf, program)?.load().map_err(|source| XdpError::Program { program, source })?;
         }
-        Ok(Self {
-            attachments: Vec::new(),
-            ebpf,
-        })
+        Ok(Self { attachments: Vec::new(), ebpf })
     }
 
     /// Attaches the underlay program to `ifname` (the NIC carrying VXLAN).
@@ -175,73 +154,41 @@ impl XdpPrograms {
     /// The XDP counters, summed over CPUs, indexed by [`XdpCounter`].
     pub fn counters(&self) -> Result<[u64; XdpCounter::COUNT as usize], XdpError> {
         let name = maps::COUNTERS;
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or(XdpError::MissingMap { map: name })?;
+        let map = self.ebpf.map(name).ok_or(XdpError::MissingMap { map: name })?;
         let per_cpu: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map).map_err(|source| XdpError::Map { map: name, source })?;
         let mut totals = [0u64; XdpCounter::COUNT as usize];
         for counter in XdpCounter::ALL {
-            let values = per_cpu
-                .get(&(counter as u32), 0)
-                .map_err(|source| XdpError::Map { map: name, source })?;
+            let values = per_cpu.get(&(counter as u32), 0).map_err(|source| XdpError::Map { map: name, source })?;
             totals[counter as usize] = values.iter().fold(0u64, |sum, v| sum.wrapping_add(*v));
         }
         Ok(totals)
     }
 
-    fn attach(
-        &mut self,
-        program: &'static str,
-        ifname: &str,
-        mode: XdpMode,
-    ) -> Result<(), XdpError> {
+    fn attach(&mut self, program: &'static str, ifname: &str, mode: XdpMode) -> Result<(), XdpError> {
         let ifindex = if_index(ifname)?;
         let xdp = xdp_program(&mut self.ebpf, program)?;
-        let prog_fd = xdp
-            .fd()
-            .map_err(|source| XdpError::Program { program, source })?;
+        let prog_fd = xdp.fd().map_err(|source| XdpError::Program { program, source })?;
         let link = bpf_link_create_xdp(prog_fd.as_fd().as_raw_fd(), ifindex, mode.flags())
-            .map_err(|source| XdpError::Attach {
-                program,
-                ifname: ifname.to_owned(),
-                mode,
-                source,
-            })?;
+            .map_err(|source| XdpError::Attach { program, ifname: ifname.to_owned(), mode, source })?;
         log::info!("attached XDP program {program} to {ifname} ({mode} mode, bpf_link)");
-        self.attachments.push(Attachment {
-            program,
-            ifname: ifname.to_owned(),
-            link,
-        });
+        self.attachments.push(Attachment { program, ifname: ifname.to_owned(), link });
         Ok(())
     }
 
-    fn register_socket(
-        &mut self,
-        map: &'static str,
-        queue: u32,
-        fd: RawFd,
-    ) -> Result<(), XdpError> {
+    fn register_socket(&mut self, map: &'static str, queue: u32, fd: RawFd) -> Result<(), XdpError> {
         if queue >= MAX_QUEUES {
             return Err(XdpError::QueueOutOfRange { map, queue });
         }
         let data = self.ebpf.map_mut(map).ok_or(XdpError::MissingMap { map })?;
         let mut xsks = XskMap::try_from(data).map_err(|source| XdpError::Map { map, source })?;
-        xsks.set(queue, fd, 0)
-            .map_err(|source| XdpError::Map { map, source })
+        xsks.set(queue, fd, 0).map_err(|source| XdpError::Map { map, source })
     }
 }
 
 impl Drop for XdpPrograms {
     fn drop(&mut self) {
-        for Attachment {
-            program,
-            ifname,
-            link,
-        } in self.attachments.drain(..)
-        {
+        for Attachment { program, ifname, link } in self.attachments.drain(..) {
             drop(link);
             log::info!("detached XDP program {program} from {ifname}");
         }
@@ -256,9 +203,7 @@ fn xdp_program<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut 
 }
 
 fn if_index(ifname: &str) -> Result<u32, XdpError> {
-    let unknown = || XdpError::UnknownInterface {
-        ifname: ifname.to_owned(),
-    };
+    let unknown = || XdpError::UnknownInterface { ifname: ifname.to_owned() };
     let c_name = CString::new(ifname).map_err(|_| unknown())?;
     // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call.
     match unsafe { libc::if_nametoindex(c_name.as_ptr()) } {

@@ -64,11 +64,7 @@ impl Umem {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Umem {
-            area: NonNull::new(p.cast()).expect("mmap returned null"),
-            len,
-            frames,
-        })
+        Ok(Umem { area: NonNull::new(p.cast()).expect("mmap returned null"), len, frames })
     }
 
     pub fn frames(&self) -> u32 {
@@ -320,7 +316,13 @@ impl XskSocket {
     /// With `shared_with: None` it registers `umem` (the first socket of a worker); with
     /// `Some(fd)` it shares the UMEM registered on that socket, with fill and completion
     /// rings of its own. Copy mode is used so that one UMEM can serve a NIC and a veth.
-    pub fn bind(umem: &Umem, ifindex: u32, queue: u32, shared_with: Option<RawFd>, sizes: RingSizes) -> io::Result<XskSocket> {
+    pub fn bind(
+        umem: &Umem,
+        ifindex: u32,
+        queue: u32,
+        shared_with: Option<RawFd>,
+        sizes: RingSizes,
+    ) -> io::Result<XskSocket> {
         // SAFETY: plain socket(2) call; result checked.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -351,7 +353,13 @@ impl XskSocket {
         let mut optlen = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
         // SAFETY: buffer and length describe `off`.
         let r = unsafe {
-            libc::getsockopt(raw, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS, (&mut off as *mut libc::xdp_mmap_offsets).cast(), &mut optlen)
+            libc::getsockopt(
+                raw,
+                libc::SOL_XDP,
+                libc::XDP_MMAP_OFFSETS,
+                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
+                &mut optlen,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
@@ -375,7 +383,11 @@ impl XskSocket {
         };
         // SAFETY: address struct and its exact size.
         let r = unsafe {
-            libc::bind(raw, (&sa as *const libc::sockaddr_xdp).cast(), std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t)
+            libc::bind(
+                raw,
+                (&sa as *const libc::sockaddr_xdp).cast(),
+                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
@@ -465,7 +477,16 @@ impl XskSocket {
     pub fn kick_fill(&self) {
         if self.fill.needs_wakeup() {
             // SAFETY: zero-length non-blocking recvfrom on our own socket; no buffer is written.
-            unsafe { libc::recvfrom(self.fd.as_raw_fd(), ptr::null_mut(), 0, libc::MSG_DONTWAIT, ptr::null_mut(), ptr::null_mut()) };
+            unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                )
+            };
         }
     }
 
@@ -489,7 +510,13 @@ impl XskSocket {
         let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
         // SAFETY: buffer and length describe `s`.
         let r = unsafe {
-            libc::getsockopt(self.fd.as_raw_fd(), libc::SOL_XDP, libc::XDP_STATISTICS, (&mut s as *mut libc::xdp_statistics).cast(), &mut len)
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&mut s as *mut libc::xdp_statistics).cast(),
+                &mut len,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());

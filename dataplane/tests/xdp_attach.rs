@@ -69,21 +69,11 @@ impl Netns {
             "netns",
             &this.peer_ns,
         ]);
-        for (ns, dev, addr, addr6) in [
-            (&this.vtep_ns, &this.vtep_if, VTEP, VTEP6),
-            (&this.peer_ns, &peer_if, PEER, PEER6),
-        ] {
+        for (ns, dev, addr, addr6) in
+            [(&this.vtep_ns, &this.vtep_if, VTEP, VTEP6), (&this.peer_ns, &peer_if, PEER, PEER6)]
+        {
             ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{addr6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
+            ip(&["-n", ns, "addr", "add", &format!("{addr6}/64"), "dev", dev, "nodad"]);
             ip(&["-n", ns, "link", "set", "dev", dev, "up"]);
             ip(&["-n", ns, "link", "set", "dev", "lo", "up"]);
         }
@@ -106,15 +96,7 @@ impl Netns {
 
     /// `ip -d link show` of the VTEP end.
     fn link_details(&self) -> String {
-        ip(&[
-            "-n",
-            &self.vtep_ns,
-            "-d",
-            "link",
-            "show",
-            "dev",
-            &self.vtep_if,
-        ])
+        ip(&["-n", &self.vtep_ns, "-d", "link", "show", "dev", &self.vtep_if])
     }
 
     fn xdp_attached(&self) -> bool {
@@ -126,11 +108,7 @@ impl Netns {
     fn wait_detached(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while self.xdp_attached() {
-            assert!(
-                Instant::now() < deadline,
-                "XDP still attached:\n{}",
-                self.link_details()
-            );
+            assert!(Instant::now() < deadline, "XDP still attached:\n{}", self.link_details());
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -146,12 +124,7 @@ impl Drop for Netns {
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -186,8 +159,7 @@ impl Sockets {
         let (vxlan_rx, other_rx, vxlan_rx6) = Netns::run_in(&net.vtep_ns, || {
             let bind = |addr: SocketAddr| {
                 let s = UdpSocket::bind(addr).expect("bind receiver");
-                s.set_read_timeout(Some(Duration::from_millis(300)))
-                    .unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
                 s
             };
             (
@@ -202,13 +174,7 @@ impl Sockets {
                 UdpSocket::bind(SocketAddrV6::new(PEER6, 0, 0, 0)).expect("bind sender6"),
             )
         });
-        Sockets {
-            vxlan_rx,
-            other_rx,
-            vxlan_rx6,
-            tx,
-            tx6,
-        }
+        Sockets { vxlan_rx, other_rx, vxlan_rx6, tx, tx6 }
     }
 
     /// Sends a small datagram to `port` on the VTEP's IPv4 address until one arrives
@@ -221,27 +187,14 @@ impl Sockets {
     /// returns how many were sent.
     fn deliver_to(&self, dest: Dest, len: usize) -> u64 {
         let (tx, rx, to, from_ip): (_, _, SocketAddr, std::net::IpAddr) = match dest {
-            Dest::V4(VXLAN_PORT) => (
-                &self.tx,
-                &self.vxlan_rx,
-                SocketAddrV4::new(VTEP, VXLAN_PORT).into(),
-                PEER.into(),
-            ),
+            Dest::V4(VXLAN_PORT) => (&self.tx, &self.vxlan_rx, SocketAddrV4::new(VTEP, VXLAN_PORT).into(), PEER.into()),
             Dest::V4(port) => {
                 assert_eq!(port, OTHER_PORT, "no receiver bound on port {port}");
-                (
-                    &self.tx,
-                    &self.other_rx,
-                    SocketAddrV4::new(VTEP, port).into(),
-                    PEER.into(),
-                )
+                (&self.tx, &self.other_rx, SocketAddrV4::new(VTEP, port).into(), PEER.into())
             }
-            Dest::V6VxlanPort => (
-                &self.tx6,
-                &self.vxlan_rx6,
-                SocketAddrV6::new(VTEP6, VXLAN_PORT, 0, 0).into(),
-                PEER6.into(),
-            ),
+            Dest::V6VxlanPort => {
+                (&self.tx6, &self.vxlan_rx6, SocketAddrV6::new(VTEP6, VXLAN_PORT, 0, 0).into(), PEER6.into())
+            }
         };
         let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let mut buf = vec![0u8; len + 64];
@@ -271,16 +224,11 @@ fn underlay_counts_and_passes_then_detaches_on_drop() {
     let ifname = net.vtep_if.clone();
     let progs = Netns::run_in(&net.vtep_ns, move || {
         let mut progs = XdpPrograms::load(&underlay_config()).expect("load XDP programs");
-        progs
-            .attach_underlay(&ifname, XdpMode::Native)
-            .expect("attach underlay in native mode");
+        progs.attach_underlay(&ifname, XdpMode::Native).expect("attach underlay in native mode");
         progs
     });
     let details = net.link_details();
-    assert!(
-        details.contains("xdp"),
-        "no XDP shown on the veth:\n{details}"
-    );
+    assert!(details.contains("xdp"), "no XDP shown on the veth:\n{details}");
 
     let before = progs.counters().expect("read counters");
     let sent = sockets.deliver(VXLAN_PORT);
@@ -325,11 +273,7 @@ fn underlay_counts_and_passes_then_detaches_on_drop() {
         "PassFragment went up by {} for {sent} sent; counters {after:?}",
         delta(XdpCounter::PassFragment)
     );
-    assert_eq!(
-        delta(XdpCounter::UnderlayNoSocket),
-        0,
-        "a fragment was taken for VXLAN"
-    );
+    assert_eq!(delta(XdpCounter::UnderlayNoSocket), 0, "a fragment was taken for VXLAN");
 
     drop(progs);
     net.wait_detached(Duration::from_secs(2));
@@ -347,9 +291,7 @@ fn sigkill_child() {
     let ifname = ifname.to_owned();
     let progs = Netns::run_in(ns, move || {
         let mut progs = XdpPrograms::load(&underlay_config()).expect("child: load");
-        progs
-            .attach_underlay(&ifname, XdpMode::Native)
-            .expect("child: attach");
+        progs.attach_underlay(&ifname, XdpMode::Native).expect("child: attach");
         progs
     });
     println!("VXDP-CHILD-ATTACHED");
@@ -372,12 +314,7 @@ fn underlay_detaches_on_sigkill() {
     let sockets = Sockets::new(&net);
 
     let mut child = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([
-            "--exact",
-            "sigkill_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "sigkill_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, format!("{}:{}", net.vtep_ns, net.vtep_if))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -398,11 +335,7 @@ fn underlay_detaches_on_sigkill() {
         let _ = child.wait();
         panic!("child did not attach within 20 s");
     }
-    assert!(
-        net.xdp_attached(),
-        "child attached but no XDP shown:\n{}",
-        net.link_details()
-    );
+    assert!(net.xdp_attached(), "child attached but no XDP shown:\n{}", net.link_details());
     sockets.deliver(VXLAN_PORT);
 
     child.kill().expect("SIGKILL child"); // Child::kill sends SIGKILL.

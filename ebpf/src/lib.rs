@@ -129,10 +129,7 @@ struct Frame {
 impl Frame {
     #[inline(always)]
     fn new(ctx: &XdpContext) -> Self {
-        Self {
-            start: ctx.data(),
-            end: ctx.data_end(),
-        }
+        Self { start: ctx.data(), end: ctx.data_end() }
     }
 
     /// Pointer to `N` bytes at `offset`, if they are inside the frame.
@@ -156,22 +153,19 @@ impl Frame {
     fn u16_raw_at(&self, offset: usize) -> Option<u16> {
         // SAFETY: `bytes` checked that both bytes lie inside the packet; read_unaligned
         // needs no alignment.
-        self.bytes::<2>(offset)
-            .map(|p| u16::from_ne_bytes(unsafe { p.read_unaligned() }))
+        self.bytes::<2>(offset).map(|p| u16::from_ne_bytes(unsafe { p.read_unaligned() }))
     }
 
     #[inline(always)]
     fn u32_raw_at(&self, offset: usize) -> Option<u32> {
         // SAFETY: as in `u16_raw_at`, for four bytes.
-        self.bytes::<4>(offset)
-            .map(|p| u32::from_ne_bytes(unsafe { p.read_unaligned() }))
+        self.bytes::<4>(offset).map(|p| u32::from_ne_bytes(unsafe { p.read_unaligned() }))
     }
 
     #[inline(always)]
     fn u64_raw_at(&self, offset: usize) -> Option<u64> {
         // SAFETY: as in `u16_raw_at`, for eight bytes.
-        self.bytes::<8>(offset)
-            .map(|p| u64::from_ne_bytes(unsafe { p.read_unaligned() }))
+        self.bytes::<8>(offset).map(|p| u64::from_ne_bytes(unsafe { p.read_unaligned() }))
     }
 }
 
@@ -273,10 +267,7 @@ fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
     if next != ipv6::NH_UDP {
         return Verdict::Pass(XdpCounter::PassNotUdp);
     }
-    let (Some(dst_hi), Some(dst_lo)) = (
-        frame.u64_raw_at(l3 + ipv6::DST),
-        frame.u64_raw_at(l3 + ipv6::DST + 8),
-    ) else {
+    let (Some(dst_hi), Some(dst_lo)) = (frame.u64_raw_at(l3 + ipv6::DST), frame.u64_raw_at(l3 + ipv6::DST + 8)) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
     let l4 = l3 + ipv6::LEN;
@@ -294,12 +285,10 @@ fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
         if i < usize::from(cfg.n_v6) {
             let local = &cfg.local_v6[i];
             // Compare as two native u64 halves: no memcmp call (there is none in BPF).
-            let local_hi = u64::from_ne_bytes([
-                local[0], local[1], local[2], local[3], local[4], local[5], local[6], local[7],
-            ]);
+            let local_hi =
+                u64::from_ne_bytes([local[0], local[1], local[2], local[3], local[4], local[5], local[6], local[7]]);
             let local_lo = u64::from_ne_bytes([
-                local[8], local[9], local[10], local[11], local[12], local[13], local[14],
-                local[15],
+                local[8], local[9], local[10], local[11], local[12], local[13], local[14], local[15],
             ]);
             if local_hi == dst_hi && local_lo == dst_lo {
                 return Verdict::Steer;

@@ -37,20 +37,13 @@ pub fn vxdp_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test> -> target
     let target = exe.ancestors().nth(3).map(PathBuf::from);
-    let candidates: Vec<PathBuf> = target
-        .iter()
-        .flat_map(|t| [t.join("release/vxdp"), t.join("debug/vxdp")])
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
+    let candidates: Vec<PathBuf> = target.iter().flat_map(|t| [t.join("release/vxdp"), t.join("debug/vxdp")]).collect();
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!(
             "vxdp binary not found (looked at {candidates:?}); run `cargo build -p vxdp --release` \
              first or set VXDP_BIN"
         )
-        })
+    })
 }
 
 /// A running `vxdp run` daemon; stopped on drop.
@@ -82,22 +75,13 @@ impl Daemon {
             .arg(&bin)
             .args(["run", "--name", name])
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut daemon = Daemon {
-            ns: ns.name().to_string(),
-            name: name.to_string(),
-            bin,
-            child: Some(child),
-            log,
-        };
+        let mut daemon = Daemon { ns: ns.name().to_string(), name: name.to_string(), bin, child: Some(child), log };
         daemon.wait_ready(args);
         daemon
     }
@@ -105,26 +89,14 @@ impl Daemon {
     fn wait_ready(&mut self, args: &[&str]) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "vxdp run {args:?} in {} exited before ready ({status}); log:\n{}",
-                    self.ns,
-                    self.log_text()
-                );
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("vxdp run {args:?} in {} exited before ready ({status}); log:\n{}", self.ns, self.log_text());
             }
             if self.try_stats().is_ok() {
                 return;
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "vxdp run {args:?} in {} not ready after {READY_TIMEOUT:?}; log:\n{}",
-                    self.ns,
-                    self.log_text()
-                );
+                panic!("vxdp run {args:?} in {} not ready after {READY_TIMEOUT:?}; log:\n{}", self.ns, self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -156,21 +128,18 @@ impl Daemon {
     /// `vxdp stats dev NAME --json`, parsed.
     pub fn try_stats(&self) -> Result<Stats> {
         let out = self.ctl(&["stats", "dev", &self.name, "--json"])?;
-        let json =
-            serde_json::from_str(&out).with_context(|| format!("stats is not JSON: {out}"))?;
+        let json = serde_json::from_str(&out).with_context(|| format!("stats is not JSON: {out}"))?;
         Ok(Stats(json))
     }
 
     /// Like [`Daemon::try_stats`], panicking with the daemon log on error.
     pub fn stats(&self) -> Stats {
-        self.try_stats()
-            .unwrap_or_else(|e| panic!("{e:#}; daemon log:\n{}", self.log_text()))
+        self.try_stats().unwrap_or_else(|e| panic!("{e:#}; daemon log:\n{}", self.log_text()))
     }
 
     /// The daemon's output so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_else(|e| format!("<{}: {e}>", self.log.display()))
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<{}: {e}>", self.log.display()))
     }
 
     /// SIGKILLs the daemon (no chance to clean up) and reaps it.
@@ -197,10 +166,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!(
-            "vxdp in {} ignored SIGTERM for {STOP_TIMEOUT:?}; killing",
-            self.ns
-        );
+        eprintln!("vxdp in {} ignored SIGTERM for {STOP_TIMEOUT:?}; killing", self.ns);
         let _ = child.kill();
         child.wait().ok()
     }
@@ -244,8 +210,6 @@ impl Stats {
     }
 
     fn get(&self, section: &str, key: &str) -> u64 {
-        self.0[section][key]
-            .as_u64()
-            .unwrap_or_else(|| panic!("stats has no integer {section}.{key}: {}", self.0))
+        self.0[section][key].as_u64().unwrap_or_else(|| panic!("stats has no integer {section}.{key}: {}", self.0))
     }
 }

@@ -32,11 +32,7 @@ impl Netns {
     /// short tag (`ha`, `cb`, ...) that makes `ip netns list` readable.
     pub fn new(role: &str) -> Netns {
         sweep_stale();
-        let name = format!(
-            "{NAME_TAG}{role}-{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{NAME_TAG}{role}-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
         run_cmd(&["ip", "netns", "add", &name]).unwrap_or_else(|e| panic!("{e:#}"));
         let ns = Netns { name };
         // Bring up loopback and keep IPv6 quiet: no DAD, router
@@ -136,21 +132,17 @@ fn sweep_stale() {
             continue;
         };
         let mut parts = rest.split('-');
-        let (_role, Some(pid), Some(_n), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (_role, Some(pid), Some(_n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             continue;
         };
         let Ok(pid) = pid.parse::<i32>() else {
             continue;
         };
         // SAFETY: signal 0 only checks whether the pid exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
-            let stale = Netns {
-                name: name.to_string(),
-            };
+            let stale = Netns { name: name.to_string() };
             drop(stale);
         }
     }

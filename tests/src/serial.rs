@@ -28,15 +28,6 @@ pub fn serial() -> SerialGuard {
     // SAFETY: the fd is valid while `file` lives; the lock is released
     // when it is closed.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(
-        rc,
-        0,
-        "flock {}: {}",
-        path.display(),
-        std::io::Error::last_os_error()
-    );
-    SerialGuard {
-        _file: file,
-        _guard: guard,
-    }
+    assert_eq!(rc, 0, "flock {}: {}", path.display(), std::io::Error::last_os_error());
+    SerialGuard { _file: file, _guard: guard }
 }

@@ -80,10 +80,7 @@ impl Host {
 pub fn link_mac(ns: &Netns, dev: &str) -> String {
     let out = ns.run(format!("ip -j link show dev {dev}"));
     let json: serde_json::Value = serde_json::from_str(&out).expect("ip -j link is JSON");
-    json[0]["address"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no address for {dev} in {}: {out}", ns.name()))
-        .to_lowercase()
+    json[0]["address"].as_str().unwrap_or_else(|| panic!("no address for {dev} in {}: {out}", ns.name())).to_lowercase()
 }
 
 /// Both hosts and containers; everything is removed on drop.
@@ -112,10 +109,7 @@ impl Topology {
             vtep: None,
             daemon: None,
         };
-        a.ns.run(format!(
-            "ip link add eth0 type veth peer name eth0 netns {}",
-            b.ns.name()
-        ));
+        a.ns.run(format!("ip link add eth0 type veth peer name eth0 netns {}", b.ns.name()));
         for h in [&a, &b] {
             let ns = &h.ns;
             ns.run(format!("ip addr add {}/24 dev eth0", h.underlay_ip));
@@ -130,10 +124,7 @@ impl Topology {
             ns.run("ip link set br0 up");
 
             let c = &h.container;
-            c.run(format!(
-                "ip link add eth0 type veth peer name vethc netns {}",
-                ns.name()
-            ));
+            c.run(format!("ip link add eth0 type veth peer name vethc netns {}", ns.name()));
             c.run(format!("ip link set eth0 mtu {CONTAINER_MTU}"));
             c.run(format!("ip addr add {}/24 brd + dev eth0", h.overlay_ip));
             c.run("ip link set eth0 up");

@@ -29,9 +29,7 @@ pub fn ping(ns: &Netns, ip: &str) {
 /// Bytes from `/dev/urandom`.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("read /dev/urandom");
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("read /dev/urandom");
     buf
 }
 
@@ -48,16 +46,11 @@ pub fn assert_arp_resolved(from: &Host, to: &Host) {
     let want = to.container_mac();
     let mut last = String::new();
     let ok = wait_until(Duration::from_secs(5), || {
-        last = from
-            .container
-            .run(format!("ip -j neigh show {} dev eth0", to.overlay_ip));
+        last = from.container.run(format!("ip -j neigh show {} dev eth0", to.overlay_ip));
         let json: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
         let entry = &json[0];
-        let state_ok = entry["state"]
-            .as_array()
-            .is_some_and(|s| !s.iter().any(|v| v == "FAILED" || v == "INCOMPLETE"));
-        entry["lladdr"].as_str().map(str::to_lowercase).as_deref() == Some(want.as_str())
-            && state_ok
+        let state_ok = entry["state"].as_array().is_some_and(|s| !s.iter().any(|v| v == "FAILED" || v == "INCOMPLETE"));
+        entry["lladdr"].as_str().map(str::to_lowercase).as_deref() == Some(want.as_str()) && state_ok
     });
     assert!(
         ok,
@@ -73,50 +66,38 @@ pub fn assert_arp_resolved(from: &Host, to: &Host) {
 /// asserts the receiver got exactly the same bytes.
 pub fn tcp_transfer(src: &Netns, dst: &Netns, dst_ip: &str, port: u16, data: &[u8]) {
     let addr: SocketAddr = format!("{dst_ip}:{port}").parse().expect("socket address");
-    let listener = in_netns(dst, || TcpListener::bind(addr))
-        .unwrap_or_else(|e| panic!("bind {addr} in {}: {e}", dst.name()));
+    let listener =
+        in_netns(dst, || TcpListener::bind(addr)).unwrap_or_else(|e| panic!("bind {addr} in {}: {e}", dst.name()));
     let mut stream = in_netns(src, || TcpStream::connect_timeout(&addr, IO_TIMEOUT))
         .unwrap_or_else(|e| panic!("connect to {addr} from {}: {e}", src.name()));
     let started = Instant::now();
     let received = std::thread::scope(|s| {
         let rx = s.spawn(|| {
             let (mut conn, _) = listener.accept().expect("accept");
-            conn.set_read_timeout(Some(IO_TIMEOUT))
-                .expect("set_read_timeout");
+            conn.set_read_timeout(Some(IO_TIMEOUT)).expect("set_read_timeout");
             let mut got = Vec::with_capacity(data.len());
             conn.read_to_end(&mut got).map(|_| got)
         });
-        stream
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .expect("set_write_timeout");
-        stream
-            .write_all(data)
-            .unwrap_or_else(|e| panic!("TCP send {} -> {addr}: {e}", src.name()));
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set_write_timeout");
+        stream.write_all(data).unwrap_or_else(|e| panic!("TCP send {} -> {addr}: {e}", src.name()));
         stream.shutdown(Shutdown::Write).expect("shutdown");
         rx.join().expect("receiver thread")
     });
-    let received =
-        received.unwrap_or_else(|e| panic!("TCP receive on {addr} in {}: {e}", dst.name()));
+    let received = received.unwrap_or_else(|e| panic!("TCP receive on {addr} in {}: {e}", dst.name()));
     assert_eq!(
         (received.len(), digest(&received)),
         (data.len(), digest(data)),
         "TCP stream {} -> {addr} arrived altered (len, digest)",
         src.name()
     );
-    eprintln!(
-        "tcp {} -> {addr}: {} bytes in {:?}",
-        src.name(),
-        data.len(),
-        started.elapsed()
-    );
+    eprintln!("tcp {} -> {addr}: {} bytes in {:?}", src.name(), data.len(), started.elapsed());
 }
 
 /// Sends a UDP datagram to `bcast:UDP_PORT` from `src` (SO_BROADCAST)
 /// and asserts a socket bound to `0.0.0.0:UDP_PORT` in `dst` receives it.
 /// Up to 5 attempts, 1 s each.
 pub fn udp_broadcast(src: &Netns, dst: &Netns, bcast: &str) {
-    let rx =
-        in_netns(dst, || UdpSocket::bind(("0.0.0.0", UDP_PORT))).expect("bind broadcast receiver");
+    let rx = in_netns(dst, || UdpSocket::bind(("0.0.0.0", UDP_PORT))).expect("bind broadcast receiver");
     let tx = in_netns(src, || {
         let s = UdpSocket::bind("0.0.0.0:0")?;
         s.set_broadcast(true)?;
@@ -126,12 +107,10 @@ pub fn udp_broadcast(src: &Netns, dst: &Netns, bcast: &str) {
     let payload = format!("vxdp-bcast-{}-{}", src.name(), digest(&random_bytes(8)));
     let mut buf = [0u8; 2048];
     for _ in 0..5 {
-        tx.send_to(payload.as_bytes(), (bcast, UDP_PORT))
-            .expect("send broadcast");
+        tx.send_to(payload.as_bytes(), (bcast, UDP_PORT)).expect("send broadcast");
         let deadline = Instant::now() + Duration::from_secs(1);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            rx.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .expect("timeout");
+            rx.set_read_timeout(Some(left.max(Duration::from_millis(1)))).expect("timeout");
             match rx.recv_from(&mut buf) {
                 Ok((n, _)) if &buf[..n] == payload.as_bytes() => return,
                 Ok(_) => continue,
@@ -139,11 +118,7 @@ pub fn udp_broadcast(src: &Netns, dst: &Netns, bcast: &str) {
             }
         }
     }
-    panic!(
-        "UDP broadcast to {bcast}:{UDP_PORT} from {} never reached {}",
-        src.name(),
-        dst.name()
-    );
+    panic!("UDP broadcast to {bcast}:{UDP_PORT} from {} never reached {}", src.name(), dst.name());
 }
 
 /// The overlay checks of every end-to-end scenario, in both directions:
@@ -159,13 +134,7 @@ pub fn check_overlay(topo: &Topology) {
     for side in [Side::A, Side::B] {
         let (from, to) = (topo.host(side), topo.host(side.peer()));
         let data = random_bytes(TRANSFER_LEN);
-        tcp_transfer(
-            &from.container,
-            &to.container,
-            to.overlay_ip,
-            TCP_PORT,
-            &data,
-        );
+        tcp_transfer(&from.container, &to.container, to.overlay_ip, TCP_PORT, &data);
     }
     for side in [Side::A, Side::B] {
         let (from, to) = (topo.host(side), topo.host(side.peer()));
@@ -208,21 +177,15 @@ pub fn udp_unicast(src: &Netns, dst: &Netns, dst_ip: &str, port: u16) {
     let payload = format!("vxdp-probe-{}", digest(&random_bytes(8)));
     let mut buf = [0u8; 2048];
     for _ in 0..5 {
-        tx.send_to(payload.as_bytes(), (dst_ip, port))
-            .expect("send UDP");
-        rx.set_read_timeout(Some(Duration::from_secs(1)))
-            .expect("timeout");
+        tx.send_to(payload.as_bytes(), (dst_ip, port)).expect("send UDP");
+        rx.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
         if let Ok((n, _)) = rx.recv_from(&mut buf) {
             if &buf[..n] == payload.as_bytes() {
                 return;
             }
         }
     }
-    panic!(
-        "UDP {dst_ip}:{port} from {} never received in {}",
-        src.name(),
-        dst.name()
-    );
+    panic!("UDP {dst_ip}:{port} from {} never received in {}", src.name(), dst.name());
 }
 
 /// A UDP port on the underlay that is not VXLAN's.
@@ -234,12 +197,6 @@ pub const OTHER_UDP_PORT: u16 = 5999;
 pub fn check_underlay(topo: &Topology) {
     let (a, b) = (&topo.a, &topo.b);
     ping(&b.ns, a.underlay_ip);
-    tcp_transfer(
-        &b.ns,
-        &a.ns,
-        a.underlay_ip,
-        TCP_PORT,
-        &random_bytes(256 * 1024),
-    );
+    tcp_transfer(&b.ns, &a.ns, a.underlay_ip, TCP_PORT, &random_bytes(256 * 1024));
     udp_unicast(&b.ns, &a.ns, a.underlay_ip, OTHER_UDP_PORT);
 }

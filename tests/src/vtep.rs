@@ -25,12 +25,8 @@ pub fn kernel_vtep_with_learning(
     learning: bool,
 ) {
     let learning = if learning { "learning" } else { "nolearning" };
-    ns.run(format!(
-        "ip link add {name} type vxlan id {vni} dstport {VXLAN_PORT} local {local} dev {dev} {learning}"
-    ));
+    ns.run(format!("ip link add {name} type vxlan id {vni} dstport {VXLAN_PORT} local {local} dev {dev} {learning}"));
     for remote in remotes {
-        ns.run(format!(
-            "bridge fdb append 00:00:00:00:00:00 dev {name} dst {remote}"
-        ));
+        ns.run(format!("bridge fdb append 00:00:00:00:00:00 dev {name} dst {remote}"));
     }
 }

@@ -28,12 +28,7 @@ const BIG_UNDERLAY_MTU: u32 = 2000;
 const OVERSIZED_INNER: usize = 1700;
 
 /// The drop counters this test looks at.
-const DROPS: [&str; 4] = [
-    "drop_wrong_vni",
-    "drop_bad_flags",
-    "drop_truncated",
-    "drop_mtu_exceeded",
-];
+const DROPS: [&str; 4] = ["drop_wrong_vni", "drop_bad_flags", "drop_truncated", "drop_mtu_exceeded"];
 
 /// A VXLAN header: flags, 3 reserved bytes, 24-bit VNI, 1 reserved byte.
 fn vxlan_header(flags: u8, vni: u32) -> [u8; VXLAN_HLEN] {
@@ -72,52 +67,27 @@ fn bad_input_counted() {
     ping(&topo.b.container, topo.a.overlay_ip);
 
     // Receiver side first: a veth drops frames above its own MTU.
-    topo.a
-        .ns
-        .run(format!("ip link set eth0 mtu {BIG_UNDERLAY_MTU}"));
-    topo.b
-        .ns
-        .run(format!("ip link set eth0 mtu {BIG_UNDERLAY_MTU}"));
+    topo.a.ns.run(format!("ip link set eth0 mtu {BIG_UNDERLAY_MTU}"));
+    topo.b.ns.run(format!("ip link set eth0 mtu {BIG_UNDERLAY_MTU}"));
 
     let target = (topo.a.underlay_ip, VXLAN_PORT);
-    let sock =
-        in_netns(&topo.b.ns, || UdpSocket::bind((topo.b.underlay_ip, 0))).expect("UDP socket in B");
+    let sock = in_netns(&topo.b.ns, || UdpSocket::bind((topo.b.underlay_ip, 0))).expect("UDP socket in B");
     let valid = vxlan_header(FLAG_I, VNI);
     let cases: [(&str, Vec<u8>, &str); 5] = [
-        (
-            "wrong VNI",
-            datagram(&vxlan_header(FLAG_I, VNI + 1), &inner_frame(60)),
-            "drop_wrong_vni",
-        ),
-        (
-            "I flag clear",
-            datagram(&vxlan_header(0, VNI), &inner_frame(60)),
-            "drop_bad_flags",
-        ),
+        ("wrong VNI", datagram(&vxlan_header(FLAG_I, VNI + 1), &inner_frame(60)), "drop_wrong_vni"),
+        ("I flag clear", datagram(&vxlan_header(0, VNI), &inner_frame(60)), "drop_bad_flags"),
         ("4-byte VXLAN header", valid[..4].to_vec(), "drop_truncated"),
-        (
-            "10-byte inner frame",
-            datagram(&valid, &inner_frame(10)),
-            "drop_truncated",
-        ),
-        (
-            "inner frame over the overlay MTU",
-            datagram(&valid, &inner_frame(OVERSIZED_INNER)),
-            "drop_mtu_exceeded",
-        ),
+        ("10-byte inner frame", datagram(&valid, &inner_frame(10)), "drop_truncated"),
+        ("inner frame over the overlay MTU", datagram(&valid, &inner_frame(OVERSIZED_INNER)), "drop_mtu_exceeded"),
     ];
 
     let daemon = topo.a.daemon();
     for (what, payload, counter) in &cases {
         let before = drops(&daemon.stats());
         for _ in 0..N {
-            sock.send_to(payload, target)
-                .unwrap_or_else(|e| panic!("send {what}: {e}"));
+            sock.send_to(payload, target).unwrap_or_else(|e| panic!("send {what}: {e}"));
         }
-        let want: Vec<_> = before
-            .iter()
-            .map(|&(k, v)| (k, if k == *counter { v + N } else { v }))
-            .collect();
+        let want: Vec<_> = before.iter().map(|&(k, v)| (k, if k == *counter { v + N } else { v })).collect();
         let mut got = before.clone();
         wait_until(Duration::from_secs(3), || {
             got = drops(&daemon.stats());
@@ -132,11 +102,7 @@ fn bad_input_counted() {
     }
 
     let daemon = topo.a.daemon.as_mut().expect("daemon");
-    assert!(
-        daemon.is_alive(),
-        "vxdp died on bad input; log:\n{}",
-        daemon.log_text()
-    );
+    assert!(daemon.is_alive(), "vxdp died on bad input; log:\n{}", daemon.log_text());
     ping(&topo.b.container, topo.a.overlay_ip);
     ping(&topo.a.container, topo.b.overlay_ip);
 }

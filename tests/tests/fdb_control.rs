@@ -10,10 +10,7 @@ use vxdp_tests::traffic::{ping, udp_broadcast};
 use vxdp_tests::{require_root, serial, wait_until, Side, Topology, VtepKind};
 
 fn show(topo: &Topology) -> String {
-    topo.a
-        .daemon()
-        .ctl(&["fdb", "show", "dev", "vx0"])
-        .expect("vxdp fdb show")
+    topo.a.daemon().ctl(&["fdb", "show", "dev", "vx0"]).expect("vxdp fdb show")
 }
 
 fn line_for<'a>(table: &'a str, mac: &str) -> Option<&'a str> {
@@ -40,8 +37,7 @@ fn fdb_control() {
     );
 
     // A static entry for the same MAC takes over; deleting it reveals the learned one.
-    d.ctl(&["fdb", "add", &b_mac, "dst", "192.0.2.2", "dev", "vx0"])
-        .expect("fdb add");
+    d.ctl(&["fdb", "add", &b_mac, "dst", "192.0.2.2", "dev", "vx0"]).expect("fdb add");
     let line = show(&topo);
     assert!(
         line_for(&line, &b_mac).is_some_and(|l| l.contains("static")),
@@ -58,17 +54,14 @@ fn fdb_control() {
     );
 
     // No flood entry: broadcasts from A's container are dropped and counted.
-    d.ctl(&["fdb", "del", "00:00:00:00:00:00", "dst", "192.0.2.2", "dev", "vx0"])
-        .expect("fdb del flood entry");
+    d.ctl(&["fdb", "del", "00:00:00:00:00:00", "dst", "192.0.2.2", "dev", "vx0"]).expect("fdb del flood entry");
     assert!(
         line_for(&show(&topo), "00:00:00:00:00:00").is_none(),
         "flood entry still shown after del:\n{}",
         show(&topo)
     );
     let before = d.stats().total("drop_no_fdb_entry");
-    let lost = std::panic::catch_unwind(|| {
-        udp_broadcast(&topo.a.container, &topo.b.container, "198.51.100.255")
-    });
+    let lost = std::panic::catch_unwind(|| udp_broadcast(&topo.a.container, &topo.b.container, "198.51.100.255"));
     assert!(lost.is_err(), "a broadcast crossed without a flood entry");
     assert!(
         d.stats().total("drop_no_fdb_entry") > before,
@@ -76,18 +69,12 @@ fn fdb_control() {
     );
 
     // Appending the flood entry back restores broadcast.
-    d.ctl(&["fdb", "append", "00:00:00:00:00:00", "dst", "192.0.2.2", "dev", "vx0"])
-        .expect("fdb append flood entry");
+    d.ctl(&["fdb", "append", "00:00:00:00:00:00", "dst", "192.0.2.2", "dev", "vx0"]).expect("fdb append flood entry");
     udp_broadcast(&topo.a.container, &topo.b.container, "198.51.100.255");
 
     // Bad input names the problem and changes nothing.
-    let bad = d
-        .ctl(&["fdb", "add", "not-a-mac", "dst", "192.0.2.9", "dev", "vx0"])
-        .expect_err("bad MAC accepted");
-    assert!(
-        format!("{bad:#}").contains("not-a-mac"),
-        "error does not name the bad MAC: {bad:#}"
-    );
+    let bad = d.ctl(&["fdb", "add", "not-a-mac", "dst", "192.0.2.9", "dev", "vx0"]).expect_err("bad MAC accepted");
+    assert!(format!("{bad:#}").contains("not-a-mac"), "error does not name the bad MAC: {bad:#}");
     assert!(!show(&topo).contains("192.0.2.9"));
 }
 
@@ -106,10 +93,7 @@ fn nolearning_floods_unknown_unicast() {
     ping(&topo.a.container, topo.b.overlay_ip);
     ping(&topo.b.container, topo.a.overlay_ip);
     let table = show(&topo);
-    assert!(
-        line_for(&table, &b_mac).is_none(),
-        "--nolearning but {b_mac} was learned:\n{table}"
-    );
+    assert!(line_for(&table, &b_mac).is_none(), "--nolearning but {b_mac} was learned:\n{table}");
     let stats = topo.a.daemon().stats();
     assert_eq!(stats.total("learned"), 0, "learned counter moved: {}", stats.0);
     assert!(stats.total("flooded") > 0, "unknown unicast was not flooded: {}", stats.0);

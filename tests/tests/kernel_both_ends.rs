@@ -11,10 +11,7 @@ fn link_bytes(ns: &Netns, dev: &str) -> (u64, u64) {
     let out = ns.run(format!("ip -s -j link show dev {dev}"));
     let json: serde_json::Value = serde_json::from_str(&out).expect("ip -j is JSON");
     let s = &json[0]["stats64"];
-    (
-        s["rx"]["bytes"].as_u64().unwrap_or(0),
-        s["tx"]["bytes"].as_u64().unwrap_or(0),
-    )
+    (s["rx"]["bytes"].as_u64().unwrap_or(0), s["tx"]["bytes"].as_u64().unwrap_or(0))
 }
 
 #[test]
@@ -30,11 +27,7 @@ fn kernel_both_ends() {
     for h in [&topo.a, &topo.b] {
         let (rx, tx) = link_bytes(&h.ns, "vxlan0");
         let min = TRANSFER_LEN as u64;
-        assert!(
-            rx > min && tx > min,
-            "vxlan0 in {} carried rx={rx} tx={tx}",
-            h.ns.name()
-        );
+        assert!(rx > min && tx > min, "vxlan0 in {} carried rx={rx} tx={tx}", h.ns.name());
     }
 }
 
@@ -48,19 +41,9 @@ fn kernel_vni_mismatch_isolates() {
     let _serial = serial();
     let mut topo = Topology::new();
     topo.add_vtep(vxdp_tests::Side::A, VtepKind::Kernel);
-    vxdp_tests::kernel_vtep(
-        &topo.b.ns,
-        "vxlan0",
-        43,
-        topo.b.underlay_ip,
-        "eth0",
-        &[topo.a.underlay_ip],
-    );
+    vxdp_tests::kernel_vtep(&topo.b.ns, "vxlan0", 43, topo.b.underlay_ip, "eth0", &[topo.a.underlay_ip]);
     topo.b.ns.run("ip link set vxlan0 master br0 up");
-    let r = topo
-        .a
-        .container
-        .try_run(format!("ping -c 2 -W 1 {}", topo.b.overlay_ip));
+    let r = topo.a.container.try_run(format!("ping -c 2 -W 1 {}", topo.b.overlay_ip));
     assert!(r.is_err(), "ping crossed VNI 42 -> 43: {r:?}");
     // ...and fixing the VNI connects it (the failure was the VNI).
     topo.b.ns.run("ip link del vxlan0");

@@ -18,32 +18,21 @@ fn underlay_survives() {
     let _serial = serial();
     let mut topo = Topology::new();
     topo.add_vtep(Side::A, VtepKind::Vxdp);
-    assert!(
-        has_xdp(&topo.a.ns, "eth0"),
-        "vxdp running but no XDP program on eth0 in A"
-    );
+    assert!(has_xdp(&topo.a.ns, "eth0"), "vxdp running but no XDP program on eth0 in A");
 
     // Bounded by `timeout` in case the instance lock were broken and it kept running.
-    let second = topo.a.ns.try_run(format!(
-        "timeout 10 {} run --name vx0 --dev eth0 --vni 7",
-        vxdp_bin().display()
-    ));
+    let second = topo.a.ns.try_run(format!("timeout 10 {} run --name vx0 --dev eth0 --vni 7", vxdp_bin().display()));
     match second {
         Ok(out) => panic!("a second vxdp --name vx0 started next to the first: {out}"),
-        Err(e) => assert!(
-            format!("{e:#}").contains("already running"),
-            "second vxdp failed for the wrong reason: {e:#}"
-        ),
+        Err(e) => {
+            assert!(format!("{e:#}").contains("already running"), "second vxdp failed for the wrong reason: {e:#}")
+        }
     }
 
     check_underlay(&topo);
     let stats = topo.a.daemon().stats();
     for key in ["xdp_pass_not_udp", "xdp_pass_other_port"] {
-        assert!(
-            stats.xdp(key) > 0,
-            "xdp.{key} did not move for underlay traffic: {}",
-            stats.0
-        );
+        assert!(stats.xdp(key) > 0, "xdp.{key} did not move for underlay traffic: {}", stats.0);
     }
 
     topo.a.daemon.as_mut().expect("daemon").kill_hard();
@@ -55,10 +44,7 @@ fn underlay_survives() {
     check_underlay(&topo);
 
     // The killed daemon could not remove vx0; a restart replaces it and works.
-    assert!(
-        topo.a.ns.try_run("ip link show dev vx0").is_ok(),
-        "expected the killed vxdp to leave vx0 behind"
-    );
+    assert!(topo.a.ns.try_run("ip link show dev vx0").is_ok(), "expected the killed vxdp to leave vx0 behind");
     topo.add_vtep(Side::A, VtepKind::Vxdp);
     topo.add_vtep(Side::B, VtepKind::Kernel);
     check_overlay(&topo);

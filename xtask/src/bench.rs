@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::Command;
 
 pub fn bench(vxdp_bin: &Path, args: &[String]) -> Result<()> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join("target"));
     if args.iter().any(|a| a == "--micro") {
         return run(Command::new(env!("CARGO"))
             .args(["bench", "-p", "vxdp-bench", "--bench", "vxlan", "--bench", "fdb"])

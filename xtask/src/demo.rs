@@ -55,7 +55,12 @@ pub fn run(bin: &Path) -> crate::Result<()> {
             let t = Instant::now();
             traffic::tcp_transfer(src, dst, ip, 5201, &data);
             let s = t.elapsed().as_secs_f64();
-            println!("{name}: {} bytes in {:.2} s ({:.0} Mbit/s, demo-grade, not a benchmark)", data.len(), s, data.len() as f64 * 8.0 / s / 1e6);
+            println!(
+                "{name}: {} bytes in {:.2} s ({:.0} Mbit/s, demo-grade, not a benchmark)",
+                data.len(),
+                s,
+                data.len() as f64 * 8.0 / s / 1e6
+            );
         }
 
         section("host A: vxdp fdb show dev vx0");

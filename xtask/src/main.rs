@@ -18,13 +18,8 @@ type Result<T> = std::result::Result<T, String>;
 const USAGE: &str = "usage: cargo xtask <setup|build|demo|test|bench> [-- extra cargo test args | bench flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
-const PACKAGES: &[(&str, &str)] = &[
-    ("iproute2", "ip"),
-    ("iputils-ping", "ping"),
-    ("ethtool", "ethtool"),
-    ("procps", "pkill"),
-    ("gcc", "cc"),
-];
+const PACKAGES: &[(&str, &str)] =
+    &[("iproute2", "ip"), ("iputils-ping", "ping"), ("ethtool", "ethtool"), ("procps", "pkill"), ("gcc", "cc")];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,7 +52,11 @@ fn root() -> PathBuf {
 }
 
 fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")]).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -101,10 +100,8 @@ fn setup() -> Result<()> {
         .output()
         .map_err(|e| format!("rustup not found ({e}); install Rust with rustup first"))?;
     let installed = String::from_utf8_lossy(&out.stdout);
-    let need: Vec<&str> = ["rust-src", "llvm-tools"]
-        .into_iter()
-        .filter(|c| !installed.lines().any(|l| l.starts_with(c)))
-        .collect();
+    let need: Vec<&str> =
+        ["rust-src", "llvm-tools"].into_iter().filter(|c| !installed.lines().any(|l| l.starts_with(c))).collect();
     if !need.is_empty() {
         run(Command::new("rustup").args(["component", "add"]).args(&need).current_dir(root()))?;
     }

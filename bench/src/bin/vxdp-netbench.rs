@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
-use vxdp_bench::suite::{self, Direction, Options};
 use vxdp_bench::report;
+use vxdp_bench::suite::{self, Direction, Options};
 
 #[derive(Parser)]
 #[command(name = "vxdp-netbench", about = "vxdp vs kernel vxlan, side by side, in network namespaces")]

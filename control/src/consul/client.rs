@@ -43,7 +43,13 @@ pub struct ConsulConfig {
 
 impl ConsulConfig {
     pub fn new(address: &str) -> ConsulConfig {
-        ConsulConfig { address: address.to_string(), token: None, datacenter: None, ca_file: None, consistency: Consistency::Default }
+        ConsulConfig {
+            address: address.to_string(),
+            token: None,
+            datacenter: None,
+            ca_file: None,
+            consistency: Consistency::Default,
+        }
     }
 }
 
@@ -144,7 +150,9 @@ impl Client {
         }
         let (index, body) = match req.call() {
             Ok(resp) => (header_index(&resp), read_body(resp)?),
-            Err(ureq::Error::Status(404, resp)) => return Ok(Listing { index: header_index(&resp), pairs: Vec::new() }),
+            Err(ureq::Error::Status(404, resp)) => {
+                return Ok(Listing { index: header_index(&resp), pairs: Vec::new() })
+            }
             Err(e) => return Err(error(e)),
         };
         let pairs = serde_json::from_str(&body).map_err(|e| ConsulError::Decode(format!("kv listing: {e}")))?;
@@ -156,7 +164,8 @@ impl Client {
         match self.request("GET", &format!("kv/{key}"), Duration::from_secs(10)).call() {
             Ok(resp) => {
                 let body = read_body(resp)?;
-                let mut pairs: Vec<KvPair> = serde_json::from_str(&body).map_err(|e| ConsulError::Decode(e.to_string()))?;
+                let mut pairs: Vec<KvPair> =
+                    serde_json::from_str(&body).map_err(|e| ConsulError::Decode(e.to_string()))?;
                 Ok(pairs.pop())
             }
             Err(ureq::Error::Status(404, _)) => Ok(None),
@@ -166,7 +175,13 @@ impl Client {
 
     /// `PUT /v1/kv/<key>`, optionally `?acquire=<session>` or `?cas=<index>`. Returns
     /// Consul's verdict (false: the lock is held elsewhere or the cas index is stale).
-    pub fn kv_put(&self, key: &str, value: &[u8], acquire: Option<&str>, cas: Option<u64>) -> Result<bool, ConsulError> {
+    pub fn kv_put(
+        &self,
+        key: &str,
+        value: &[u8],
+        acquire: Option<&str>,
+        cas: Option<u64>,
+    ) -> Result<bool, ConsulError> {
         let mut req = self.request("PUT", &format!("kv/{key}"), Duration::from_secs(10));
         if let Some(s) = acquire {
             req = req.query("acquire", s);
@@ -195,7 +210,10 @@ impl Client {
             "Behavior": "delete",
             "LockDelay": "0s",
         });
-        let resp = self.request("PUT", "session/create", Duration::from_secs(10)).send_string(&body.to_string()).map_err(error)?;
+        let resp = self
+            .request("PUT", "session/create", Duration::from_secs(10))
+            .send_string(&body.to_string())
+            .map_err(error)?;
         #[derive(Deserialize)]
         struct Created {
             #[serde(rename = "ID")]

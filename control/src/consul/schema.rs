@@ -180,11 +180,20 @@ mod tests {
     fn malformed_keys_and_values_are_errors() {
         let k = Keys::new("vxdp/", 7);
         let good = br#"{"v":1,"vtep":"192.0.2.9"}"#;
-        assert_eq!(k.parse("vxdp/vni/7/mac/zz:00:00:00:00:09", good), Err(SchemaError::BadMac("zz:00:00:00:00:09".into())));
-        assert_eq!(k.parse("vxdp/vni/7/mac/01:00:5e:00:00:01", good), Err(SchemaError::BadMac("01:00:5e:00:00:01".into())));
+        assert_eq!(
+            k.parse("vxdp/vni/7/mac/zz:00:00:00:00:09", good),
+            Err(SchemaError::BadMac("zz:00:00:00:00:09".into()))
+        );
+        assert_eq!(
+            k.parse("vxdp/vni/7/mac/01:00:5e:00:00:01", good),
+            Err(SchemaError::BadMac("01:00:5e:00:00:01".into()))
+        );
         assert_eq!(k.parse("vxdp/vni/7/vtep/not-ip", br#"{"v":1}"#), Err(SchemaError::BadIp("not-ip".into())));
         assert!(matches!(k.parse("vxdp/vni/7/mac/02:00:00:00:00:09", b"{nope"), Err(SchemaError::BadValue(_))));
-        assert_eq!(k.parse("vxdp/vni/7/mac/02:00:00:00:00:09", br#"{"v":2,"vtep":"192.0.2.9"}"#), Err(SchemaError::Version(2)));
+        assert_eq!(
+            k.parse("vxdp/vni/7/mac/02:00:00:00:00:09", br#"{"v":2,"vtep":"192.0.2.9"}"#),
+            Err(SchemaError::Version(2))
+        );
         assert_eq!(k.parse("vxdp/vni/7/mac", good), Err(SchemaError::BadKey));
         assert_eq!(k.parse("vxdp/vni/8/mac/02:00:00:00:00:09", good), Err(SchemaError::BadKey));
     }
