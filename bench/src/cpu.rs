@@ -14,9 +14,17 @@ pub fn pin_current_thread(cpu: usize) {
     }
 }
 
-/// Online CPUs.
+/// Online CPUs of the machine. Not `available_parallelism`, which counts only the
+/// CPUs the calling thread may run on: after [`pin_current_thread`] that is 1, and
+/// every placement decision based on it would put the DUT on the tester's CPU.
 pub fn count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 /// Busy and total jiffies of every CPU, from `/proc/stat`.
@@ -56,5 +64,23 @@ impl CpuTimes {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_ignores_this_threads_affinity() {
+        let before = count();
+        let pinned = std::thread::spawn(|| {
+            pin_current_thread(0);
+            (count(), std::thread::available_parallelism().map_or(1, |n| n.get()))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pinned.0, before, "count() changed when the thread was pinned");
+        assert_eq!(pinned.1, 1, "available_parallelism should see the pin (else this test proves nothing)");
     }
 }
