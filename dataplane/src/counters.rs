@@ -5,6 +5,7 @@
 //! relaxed stores (no read-modify-write atomics) once per batch. Readers (`vxdp stats`)
 //! load each field and sum over workers.
 
+use crate::xsk::SocketStats;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,10 +33,20 @@ pub enum DropReason {
     TxRingFull,
     /// No free UMEM frame (for replication).
     NoFrame,
+    /// Dropped by the kernel before the worker saw it: the underlay socket's RX ring was
+    /// full (the worker fell behind). From the socket's `XDP_STATISTICS`.
+    UnderlayRxRingFull,
+    /// As `UnderlayRxRingFull`, on the overlay socket.
+    OverlayRxRingFull,
+    /// Dropped by the kernel: no buffer on the underlay socket's fill ring (or a frame
+    /// larger than a UMEM chunk). From `XDP_STATISTICS` (`rx_dropped`).
+    UnderlayNoRxBuffer,
+    /// As `UnderlayNoRxBuffer`, on the overlay socket.
+    OverlayNoRxBuffer,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 14;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -47,6 +58,10 @@ impl DropReason {
         DropReason::NoNeighbour,
         DropReason::TxRingFull,
         DropReason::NoFrame,
+        DropReason::UnderlayRxRingFull,
+        DropReason::OverlayRxRingFull,
+        DropReason::UnderlayNoRxBuffer,
+        DropReason::OverlayNoRxBuffer,
     ];
 
     /// Stable snake_case name, as printed by `vxdp stats` (prefixed `drop_`).
@@ -62,6 +77,10 @@ impl DropReason {
             DropReason::NoNeighbour => "no_neighbour",
             DropReason::TxRingFull => "tx_ring_full",
             DropReason::NoFrame => "no_frame",
+            DropReason::UnderlayRxRingFull => "underlay_rx_ring_full",
+            DropReason::OverlayRxRingFull => "overlay_rx_ring_full",
+            DropReason::UnderlayNoRxBuffer => "underlay_no_rx_buffer",
+            DropReason::OverlayNoRxBuffer => "overlay_no_rx_buffer",
         }
     }
 }
@@ -136,6 +155,15 @@ impl LocalCounters {
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
     }
+
+    /// Takes the kernel's drop totals of the worker's two sockets (cumulative over the
+    /// sockets' life, which is the worker's).
+    pub fn set_kernel_drops(&mut self, underlay: &SocketStats, overlay: &SocketStats) {
+        self.drops[DropReason::UnderlayRxRingFull as usize] = underlay.rx_ring_full;
+        self.drops[DropReason::OverlayRxRingFull as usize] = overlay.rx_ring_full;
+        self.drops[DropReason::UnderlayNoRxBuffer as usize] = underlay.rx_dropped;
+        self.drops[DropReason::OverlayNoRxBuffer as usize] = overlay.rx_dropped;
+    }
 }
 
 /// The published counters of one worker, on their own cache lines.
@@ -197,5 +225,36 @@ impl LocalCounters {
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_slot_and_name() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is out of order in ALL");
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn kernel_drops_land_per_socket_and_are_totals_not_increments() {
+        let mut c = LocalCounters::default();
+        let under = SocketStats { rx_ring_full: 7, rx_dropped: 3, ..Default::default() };
+        let over = SocketStats { rx_ring_full: 11, rx_dropped: 5, ..Default::default() };
+        c.set_kernel_drops(&under, &over);
+        c.set_kernel_drops(&under, &over);
+        let set = CounterSet::from(&c);
+        let get = |n: &str| set.0.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        assert_eq!(get("drop_underlay_rx_ring_full"), Some(7));
+        assert_eq!(get("drop_overlay_rx_ring_full"), Some(11));
+        assert_eq!(get("drop_underlay_no_rx_buffer"), Some(3));
+        assert_eq!(get("drop_overlay_no_rx_buffer"), Some(5));
     }
 }

@@ -29,6 +29,8 @@ pub const FRAMES: u32 = 8192;
 const RESERVE: usize = 512;
 /// TX kicks per socket per iteration at most (copy mode sends 32 per kick).
 const MAX_KICKS: u32 = 16;
+/// Busy passes between reads of the sockets' kernel drop counters (~64k frames).
+const KERNEL_STATS_EVERY: u32 = 1024;
 
 /// What a worker needs to know, fixed at start.
 #[derive(Clone, Debug)]
@@ -112,10 +114,16 @@ impl Worker {
         log::debug!("worker {} running", self.id);
         self.refill();
         let mut idle = 0u32;
+        let mut busy = 0u32;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let moved = self.poll_once();
             if moved > 0 {
                 idle = 0;
+                busy = busy.wrapping_add(1);
+                if busy % KERNEL_STATS_EVERY == 0 {
+                    self.read_kernel_drops();
+                }
+                self.counters.publish(&self.local);
                 continue;
             }
             idle += 1;
@@ -124,13 +132,23 @@ impl Worker {
                 continue;
             }
             // Nothing to do: publish counters and sleep until a socket has frames.
+            self.read_kernel_drops();
             self.counters.publish(&self.local);
             let in_flight = self.underlay.tx_outstanding() + self.overlay.tx_outstanding();
             let timeout = if in_flight > 0 || self.free.len() < FRAMES as usize / 2 { 1 } else { 100 };
             let _ = poll_readable(&[self.underlay.fd(), self.overlay.fd()], timeout);
         }
+        self.read_kernel_drops();
         self.counters.publish(&self.local);
         log::debug!("worker {} stopped", self.id);
+    }
+
+    /// Copies the kernel's drop counters of both sockets (two `getsockopt` calls: on
+    /// idle and every [`KERNEL_STATS_EVERY`] busy passes, never per frame).
+    fn read_kernel_drops(&mut self) {
+        if let (Ok(u), Ok(o)) = (self.underlay.stats(), self.overlay.stats()) {
+            self.local.set_kernel_drops(&u, &o);
+        }
     }
 
     /// One pass over both directions. Returns the number of frames received.
