@@ -120,7 +120,7 @@ impl Worker {
             if moved > 0 {
                 idle = 0;
                 busy = busy.wrapping_add(1);
-                if busy % KERNEL_STATS_EVERY == 0 {
+                if busy.is_multiple_of(KERNEL_STATS_EVERY) {
                     self.read_kernel_drops();
                 }
                 self.counters.publish(&self.local);
