@@ -73,6 +73,31 @@ pub struct Options {
     pub warmup: Duration,
     /// Receiving after the generator stops, so frames in flight count.
     pub drain: Duration,
+    /// Where the DUT's kernel-side receive processing runs.
+    pub rps: Rps,
+    /// Offered rate of the full-load phase, frames/s; `None` = as fast as the generator can.
+    pub rate: Option<f64>,
+}
+
+/// Placement of the kernel's receive processing (softirq) on the DUT's interfaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rps {
+    /// RPS on the DUT host's `eth0`, `vethc` and `vx0` steers it to the DUT's CPUs: the
+    /// DUT gets its CPU(s) and nothing else, whether the work is a kernel VXLAN
+    /// device, a bridge or a veth hop in front of vxdp's worker.
+    Dut,
+    /// No RPS (the kernel's default): receive processing runs where the sender ran,
+    /// much of it on the tester's CPU.
+    Off,
+}
+
+impl Rps {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rps::Dut => "dut",
+            Rps::Off => "off",
+        }
+    }
 }
 
 impl Options {
@@ -87,6 +112,8 @@ impl Options {
             lat_phase: Duration::from_millis(1500),
             warmup: Duration::from_millis(300),
             drain: Duration::from_millis(100),
+            rps: Rps::Dut,
+            rate: None,
         }
     }
 
@@ -242,7 +269,7 @@ fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32) -> Option<D
     daemon
 }
 
-fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32) -> DutGuard {
+fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32, opts: &Options) -> DutGuard {
     let (_, mask) = dut_cpus(workers);
     let hosts: Vec<&BenchHost> = if dir == Direction::RoundTrip { vec![&topo.a, &topo.b] } else { vec![&topo.a] };
     let guard = match dut {
@@ -274,7 +301,9 @@ fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32) -> DutGua
             DutGuard::Kernel { namespaces: names }
         }
     };
-    // Receive processing of the DUT's interfaces runs on the DUT's CPUs.
+    // Receive processing of the DUT's interfaces runs on the DUT's CPUs (or, with
+    // `Rps::Off`, where the kernel puts it by default).
+    let mask = if opts.rps == Rps::Dut { mask } else { 0 };
     for h in hosts {
         for dev in ["eth0", "vethc", "vx0"] {
             BenchTopo::set_rps(&h.ns, dev, mask);
@@ -348,7 +377,7 @@ fn build_tester(topo: &BenchTopo, dir: Direction, size: usize, flows: usize, wor
 fn measure(tester: &mut Tester, size: usize, opts: &Options) -> Measurement {
     let _ = tester.run(opts.warmup, None, opts.drain);
     let before = CpuTimes::read();
-    let max: PhaseResult = tester.run(opts.max_phase, None, opts.drain);
+    let max: PhaseResult = tester.run(opts.max_phase, opts.rate, opts.drain);
     let busy = CpuTimes::read().busy_since(&before);
     let mut m = Measurement {
         mpps: max.rx_mpps(),
@@ -395,7 +424,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
             };
             for &dut in duts {
                 let t0 = Instant::now();
-                let guard = start_dut(&topo, dir, dut, workers);
+                let guard = start_dut(&topo, dir, dut, workers, opts);
                 for &size in &opts.sizes {
                     for &flows in &opts.flows {
                         let (mut tester, xdp) = build_tester(&topo, dir, size, flows, workers);

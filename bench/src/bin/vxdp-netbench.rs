@@ -29,6 +29,15 @@ struct Args {
     /// Only these worker counts; default 1,2.
     #[arg(long, value_delimiter = ',')]
     workers: Vec<u32>,
+    /// Where the DUT's kernel receive processing runs: `dut` (RPS to the DUT's CPUs:
+    /// the DUT gets its core and nothing else) or `off` (the kernel's default: where
+    /// the sender ran, largely on the tester's core).
+    #[arg(long, default_value = "dut", value_parser = ["dut", "off"])]
+    rps: String,
+    /// Offer this rate in the full-load phase (Mpps) instead of as fast as the
+    /// generator can; for finding where a DUT stops keeping up.
+    #[arg(long, value_name = "MPPS")]
+    rate: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -69,6 +78,13 @@ fn main() -> Result<()> {
         }
         opts.workers = args.workers;
     }
+    opts.rps = if args.rps == "off" { suite::Rps::Off } else { suite::Rps::Dut };
+    if let Some(r) = args.rate {
+        if !(r > 0.0 && r <= 100.0) {
+            bail!("--rate {r}: Mpps, above 0 and at most 100");
+        }
+        opts.rate = Some(r * 1e6);
+    }
     let started = std::time::Instant::now();
     let rows = suite::run(&opts, |line| eprintln!("{line}"));
     let elapsed = started.elapsed();
@@ -80,6 +96,8 @@ fn main() -> Result<()> {
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "cpus": vxdp_bench::cpu::count(),
         "cpu_model": cpu_model(),
+        "rps": opts.rps.name(),
+        "offered_mpps": opts.rate.map(|r| r / 1e6),
         "max_phase_s": opts.max_phase.as_secs_f64(),
         "latency_phase_s": opts.lat_phase.as_secs_f64(),
         "elapsed_s": elapsed.as_secs_f64(),
