@@ -44,6 +44,8 @@ pub struct Config {
     pub ageing: Duration,
     pub fdb_file: Option<PathBuf>,
     pub workers: u32,
+    /// CPU of worker i at index i (`--cpus`); empty: workers are not pinned.
+    pub cpus: Vec<usize>,
     pub xdp_mode: XdpMode,
     pub consul: crate::consul::ConsulArgs,
 }
@@ -279,6 +281,16 @@ pub fn run(cfg: Config) -> Result<()> {
         .map(|(i, w)| std::thread::Builder::new().name(format!("vxdp-w{i}")).spawn(move || w.run()))
         .collect::<std::io::Result<_>>()
         .context("starting workers")?;
+    for (i, (t, cpu)) in threads.iter().zip(&cfg.cpus).enumerate() {
+        if let Err(e) = crate::cpus::pin(t, *cpu) {
+            shared.stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                let _ = t.join();
+            }
+            bail!("--cpus: cannot pin worker {i} to CPU {cpu}: {e}");
+        }
+        log::info!("worker {i} pinned to CPU {cpu}");
+    }
 
     let fdb_changed = Arc::new(AtomicBool::new(true));
     let control = Arc::new(Control {

@@ -13,6 +13,7 @@
 
 pub mod consul;
 pub mod counters;
+pub mod cpus;
 pub mod daemon;
 pub mod fdb;
 pub mod localmac;

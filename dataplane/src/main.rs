@@ -97,6 +97,11 @@ struct RunArgs {
     /// Worker threads; each serves one RX queue of --dev and of the overlay device.
     #[arg(long, default_value_t = 1)]
     workers: u32,
+    /// Pin worker i to the i-th CPU of LIST (e.g. `2,3` or `2-3`); one CPU per worker.
+    /// Choose CPUs that RPS masks and IRQ affinity leave alone (see the README).
+    /// Default: no pinning.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
+    cpus: Option<CpuList>,
     /// Attach XDP in generic (skb) mode instead of native mode.
     #[arg(long)]
     xdp_generic: bool,
@@ -127,6 +132,37 @@ fn parse_tos(s: &str) -> Result<u8, String> {
     r.map_err(|_| format!("'{s}' is not a TOS value (0-255 or 0x00-0xff)"))
 }
 
+/// `--cpus`: CPU ids in the order given.
+#[derive(Clone, Debug)]
+struct CpuList(Vec<usize>);
+
+/// A CPU list as `taskset -c` and sysfs write them: `2`, `0,2`, `2-5`, `0,2-3`.
+fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    let configured = vxdp::cpus::configured();
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let num = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("'{part}' is not a CPU number or range"));
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo > hi {
+            return Err(format!("'{part}': range runs backwards"));
+        }
+        for c in lo..=hi {
+            if c >= configured {
+                return Err(format!("CPU {c} does not exist (this machine has CPUs 0-{})", configured - 1));
+            }
+            if out.contains(&c) {
+                return Err(format!("CPU {c} is listed twice"));
+            }
+            out.push(c);
+        }
+    }
+    Ok(CpuList(out))
+}
+
 impl RunArgs {
     fn into_config(self) -> Result<Config> {
         let srcport = match self.srcport.as_deref() {
@@ -138,6 +174,16 @@ impl RunArgs {
         self.consul.client()?; // a bad --consul or --consul-ca stops us before anything is created
         if self.name.is_empty() || self.name.len() > 15 || self.name.contains(['/', ' ']) {
             bail!("--name '{}': not a valid interface name (1-15 characters, no '/' or spaces)", self.name);
+        }
+        if let Some(CpuList(cpus)) = &self.cpus {
+            if cpus.len() < self.workers as usize {
+                bail!(
+                    "--cpus {}: {} CPU(s) for {} workers; give one CPU per worker",
+                    cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+                    cpus.len(),
+                    self.workers
+                );
+            }
         }
         for r in &self.remotes {
             if r.is_unspecified() || r.is_multicast() {
@@ -162,6 +208,7 @@ impl RunArgs {
             ageing: Duration::from_secs(self.ageing),
             fdb_file: self.fdb,
             workers: self.workers,
+            cpus: self.cpus.map(|c| c.0).unwrap_or_default(),
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             consul: self.consul,
         })
@@ -276,4 +323,60 @@ fn fmt_stats(v: &serde_json::Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `vxdp run ARGS` through clap and `into_config`: the config, or the error text.
+    fn run(args: &[&str]) -> Result<Config, String> {
+        let vni: &[&str] = if args.contains(&"--vni") { &[] } else { &["--vni", "42"] };
+        let argv = ["vxdp", "run", "--dev", "eth0"].iter().chain(vni).chain(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Cmd::Run(r) = cli.cmd else { unreachable!("parsed `run`") };
+        r.into_config().map_err(|e| format!("{e:#}"))
+    }
+
+    fn err(args: &[&str]) -> String {
+        run(args).err().unwrap_or_else(|| panic!("{args:?} was accepted"))
+    }
+
+    #[test]
+    fn defaults_are_the_kernel_devices() {
+        let c = run(&[]).unwrap();
+        assert_eq!((c.name.as_str(), c.dstport, c.ttl, c.tos), ("vx0", 4789, 64, 0));
+        assert!(c.learning && !c.udpcsum && c.cpus.is_empty());
+        assert_eq!((c.workers, c.ageing), (1, Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_option() {
+        for (args, option, says) in [
+            (&["--vni", "16777216"][..], "--vni", "out of range"),
+            (&["--ttl", "0"], "--ttl", "not a TTL"),
+            (&["--tos", "0x100"], "--tos", "not a TOS"),
+            (&["--srcport", "5000", "4000"], "--srcport 5000 4000", "MIN must be below MAX"),
+            (&["--remote", "224.0.0.1"], "--remote 224.0.0.1", "unicast"),
+            (&["--remote", "2001:db8::1"], "--remote 2001:db8::1", "IPv6"),
+            (&["--name", "a-name-longer-than-15"], "--name", "not a valid interface name"),
+            (&["--cpus", "1-0"], "--cpus", "backwards"),
+            (&["--cpus", "x"], "--cpus", "not a CPU number"),
+            (&["--cpus", "0,0"], "--cpus", "listed twice"),
+            (&["--cpus", "100000"], "--cpus", "does not exist"),
+            (&["--cpus", "0", "--workers", "2"], "--cpus 0", "one CPU per worker"),
+        ] {
+            let e = err(args);
+            assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn cpu_lists_read_like_taskset() {
+        let c = run(&["--cpus", "0", "--workers", "1"]).unwrap();
+        assert_eq!(c.cpus, vec![0]);
+        if vxdp::cpus::configured() >= 4 {
+            assert_eq!(run(&["--cpus", "0,2-3", "--workers", "3"]).unwrap().cpus, vec![0, 2, 3]);
+        }
+    }
 }

@@ -1,0 +1,63 @@
+//! Worker CPU placement (`vxdp run --cpus`).
+
+use std::io;
+use std::os::unix::thread::JoinHandleExt;
+use std::thread::JoinHandle;
+
+/// CPUs the kernel was configured with (online or not): valid ids are `0..configured()`.
+pub fn configured() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    if n > 0 {
+        n as usize
+    } else {
+        1
+    }
+}
+
+/// Restricts the running thread `t` to `cpu`.
+pub fn pin<T>(t: &JoinHandle<T>, cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "CPU id beyond CPU_SETSIZE"));
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it (bound checked above).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: the handle's pthread is alive (not joined), `set` is a valid cpu_set_t of the
+    // size passed.
+    let r = unsafe { libc::pthread_setaffinity_np(t.as_pthread_t(), std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// CPUs the calling thread may run on, from /proc (independent of this module).
+    fn allowed_list(tid: i32) -> String {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn pin_moves_a_running_thread_and_rejects_a_cpu_that_does_not_exist() {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            go_rx.recv().unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        pin(&t, 0).unwrap();
+        assert_eq!(allowed_list(tid), "0");
+        assert!(pin(&t, libc::CPU_SETSIZE as usize).is_err());
+        assert!(pin(&t, configured() + 1).is_err(), "a CPU that does not exist was accepted");
+        go_tx.send(()).unwrap();
+        t.join().unwrap();
+    }
+}
