@@ -258,3 +258,85 @@ mod tests {
         assert_eq!(get("drop_overlay_no_rx_buffer"), Some(5));
     }
 }
+
+/// Watches the kernel's AF_XDP drops per worker and says so in the log when a worker
+/// falls behind: most often because softirq work is steered onto its core (see the
+/// README). At most one warning per worker and side per `quiet` interval.
+pub struct OverloadWatch {
+    last: Vec<LocalCounters>,
+    warned_at: Vec<[Option<std::time::Instant>; 2]>,
+    quiet: std::time::Duration,
+}
+
+/// A worker losing frames before it sees them, over one interval.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Overload {
+    pub worker: usize,
+    /// "underlay" or "overlay".
+    pub side: &'static str,
+    pub dropped: u64,
+    pub received: u64,
+}
+
+impl OverloadWatch {
+    /// Warn only above this many kernel drops per interval...
+    const MIN_DROPS: u64 = 1000;
+
+    pub fn new(workers: usize, quiet: std::time::Duration) -> OverloadWatch {
+        OverloadWatch { last: vec![LocalCounters::default(); workers], warned_at: vec![[None; 2]; workers], quiet }
+    }
+
+    /// Compares `now_counters` (one per worker) with the previous call's; returns the
+    /// workers and sides that dropped more frames than they received (and at least
+    /// [`Self::MIN_DROPS`]) and were not reported within `quiet`.
+    pub fn check(&mut self, now_counters: &[LocalCounters], now: std::time::Instant) -> Vec<Overload> {
+        let mut out = Vec::new();
+        for (w, (cur, prev)) in now_counters.iter().zip(self.last.iter()).enumerate() {
+            let sides = [
+                ("underlay", DropReason::UnderlayRxRingFull, DropReason::UnderlayNoRxBuffer, Counter::UnderlayRxFrames),
+                ("overlay", DropReason::OverlayRxRingFull, DropReason::OverlayNoRxBuffer, Counter::OverlayRxFrames),
+            ];
+            for (s, (side, full, nobuf, rx)) in sides.into_iter().enumerate() {
+                let delta = |v: &LocalCounters| v.drops[full as usize] + v.drops[nobuf as usize];
+                let dropped = delta(cur).saturating_sub(delta(prev));
+                let received = cur.traffic[rx as usize].saturating_sub(prev.traffic[rx as usize]);
+                let recent = self.warned_at[w][s].is_some_and(|t| now.duration_since(t) < self.quiet);
+                if dropped >= Self::MIN_DROPS && dropped > received && !recent {
+                    self.warned_at[w][s] = Some(now);
+                    out.push(Overload { worker: w, side, dropped, received });
+                }
+            }
+        }
+        self.last = now_counters.to_vec();
+        out
+    }
+}
+
+#[cfg(test)]
+mod overload_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn at(overlay_rx: u64, overlay_full: u64) -> LocalCounters {
+        let mut c = LocalCounters::default();
+        c.traffic[Counter::OverlayRxFrames as usize] = overlay_rx;
+        c.drops[DropReason::OverlayRxRingFull as usize] = overlay_full;
+        c
+    }
+
+    #[test]
+    fn warns_when_a_worker_drops_more_than_it_takes_then_stays_quiet() {
+        let mut w = OverloadWatch::new(1, Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert!(w.check(&[at(0, 0)], t0).is_empty());
+        // Busy but keeping up: a few drops, many frames.
+        assert!(w.check(&[at(100_000, 500)], t0 + Duration::from_secs(5)).is_empty());
+        // Drops outnumber what the worker received: one warning.
+        let got = w.check(&[at(101_000, 50_500)], t0 + Duration::from_secs(10));
+        assert_eq!(got, vec![Overload { worker: 0, side: "overlay", dropped: 50_000, received: 1_000 }]);
+        // Still overloaded, but within the quiet interval: nothing.
+        assert!(w.check(&[at(102_000, 100_500)], t0 + Duration::from_secs(15)).is_empty());
+        // After it: again.
+        assert_eq!(w.check(&[at(103_000, 150_500)], t0 + Duration::from_secs(80)).len(), 1);
+    }
+}

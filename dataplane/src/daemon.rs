@@ -6,7 +6,7 @@
 //! process is killed, the kernel detaches the XDP programs with the process's link file
 //! descriptors, and the underlay passes all traffic again.
 
-use crate::counters::{CounterSet, LocalCounters, WorkerCounters};
+use crate::counters::{CounterSet, LocalCounters, OverloadWatch, WorkerCounters};
 use crate::fdb::FdbTable;
 use crate::netlink::{self, ChangeMonitor, Netlink};
 use crate::nexthop::{EncapDefaults, NextHops};
@@ -326,7 +326,7 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.workers
     );
 
-    let result = control_loop(&mut nl, &fdb, &nexthops, defaults, under.index, &fdb_changed);
+    let result = control_loop(&mut nl, &fdb, &nexthops, defaults, under.index, &fdb_changed, &control.counters);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
     drop(consul); // withdraws our advertised keys while the data path still runs
@@ -341,6 +341,9 @@ pub fn run(cfg: Config) -> Result<()> {
     result
 }
 
+/// How often the control loop compares the workers' kernel drops with their traffic.
+const OVERLOAD_CHECK: Duration = Duration::from_secs(2);
+
 /// Keeps the FDB maintained (learning, ageing) and the next hops resolved until a signal.
 fn control_loop(
     nl: &mut Netlink,
@@ -349,13 +352,34 @@ fn control_loop(
     defaults: EncapDefaults,
     underlay_ifindex: u32,
     fdb_changed: &AtomicBool,
+    counters: &[Arc<WorkerCounters>],
 ) -> Result<()> {
     let mut monitor = ChangeMonitor::open().context("subscribing to rtnetlink changes")?;
+    let mut overload = OverloadWatch::new(counters.len(), Duration::from_secs(60));
+    let mut last_overload_check = Instant::now();
     let mut last_resolve = Instant::now() - Duration::from_secs(10);
     let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
     let mut keys = Vec::new();
     while !SIGNALLED.load(Ordering::SeqCst) {
         let kernel_changed = monitor.wait(Duration::from_millis(50)).unwrap_or(false);
+        if last_overload_check.elapsed() >= OVERLOAD_CHECK {
+            last_overload_check = Instant::now();
+            let now: Vec<LocalCounters> = counters.iter().map(|c| c.snapshot()).collect();
+            for o in overload.check(&now, last_overload_check) {
+                log::warn!(
+                    "worker {}: the kernel dropped {} frames at the {} socket in {:?} while the worker took {}: \
+                     it is falling behind. If softirq work (RPS, IRQs of the bridge ports or NIC) runs on its \
+                     CPU, move that work or the worker (--cpus); `vxdp stats` counts these as \
+                     drop_{side}_rx_ring_full and drop_{side}_no_rx_buffer",
+                    o.worker,
+                    o.dropped,
+                    o.side,
+                    OVERLOAD_CHECK,
+                    o.received,
+                    side = o.side
+                );
+            }
+        }
         let changed_entries = fdb.maintain(Instant::now());
         let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
         let current = nexthops.load();
