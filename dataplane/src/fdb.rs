@@ -196,8 +196,8 @@ impl FdbSnapshot {
     /// [`FdbTable::learn`] (MAC unknown, or learned behind another VTEP, and not pinned
     /// by a Static/Consul entry). Otherwise refreshes the learned entry's last-seen
     /// time (a relaxed store at most once per second per entry) and returns false.
-    /// Zero and multicast source MACs are never learned. `now_secs` comes from
-    /// [`FdbSnapshot::now_secs`]. Never blocks or allocates.
+    /// Zero and multicast source MACs are never learned. `now_secs` is the table
+    /// clock ([`FdbTable::coarse_now_secs`] on the hot path). Never blocks or allocates.
     #[inline]
     pub fn needs_learning(&self, mac: &[u8; 6], vtep: IpAddr, now_secs: u32) -> bool {
         if !self.learning || mac[0] & 1 != 0 || *mac == [0; 6] {
@@ -439,6 +439,9 @@ pub struct FdbTable {
     learning: bool,
     ageing: Duration,
     epoch: Instant,
+    /// The table clock as of the last [`FdbTable::maintain`] (the control loop's tick):
+    /// what workers pass to `needs_learning` without reading the system clock.
+    clock: AtomicU32,
     hasher: MacBuildHasher,
 }
 
@@ -460,8 +463,17 @@ impl FdbTable {
             learning,
             ageing,
             epoch,
+            clock: AtomicU32::new(0),
             hasher,
         }
+    }
+
+    /// The table clock (whole seconds since creation) as of the control loop's last
+    /// [`FdbTable::maintain`], at most one tick old: one relaxed load, no clock read,
+    /// and the same time base as ageing.
+    #[inline]
+    pub fn coarse_now_secs(&self) -> u32 {
+        self.clock.load(Ordering::Relaxed)
     }
 
     pub fn learning(&self) -> bool {
@@ -569,6 +581,7 @@ impl FdbTable {
     /// at most once a second), publish at most once. Returns how many entries changed.
     pub fn maintain(&self, now: Instant) -> usize {
         let now = self.now_secs(now);
+        self.clock.store(now, Ordering::Relaxed);
         let mut master = self.lock();
         let mut changed = 0;
         while let Some((mac, vtep)) = self.learned.pop() {
@@ -708,6 +721,18 @@ mod tests {
         let snap = t.snapshot();
         assert_ne!(Arc::as_ptr(&snap), before);
         assert_eq!(snap.len(), 2);
+    }
+
+    #[test]
+    fn the_coarse_clock_is_the_table_clock_as_of_the_last_maintain() {
+        let epoch = Instant::now();
+        let t = FdbTable::with_epoch(true, DEFAULT_AGEING, epoch);
+        assert_eq!(t.coarse_now_secs(), 0);
+        t.maintain(epoch + Duration::from_millis(7_400));
+        assert_eq!(t.coarse_now_secs(), 7);
+        assert_eq!(t.coarse_now_secs(), t.now_secs(epoch + Duration::from_millis(7_400)));
+        t.maintain(epoch + Duration::from_secs(301));
+        assert_eq!(t.coarse_now_secs(), 301);
     }
 
     #[test]
