@@ -477,3 +477,25 @@ fn keys_that_vanish_from_consul_are_written_again() {
     assert_eq!(a.stats().rewritten.load(Ordering::Relaxed), 2);
     assert_eq!(a.stats().sessions_created.load(Ordering::Relaxed), 1, "rewritten by a new session, not the same one");
 }
+
+/// A takeover deletes the old holder's key, then writes its own. The old holder's
+/// watcher may list the key in between, as missing, and its "write vanished keys
+/// again" must then not take the key back from the node that saw the MAC last (seen
+/// in the three-host e2e test: B took the key back, C gave up, traffic went to B).
+#[test]
+fn rewriting_a_vanished_key_never_takes_it_from_another_node() {
+    let b = Backend::new();
+    let node_b = advertiser(&b, 12, Duration::from_secs(10));
+    let node_c = advertiser(&b, 13, Duration::from_secs(10));
+    let m = mac(9);
+    node_b.handle().seen(m);
+    wait_for("B owning the MAC", Duration::from_secs(5), || holder(&b, m) == Some((ip(12), true)));
+    node_c.handle().seen(m); // the container moved: C takes the key over
+    wait_for("C owning the MAC", Duration::from_secs(5), || holder(&b, m) == Some((ip(13), true)));
+    // B's watcher listed the key during C's takeover, between delete and write.
+    node_b.handle().present(BTreeSet::new(), Instant::now());
+    wait_for("B giving up the MAC", Duration::from_secs(5), || node_b.stats().macs_owned.load(Ordering::Relaxed) == 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(holder(&b, m), Some((ip(13), true)), "B took the key back");
+    assert_eq!(node_b.stats().takeovers.load(Ordering::Relaxed), 0);
+}

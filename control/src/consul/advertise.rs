@@ -31,7 +31,7 @@ use super::client::{Client, Consistency, ConsulError};
 use super::schema::{Keys, MacValue, VtepValue, VERSION};
 use super::watch::{sleep_unless, Backoff};
 use crate::mac::Mac;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -157,6 +157,10 @@ struct State {
     pending: Vec<Mac>,
     /// When each owned MAC's key was last written under the current session.
     written: HashMap<Mac, Instant>,
+    /// Pending MACs queued because their key vanished, not because they were seen:
+    /// written back only if no other node holds the key by then (a takeover deletes
+    /// the old key before writing its own, and that gap must not be undone).
+    rewrites: HashSet<Mac>,
     /// When the VTEP key was written under the current session.
     vtep_written: Option<Instant>,
     backoff: Backoff,
@@ -175,6 +179,7 @@ impl State {
             owned: HashMap::new(),
             pending: Vec::new(),
             written: HashMap::new(),
+            rewrites: HashSet::new(),
             vtep_written: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
             retry_at: Instant::now(),
@@ -258,6 +263,7 @@ impl State {
             log::info!("consul: {} is missing from Consul; writing it again", self.cfg.keys.mac(mac));
             self.written.remove(&mac);
             self.pending.push(mac);
+            self.rewrites.insert(mac);
             stats.rewritten.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -289,6 +295,7 @@ impl State {
                 self.renewed = Instant::now();
                 self.vtep_written = None;
                 self.written.clear();
+                self.rewrites.clear();
                 self.pending = self.owned.keys().copied().collect();
                 s
             }
@@ -308,7 +315,8 @@ impl State {
                     serde_json::to_vec(&MacValue { v: VERSION, vtep: self.cfg.local, port: self.cfg.port, ip: None })
                         .expect("serializable");
                 let fresh = seen.elapsed() <= self.cfg.takeover_window;
-                if self.claim(&self.cfg.keys.mac(mac), &v, &session, fresh, stats)? {
+                let takeover = fresh && !self.rewrites.contains(&mac);
+                if self.claim(&self.cfg.keys.mac(mac), &v, &session, takeover, stats)? {
                     self.written.insert(mac, Instant::now());
                 } else {
                     // Another node holds it (and our sighting is old, or it keeps
@@ -320,6 +328,7 @@ impl State {
                 }
             }
             self.pending.pop();
+            self.rewrites.remove(&mac);
         }
         let now = Instant::now();
         let expired: Vec<Mac> = self
