@@ -279,7 +279,7 @@ pub struct Overload {
 }
 
 impl OverloadWatch {
-    /// Warn only above this many kernel drops per interval...
+    /// Fewer kernel drops than this in one interval are never reported.
     const MIN_DROPS: u64 = 1000;
 
     pub fn new(workers: usize, quiet: std::time::Duration) -> OverloadWatch {

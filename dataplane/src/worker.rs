@@ -28,8 +28,6 @@ pub const FRAMES: u32 = 8192;
 const RESERVE: usize = 512;
 /// TX kicks per socket per iteration at most (copy mode sends 32 per kick).
 const MAX_KICKS: u32 = 16;
-/// Busy passes between reads of the sockets' kernel drop counters (~64k frames).
-const KERNEL_STATS_EVERY: u32 = 1024;
 
 /// What a worker needs to know, fixed at start.
 #[derive(Clone, Debug)]
@@ -70,6 +68,8 @@ pub struct Worker {
     ip_id: u16,
     /// The FDB table clock for this pass (learning timestamps, local-MAC reports).
     now_secs: u32,
+    /// The table-clock second of the last read of the kernel's drop counters.
+    drops_read_at: Option<u32>,
     reporter: Option<Reporter>,
 }
 
@@ -103,6 +103,7 @@ impl Worker {
             comp: [0; BATCH * 4],
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             now_secs: 0,
+            drops_read_at: None,
             reporter,
         }
     }
@@ -112,15 +113,13 @@ impl Worker {
         log::debug!("worker {} running", self.id);
         self.refill();
         let mut idle = 0u32;
-        let mut busy = 0u32;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let moved = self.poll_once();
+            if self.drops_read_at != Some(self.now_secs) {
+                self.read_kernel_drops();
+            }
             if moved > 0 {
                 idle = 0;
-                busy = busy.wrapping_add(1);
-                if busy.is_multiple_of(KERNEL_STATS_EVERY) {
-                    self.read_kernel_drops();
-                }
                 self.counters.publish(&self.local);
                 continue;
             }
@@ -130,7 +129,6 @@ impl Worker {
                 continue;
             }
             // Nothing to do: publish counters and sleep until a socket has frames.
-            self.read_kernel_drops();
             self.counters.publish(&self.local);
             let in_flight = self.underlay.tx_outstanding() + self.overlay.tx_outstanding();
             let timeout = if in_flight > 0 || self.free.len() < FRAMES as usize / 2 { 1 } else { 100 };
@@ -141,9 +139,10 @@ impl Worker {
         log::debug!("worker {} stopped", self.id);
     }
 
-    /// Copies the kernel's drop counters of both sockets (two `getsockopt` calls: on
-    /// idle and every [`KERNEL_STATS_EVERY`] busy passes, never per frame).
+    /// Copies the kernel's drop counters of both sockets: two `getsockopt` calls, once
+    /// per second of the table clock (and at exit), never per frame or per wake-up.
     fn read_kernel_drops(&mut self) {
+        self.drops_read_at = Some(self.now_secs);
         if let (Ok(u), Ok(o)) = (self.underlay.stats(), self.overlay.stats()) {
             self.local.set_kernel_drops(&u, &o);
         }
