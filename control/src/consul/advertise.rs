@@ -31,7 +31,7 @@ use super::client::{Client, Consistency, ConsulError};
 use super::schema::{Keys, MacValue, VtepValue, VERSION};
 use super::watch::{sleep_unless, Backoff};
 use crate::mac::Mac;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -145,6 +145,18 @@ impl Drop for Advertiser {
     }
 }
 
+/// Why a MAC's key is to be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// This node saw the MAC (or owns it under a new session): a fresh sighting may take
+    /// the key from another node.
+    Seen,
+    /// Its key vanished from Consul: written back only if no other node holds it by
+    /// then (a takeover deletes the old key before writing its own, and that gap must
+    /// not be undone).
+    Rewrite,
+}
+
 struct State {
     client: Client,
     cfg: AdvertiseConfig,
@@ -153,14 +165,10 @@ struct State {
     renewed: Instant,
     /// MAC → last time it was seen locally.
     owned: HashMap<Mac, Instant>,
-    /// Owned MACs whose key is not written under the current session yet.
-    pending: Vec<Mac>,
+    /// Owned MACs whose key is not written under the current session yet, and why.
+    pending: Vec<(Mac, Claim)>,
     /// When each owned MAC's key was last written under the current session.
     written: HashMap<Mac, Instant>,
-    /// Pending MACs queued because their key vanished, not because they were seen:
-    /// written back only if no other node holds the key by then (a takeover deletes
-    /// the old key before writing its own, and that gap must not be undone).
-    rewrites: HashSet<Mac>,
     /// When the VTEP key was written under the current session.
     vtep_written: Option<Instant>,
     backoff: Backoff,
@@ -179,7 +187,6 @@ impl State {
             owned: HashMap::new(),
             pending: Vec::new(),
             written: HashMap::new(),
-            rewrites: HashSet::new(),
             vtep_written: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
             retry_at: Instant::now(),
@@ -232,7 +239,7 @@ impl State {
             match msg {
                 Msg::Seen(mac) => {
                     if self.owned.insert(mac, now).is_none() {
-                        self.pending.push(mac);
+                        self.pending.push((mac, Claim::Seen));
                     }
                 }
                 Msg::Disown(mac) => {
@@ -262,8 +269,7 @@ impl State {
         for mac in gone {
             log::info!("consul: {} is missing from Consul; writing it again", self.cfg.keys.mac(mac));
             self.written.remove(&mac);
-            self.pending.push(mac);
-            self.rewrites.insert(mac);
+            self.pending.push((mac, Claim::Rewrite));
             stats.rewritten.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -295,8 +301,7 @@ impl State {
                 self.renewed = Instant::now();
                 self.vtep_written = None;
                 self.written.clear();
-                self.rewrites.clear();
-                self.pending = self.owned.keys().copied().collect();
+                self.pending = self.owned.keys().map(|m| (*m, Claim::Seen)).collect();
                 s
             }
         };
@@ -309,13 +314,13 @@ impl State {
             }
             self.vtep_written = Some(Instant::now());
         }
-        while let Some(mac) = self.pending.last().copied() {
+        while let Some((mac, why)) = self.pending.last().copied() {
             if let Some(seen) = self.owned.get(&mac).copied() {
                 let v =
                     serde_json::to_vec(&MacValue { v: VERSION, vtep: self.cfg.local, port: self.cfg.port, ip: None })
                         .expect("serializable");
                 let fresh = seen.elapsed() <= self.cfg.takeover_window;
-                let takeover = fresh && !self.rewrites.contains(&mac);
+                let takeover = fresh && why == Claim::Seen;
                 if self.claim(&self.cfg.keys.mac(mac), &v, &session, takeover, stats)? {
                     self.written.insert(mac, Instant::now());
                 } else {
@@ -328,7 +333,6 @@ impl State {
                 }
             }
             self.pending.pop();
-            self.rewrites.remove(&mac);
         }
         let now = Instant::now();
         let expired: Vec<Mac> = self
