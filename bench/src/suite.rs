@@ -80,7 +80,7 @@ pub struct Options {
 }
 
 /// Placement of the kernel's receive processing (softirq) on the DUT's interfaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Rps {
     /// RPS on the DUT host's `eth0`, `vethc` and `vx0` steers it to the DUT's CPUs: the
     /// DUT gets its CPU(s) and nothing else, whether the work is a kernel VXLAN

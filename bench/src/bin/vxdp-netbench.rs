@@ -32,8 +32,8 @@ struct Args {
     /// Where the DUT's kernel receive processing runs: `dut` (RPS to the DUT's CPUs:
     /// the DUT gets its core and nothing else) or `off` (the kernel's default: where
     /// the sender ran, largely on the tester's core).
-    #[arg(long, default_value = "dut", value_parser = ["dut", "off"])]
-    rps: String,
+    #[arg(long, value_enum, default_value_t = suite::Rps::Dut)]
+    rps: suite::Rps,
     /// Offer this rate in the full-load phase (Mpps) instead of as fast as the
     /// generator can; for finding where a DUT stops keeping up.
     #[arg(long, value_name = "MPPS")]
@@ -78,7 +78,7 @@ fn main() -> Result<()> {
         }
         opts.workers = args.workers;
     }
-    opts.rps = if args.rps == "off" { suite::Rps::Off } else { suite::Rps::Dut };
+    opts.rps = args.rps;
     if let Some(r) = args.rate {
         if !(r > 0.0 && r <= 100.0) {
             bail!("--rate {r}: Mpps, above 0 and at most 100");
