@@ -3,7 +3,7 @@
 //!
 //! The Consul HTTP API is the in-process test server (`testserver`), run in a child
 //! process so that its memory and CPU are not counted as vxdp's. The watcher applies to
-//! a real `FdbTable` exactly as `vxdp run --consul` does (`vxdp::consul::apply`).
+//! a real `FdbTable` exactly as `vxdp run --consul` does (`vxdp::daemon::consul::apply`).
 //!
 //! 1. Propagation: a KV write to the entry being visible in the data plane's snapshot,
 //!    p50/p99/max over 1,000 changes (hdrhistogram).
@@ -87,7 +87,7 @@ fn watch(url: &str, fdb: &Arc<FdbTable>) -> Watcher {
     let changed = Arc::new(AtomicBool::new(false));
     let cfg = WatchConfig::new(Keys::new("vxdp/", 42));
     Watcher::spawn(Client::new(ConsulConfig::new(url)).expect("client"), cfg, move |c: &[Change]| {
-        vxdp::consul::apply(&f, &changed, None, c)
+        vxdp::daemon::consul::apply(&f, &changed, None, c)
     })
     .expect("watcher")
 }

@@ -11,8 +11,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use vxdp::afxdp::xsk::{chunk_of, poll_readable, retry_busy, Addr, Desc, RingSizes, Umem, XskSocket};
 use vxdp::xdp::{XdpMode, XdpPrograms};
-use vxdp::xsk::{chunk_of, poll_readable, retry_busy, Addr, Desc, RingSizes, Umem, XskSocket};
 
 const FRAMES: u32 = 8192;
 const MAX_KICKS: u32 = 16;

@@ -14,8 +14,8 @@ use crate::frame::{find_stamp, FrameSpec, Stamp};
 use hdrhistogram::Histogram;
 use std::io;
 use std::time::{Duration, Instant};
+use vxdp::afxdp::xsk::{chunk_of, Addr, Desc, RingSizes, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
 use vxdp::xdp::{XdpMode, XdpPrograms};
-use vxdp::xsk::{chunk_of, Addr, Desc, RingSizes, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
 
 /// Frames per ring call.
 pub const BATCH: usize = 64;

@@ -15,7 +15,7 @@ use crate::topo::{fmt_mac, BenchHost, BenchTopo, VNI};
 use std::ffi::CString;
 use std::fmt;
 use std::time::{Duration, Instant};
-use vxdp::xsk::retry_busy;
+use vxdp::afxdp::xsk::retry_busy;
 use vxdp_tests::{in_netns, Daemon};
 
 /// What the DUT does to the generator's frames.

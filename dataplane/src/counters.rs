@@ -5,7 +5,7 @@
 //! relaxed stores (no read-modify-write atomics) once per batch. Readers (`vxdp stats`)
 //! load each field and sum over workers.
 
-use crate::xsk::SocketStats;
+use crate::afxdp::xsk::SocketStats;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 

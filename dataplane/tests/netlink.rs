@@ -276,8 +276,8 @@ fn disable_offloads_turns_tx_checksum_tso_gso_off() {
     let before = run("ip", &["netns", "exec", &t.a, "ethtool", "-k", "va"]);
     assert!(before.contains("tx-checksumming: on"), "veth starts with tx checksum offload: {before}");
     t.in_ns(&t.a, || {
-        netlink::disable_offloads("va").unwrap();
-        let e = netlink::disable_offloads("nope0").unwrap_err();
+        vxdp::ethtool::disable_offloads("va").unwrap();
+        let e = vxdp::ethtool::disable_offloads("nope0").unwrap_err();
         assert!(e.is_not_found() && e.to_string().contains("nope0"), "{e}");
     });
     let after = run("ip", &["netns", "exec", &t.a, "ethtool", "-k", "va"]);

@@ -40,7 +40,7 @@ pub fn vxdp_bin() -> PathBuf {
     let candidates: Vec<PathBuf> = target.iter().flat_map(|t| [t.join("release/vxdp"), t.join("debug/vxdp")]).collect();
     candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
         panic!(
-            "vxdp binary not found (looked at {candidates:?}); run `cargo build -p vxdp --release` \
+            "vxdp binary not found (looked at {candidates:?}); run `cargo build -p vxdp-cli --release` \
              first or set VXDP_BIN"
         )
     })

@@ -110,7 +110,7 @@ fn setup() -> Result<()> {
 
 /// Builds the daemon in release mode and returns the binary's path.
 fn build_daemon() -> Result<PathBuf> {
-    run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "vxdp"]).current_dir(root()))?;
+    run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "vxdp-cli"]).current_dir(root()))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     let bin = target.join("release/vxdp");
     if !bin.exists() {

@@ -4,15 +4,13 @@
 //! the message ([`wire::Request`]), sends it with a fresh sequence number, and reads
 //! datagrams until the ACK, the error or the end of the dump ([`wire::feed`]).
 //! [`resolve_next_hop`] turns a remote VTEP address into the underlay next hop the
-//! encapsulation needs; [`ChangeMonitor`] says when the kernel's view changed;
-//! [`disable_offloads`] prepares the overlay veth for AF_XDP.
+//! encapsulation needs; [`ChangeMonitor`] says when the kernel's view changed.
+//! (Turning offloads off is an ethtool ioctl, not netlink: see [`crate::ethtool`].)
 
-mod ethtool;
 mod monitor;
 mod socket;
 pub mod wire;
 
-pub use ethtool::disable_offloads;
 pub use monitor::ChangeMonitor;
 
 use socket::NlSocket;

@@ -261,25 +261,3 @@ fn interface_names_are_checked_and_named_in_errors() {
         assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
     }
 }
-
-#[test]
-fn offload_features_to_disable_are_chosen_by_name() {
-    use super::ethtool::must_disable;
-    for on in [
-        "tx-checksum-ipv4",
-        "tx-checksum-ip-generic",
-        "tx-checksum-sctp",
-        "tx-tcp-segmentation",
-        "tx-tcp-accecn-segmentation",
-        "tx-udp-segmentation",
-        "tx-generic-segmentation",
-        "tx-udp_tnl-csum-segmentation",
-        "tx-gso-list",
-        "tx-gso-partial",
-    ] {
-        assert!(must_disable(on), "{on}");
-    }
-    for keep in ["tx-scatter-gather", "rx-checksum", "rx-gro", "tx-vlan-hw-insert", "highdma", "tx-lockless"] {
-        assert!(!must_disable(keep), "{keep}");
-    }
-}

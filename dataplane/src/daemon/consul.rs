@@ -3,54 +3,34 @@
 //! source `consul` (one snapshot publish per Consul answer; workers never wait); MACs
 //! the workers see behind the overlay feed the advertiser.
 
+use crate::afxdp::localmac::LocalMacQueue;
 use crate::fdb::FdbTable;
-use crate::localmac::LocalMacQueue;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 use vxdp_control::consul::{
-    AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Client, Consistency, ConsulConfig, Keys, Sink, WatchConfig,
-    Watcher,
+    AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
 };
 use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
 use vxdp_control::Mac;
 
-/// The Consul options of `vxdp run`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ConsulArgs {
-    /// Consul HTTP address (http://host:port, https://host:port or host:port): watch it for FDB entries.
-    #[arg(long = "consul", value_name = "URL", env = "CONSUL_HTTP_ADDR")]
-    pub consul_address: Option<String>,
-    /// Consul ACL token.
-    #[arg(long = "consul-token", value_name = "TOKEN", env = "CONSUL_HTTP_TOKEN", hide_env_values = true)]
-    pub consul_token: Option<String>,
-    /// Consul datacenter to query (default: the agent's).
-    #[arg(long = "consul-dc", value_name = "DC")]
-    pub consul_dc: Option<String>,
-    /// PEM file of the CA(s) that sign the Consul servers' certificates (https).
-    #[arg(long = "consul-ca", value_name = "FILE")]
-    pub consul_ca: Option<PathBuf>,
-    /// Read consistency: default (leader) or stale (any server).
-    #[arg(long = "consul-consistency", value_name = "MODE", default_value = "default", value_parser = parse_consistency)]
-    pub consul_consistency: Consistency,
+/// Validated Consul settings for `vxdp run` (the command line builds them; see the
+/// `vxdp-cli` crate). `None` in [`crate::daemon::Config`] means no Consul.
+#[derive(Clone, Debug)]
+pub struct ConsulSettings {
+    /// Address, token, datacenter, CA and consistency, already checked by
+    /// [`Client::new`].
+    pub client: ConsulConfig,
     /// Key prefix of vxdp's entries in Consul's KV store.
-    #[arg(long = "consul-prefix", value_name = "PREFIX", default_value = vxdp_control::consul::schema::DEFAULT_PREFIX)]
-    pub consul_prefix: String,
-    /// Publish this node as a VTEP of the VNI and the MACs seen behind the overlay device.
-    #[arg(long, requires = "consul_address")]
+    pub prefix: String,
+    /// Publish this node as a VTEP of the VNI and the MACs seen behind the overlay.
     pub advertise: bool,
-    /// TTL of the advertising session in seconds (10-86400): how long a dead node's entries stay.
-    #[arg(long = "consul-ttl", value_name = "SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(10..=86400))]
-    pub consul_ttl: u64,
-}
-
-fn parse_consistency(s: &str) -> Result<Consistency, String> {
-    s.parse()
+    /// TTL of the advertising session: how long a dead node's entries stay.
+    pub ttl: Duration,
 }
 
 /// The running Consul threads; dropping stops them (and withdraws our keys).
@@ -80,52 +60,25 @@ pub struct Plumbing {
     pub local_macs: Option<Arc<LocalMacQueue>>,
 }
 
-impl ConsulArgs {
-    /// Checks the options (address, CA file) without contacting Consul.
-    pub fn client(&self) -> Result<Option<Client>> {
-        let Some(address) = &self.consul_address else { return Ok(None) };
-        if let Some(dc) = &self.consul_dc {
-            if dc.is_empty() || !dc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                bail!("--consul-dc '{dc}': a datacenter name is letters, digits, '-' and '_'");
-            }
-        }
-        let p = &self.consul_prefix;
-        if p.contains(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%')) || p.contains("//")
-        {
-            bail!("--consul-prefix '{p}': no spaces, control characters, '?', '#', '%' or '//' in a key prefix");
-        }
-        let cfg = ConsulConfig {
-            address: address.clone(),
-            token: self.consul_token.clone().filter(|t| !t.is_empty()),
-            datacenter: self.consul_dc.clone(),
-            ca_file: self.consul_ca.clone(),
-            consistency: self.consul_consistency,
-        };
-        Ok(Some(Client::new(cfg).with_context(|| format!("--consul {address}"))?))
-    }
-}
-
 /// Starts the watcher (and the advertiser with `--advertise`). Consul being unreachable
 /// is not an error: the threads retry in the background while static entries serve.
-pub fn start(args: &ConsulArgs, p: Plumbing) -> Result<Option<ConsulPlane>> {
-    let Some(client) = args.client()? else { return Ok(None) };
-    let keys = Keys::new(&args.consul_prefix, p.vni);
+pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<ConsulPlane>> {
+    let Some(args) = settings else { return Ok(None) };
+    let client = || Client::new(args.client.clone()).with_context(|| format!("--consul {}", args.client.address));
+    let keys = Keys::new(&args.prefix, p.vni);
 
     let advertiser = if args.advertise {
         let cfg = AdvertiseConfig {
             keys: keys.clone(),
             local: p.local,
             port: None,
-            ttl: Duration::from_secs(args.consul_ttl),
+            ttl: args.ttl,
             mac_ageing: if p.ageing.is_zero() { Duration::from_secs(300) } else { p.ageing },
             // Three report intervals: a MAC still sending here has been reported since.
-            takeover_window: Duration::from_secs(3 * u64::from(crate::localmac::REFRESH_SECS)),
+            takeover_window: Duration::from_secs(3 * u64::from(crate::afxdp::localmac::REFRESH_SECS)),
             name: format!("vxdp {} vni {}", p.local, p.vni),
         };
-        Some(
-            Advertiser::spawn(args.client()?.expect("address checked"), cfg)
-                .context("starting the Consul advertiser")?,
-        )
+        Some(Advertiser::spawn(client()?, cfg).context("starting the Consul advertiser")?)
     } else {
         None
     };
@@ -134,7 +87,7 @@ pub fn start(args: &ConsulArgs, p: Plumbing) -> Result<Option<ConsulPlane>> {
     let mut wcfg = WatchConfig::new(keys);
     wcfg.local = Some(p.local);
     let sink = FdbSink { fdb: p.fdb.clone(), changed: p.fdb_changed.clone(), advertiser: handle.clone() };
-    let watcher = Watcher::spawn(client, wcfg, sink).context("starting the Consul watcher")?;
+    let watcher = Watcher::spawn(client()?, wcfg, sink).context("starting the Consul watcher")?;
 
     let feed_stop = Arc::new(AtomicBool::new(false));
     if let (Some(queue), Some(handle)) = (p.local_macs, handle) {
@@ -203,64 +156,8 @@ pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&Advertise
 mod tests {
     use super::*;
     use crate::fdb::DEFAULT_AGEING;
-    use clap::Parser;
     use std::collections::BTreeSet;
     use vxdp_control::fdb::Remote;
-
-    #[derive(clap::Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        consul: ConsulArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<ConsulArgs, String> {
-        Cli::try_parse_from(std::iter::once("vxdp").chain(args.iter().copied()))
-            .map(|c| c.consul)
-            .map_err(|e| e.to_string())
-    }
-
-    /// The options read CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN: with them set, the
-    /// expectations below do not hold.
-    fn env_is_clean(test: &str) -> bool {
-        let set = ["CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN"].iter().any(|v| std::env::var_os(v).is_some());
-        if set {
-            eprintln!("{test}: skipped, CONSUL_HTTP_ADDR or CONSUL_HTTP_TOKEN is set");
-        }
-        !set
-    }
-
-    #[test]
-    fn options_validate_and_errors_name_the_option() {
-        if !env_is_clean("options_validate_and_errors_name_the_option") {
-            return;
-        }
-        let none = parse(&[]).unwrap();
-        assert!(none.client().unwrap().is_none(), "no --consul must mean no Consul");
-        let a =
-            parse(&["--consul", "10.0.0.1:8500", "--consul-consistency", "stale", "--consul-dc", "dc2", "--advertise"])
-                .unwrap();
-        let c = a.client().unwrap().expect("a client");
-        assert_eq!(c.config().consistency, Consistency::Stale);
-        assert_eq!(c.config().datacenter.as_deref(), Some("dc2"));
-        assert_eq!((a.consul_ttl, a.consul_prefix.as_str(), a.advertise), (10, "vxdp/", true));
-
-        let e = parse(&["--consul", "x:1", "--consul-consistency", "strong"]).unwrap_err();
-        assert!(e.contains("--consul-consistency") && e.contains("strong"), "{e}");
-        let e = parse(&["--consul", "x:1", "--consul-ttl", "5"]).unwrap_err();
-        assert!(e.contains("--consul-ttl"), "{e}");
-        let e = parse(&["--advertise"]).unwrap_err();
-        assert!(e.contains("--consul"), "{e}");
-        let e =
-            format!("{:#}", parse(&["--consul", "ftp://x:1"]).unwrap().client().err().expect("bad scheme accepted"));
-        assert!(e.contains("--consul ftp://x:1"), "{e}");
-        for (flag, value) in [("--consul-dc", "dc 1"), ("--consul-dc", ""), ("--consul-prefix", "vx?dp/")] {
-            let e = format!("{:#}", parse(&["--consul", "x:1", flag, value]).unwrap().client().err().expect(value));
-            assert!(e.contains(&format!("{flag} '{value}'")), "{e}");
-        }
-        let bad_ca = parse(&["--consul", "https://x:8501", "--consul-ca", "/nonexistent/ca.pem"]).unwrap();
-        let e = format!("{:#}", bad_ca.client().err().expect("missing CA file accepted"));
-        assert!(e.contains("--consul-ca /nonexistent/ca.pem"), "{e}");
-    }
 
     fn ip(d: u8) -> IpAddr {
         IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, d))

@@ -6,7 +6,7 @@
 //! covers only the kernel's NETIF_F_ALL_TSO mask, which (on 6.18) leaves for example
 //! `tx-tcp-accecn-segmentation` and `tx-udp-segmentation` on.
 
-use super::NetlinkError;
+use crate::netlink::NetlinkError;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -145,4 +145,30 @@ fn u32s(v: &[u32]) -> Vec<u8> {
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_disable;
+
+    #[test]
+    fn offload_features_to_disable_are_chosen_by_name() {
+        for on in [
+            "tx-checksum-ipv4",
+            "tx-checksum-ip-generic",
+            "tx-checksum-sctp",
+            "tx-tcp-segmentation",
+            "tx-tcp-accecn-segmentation",
+            "tx-udp-segmentation",
+            "tx-generic-segmentation",
+            "tx-udp_tnl-csum-segmentation",
+            "tx-gso-list",
+            "tx-gso-partial",
+        ] {
+            assert!(must_disable(on), "{on}");
+        }
+        for keep in ["tx-scatter-gather", "rx-checksum", "rx-gro", "tx-vlan-hw-insert", "highdma", "tx-lockless"] {
+            assert!(!must_disable(keep), "{keep}");
+        }
+    }
 }

@@ -1,52 +1,18 @@
-//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+//! `vxdp run`'s options: parsed by clap, then validated into [`vxdp::daemon::Config`]
+//! before anything is created. Every refused value names its option.
 
+use crate::consul_args::ConsulArgs;
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
-use vxdp::daemon::{self, Config};
+use vxdp::daemon::Config;
 use vxdp::vxlan::{SrcPortRange, Vni};
 use vxdp::xdp::XdpMode;
-use vxdp_control::ctl::{Client, Request, Response};
-use vxdp_control::fdb::FdbOp;
-
-/// Userspace VXLAN (RFC 7348) data plane on AF_XDP: a drop-in for the kernel vxlan device.
-#[derive(Parser, Debug)]
-#[command(name = "vxdp", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Run a VXLAN tunnel endpoint (like `ip link add NAME type vxlan ...`) in the foreground.
-    Run(Box<RunArgs>),
-    /// Show or change the forwarding database of a running vxdp (like `bridge fdb`).
-    ///
-    /// vxdp fdb add|append|replace|del MAC dst IP [port PORT] [vni VNI] [dev NAME]
-    /// vxdp fdb show [dev NAME]
-    #[command(arg_required_else_help = true)]
-    Fdb {
-        /// add, append, replace, del or show.
-        op: String,
-        /// bridge-fdb style arguments: MAC dst IP [port PORT] [vni VNI] [dev NAME].
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// Show the counters of a running vxdp: traffic per direction and drops by reason.
-    Stats {
-        /// `dev NAME` (or just NAME): which vxdp device; default vx0.
-        args: Vec<String>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 #[derive(Args, Debug)]
-struct RunArgs {
+pub struct RunArgs {
     /// Name of the overlay device to create (like the kernel device's name).
     #[arg(long, default_value = "vx0")]
     name: String,
@@ -106,7 +72,7 @@ struct RunArgs {
     #[arg(long)]
     xdp_generic: bool,
     #[command(flatten)]
-    consul: vxdp::consul::ConsulArgs,
+    consul: ConsulArgs,
 }
 
 fn parse_vni(s: &str) -> Result<Vni, String> {
@@ -164,14 +130,14 @@ fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
 }
 
 impl RunArgs {
-    fn into_config(self) -> Result<Config> {
+    pub fn into_config(self) -> Result<Config> {
         let srcport = match self.srcport.as_deref() {
             None => SrcPortRange::default(),
             Some([min, max]) => SrcPortRange::new(*min, *max)
                 .with_context(|| format!("--srcport {min} {max}: MIN must be below MAX"))?,
             Some(_) => bail!("--srcport takes two values, MIN and MAX"),
         };
-        self.consul.client()?; // a bad --consul or --consul-ca stops us before anything is created
+        let consul = self.consul.settings()?; // a bad --consul or --consul-ca stops us before anything is created
         if self.name.is_empty() || self.name.len() > 15 || self.name.contains(['/', ' ']) {
             bail!("--name '{}': not a valid interface name (1-15 characters, no '/' or spaces)", self.name);
         }
@@ -210,131 +176,22 @@ impl RunArgs {
             workers: self.workers,
             cpus: self.cpus.map(|c| c.0).unwrap_or_default(),
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
-            consul: self.consul,
+            consul,
         })
     }
-}
-
-/// Picks `dev NAME` (or a bare NAME) out of a bridge-style argument tail.
-fn dev_arg(args: &[String]) -> Result<String> {
-    match args {
-        [] => Ok("vx0".into()),
-        [d, name] if d == "dev" => Ok(name.clone()),
-        [name] if name != "dev" => Ok(name.clone()),
-        _ => bail!("expected `dev NAME`, got `{}`", args.join(" ")),
-    }
-}
-
-fn call(dev: &str, req: &Request) -> Result<Response> {
-    let mut c = Client::connect(dev)?;
-    Ok(c.call(req)?)
-}
-
-fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
-    let cli = Cli::parse();
-    if let Err(e) = dispatch(cli) {
-        eprintln!("vxdp: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn dispatch(cli: Cli) -> Result<()> {
-    match cli.cmd {
-        Cmd::Run(args) => daemon::run(args.into_config()?),
-        Cmd::Fdb { op, args } => {
-            if op == "show" {
-                let dev = dev_arg(&args)?;
-                match call(&dev, &Request::FdbShow)? {
-                    Response::Fdb(entries) => print!("{}", vxdp_control::ctl::fmt_fdb_show(&entries, Some(&dev))),
-                    Response::Error(e) => bail!("{e}"),
-                    other => bail!("unexpected answer from the daemon: {other:?}"),
-                }
-                return Ok(());
-            }
-            let op: FdbOp = op.parse()?;
-            let parsed = vxdp_control::fdb::parse_fdb_args(&args)?;
-            let req = parsed.request(op)?;
-            let dev = parsed.dev.unwrap_or_else(|| "vx0".into());
-            match call(&dev, &Request::Fdb(req))? {
-                Response::Ok => Ok(()),
-                Response::Error(e) => bail!("{e}"),
-                other => bail!("unexpected answer from the daemon: {other:?}"),
-            }
-        }
-        Cmd::Stats { args, json } => {
-            let dev = dev_arg(&args)?;
-            match call(&dev, &Request::Stats)? {
-                Response::Stats(v) if json => println!("{}", serde_json::to_string_pretty(&v)?),
-                Response::Stats(v) => print!("{}", fmt_stats(&v)),
-                Response::Error(e) => bail!("{e}"),
-                other => bail!("unexpected answer from the daemon: {other:?}"),
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Text form of `vxdp stats`: totals, then per-worker lines for non-zero counters.
-fn fmt_stats(v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let name = v["name"].as_str().unwrap_or("?");
-    out.push_str(&format!("{name}:\n"));
-    let t = &v["total"];
-    let g = |k: &str| t[k].as_u64().unwrap_or(0);
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "", "frames", "bytes"));
-    out.push_str(&format!(
-        "    {:<18} {:>14} {:>18}\n",
-        "underlay rx",
-        g("underlay_rx_frames"),
-        g("underlay_rx_bytes")
-    ));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", g("decap_frames"), g("decap_bytes")));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", g("encap_frames"), g("encap_bytes")));
-    out.push_str(&format!("    flooded {}  learned {}\n", g("flooded"), g("learned")));
-    out.push_str("    drops:");
-    if let Some(m) = t.as_object() {
-        for (k, val) in m.iter().filter(|(k, _)| k.starts_with("drop_")) {
-            out.push_str(&format!(" {}={}", &k[5..], val));
-        }
-    }
-    out.push('\n');
-    if let Some(x) = v["xdp"].as_object() {
-        out.push_str("    xdp:");
-        for (k, val) in x {
-            out.push_str(&format!(" {}={}", k.trim_start_matches("xdp_"), val));
-        }
-        out.push('\n');
-    }
-    if let Some(ws) = v["workers"].as_array() {
-        if ws.len() > 1 {
-            for (i, w) in ws.iter().enumerate() {
-                let f = |k: &str| w[k].as_u64().unwrap_or(0);
-                out.push_str(&format!(
-                    "    worker {i}: decap {} encap {} flooded {}\n",
-                    f("decap_frames"),
-                    f("encap_frames"),
-                    f("flooded")
-                ));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     /// `vxdp run ARGS` through clap and `into_config`: the config, or the error text.
     fn run(args: &[&str]) -> Result<Config, String> {
         let vni: &[&str] = if args.contains(&"--vni") { &[] } else { &["--vni", "42"] };
         let argv = ["vxdp", "run", "--dev", "eth0"].iter().chain(vni).chain(args);
-        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Cmd::Run(r) = cli.cmd else { unreachable!("parsed `run`") };
+        let cli = crate::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let crate::Cmd::Run(r) = cli.cmd else { unreachable!("parsed `run`") };
         r.into_config().map_err(|e| format!("{e:#}"))
     }
 

@@ -10,12 +10,12 @@
 //! Per batch: one ring read per socket, one FDB snapshot load, one next-hop load,
 //! one TX submit and a few `sendto` kicks per socket; no allocation, no locks.
 
+use crate::afxdp::localmac::{LocalMacQueue, Reporter};
+use crate::afxdp::xsk::{chunk_of, poll_readable, Addr, Desc, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
 use crate::fdb::FdbTable;
-use crate::localmac::{LocalMacQueue, Reporter};
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
-use crate::xsk::{chunk_of, poll_readable, Addr, Desc, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -6,24 +6,33 @@
 //! process is killed, the kernel detaches the XDP programs with the process's link file
 //! descriptors, and the underlay passes all traffic again.
 
-use crate::counters::{CounterSet, LocalCounters, OverloadWatch, WorkerCounters};
+pub mod consul;
+mod control;
+mod control_loop;
+mod overlay;
+
+use control::Control;
+use control_loop::control_loop;
+pub use overlay::peer_name;
+use overlay::OverlayLink;
+
+use crate::afxdp::worker::{Shared, Worker, WorkerConfig, FRAMES};
+use crate::afxdp::xsk::{retry_busy, RingSizes, Umem, XskSocket};
+use crate::counters::WorkerCounters;
 use crate::fdb::FdbTable;
-use crate::netlink::{self, ChangeMonitor, Netlink};
+use crate::netlink::Netlink;
 use crate::nexthop::{EncapDefaults, NextHops};
 use crate::vxlan::{DecapConfig, SrcPortRange, Vni, OUTER_V4_LEN};
-use crate::worker::{Shared, Worker, WorkerConfig, FRAMES};
 use crate::xdp::{XdpMode, XdpPrograms};
-use crate::xsk::{retry_busy, RingSizes, Umem, XskSocket};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use vxdp_common::{UnderlayConfig, XdpCounter};
-use vxdp_control::ctl::{self, Handler, Request, Response};
+use std::time::Duration;
+use vxdp_common::UnderlayConfig;
+use vxdp_control::ctl::{self};
 use vxdp_control::fdb::{FdbOp, FdbRequest, Remote, Source};
 use vxdp_control::mac::Mac;
 
@@ -47,17 +56,11 @@ pub struct Config {
     /// CPU of worker i at index i (`--cpus`); empty: workers are not pinned.
     pub cpus: Vec<usize>,
     pub xdp_mode: XdpMode,
-    pub consul: crate::consul::ConsulArgs,
+    /// Consul as a source of entries (and the advertiser), if given.
+    pub consul: Option<consul::ConsulSettings>,
 }
 
-/// Name of vxdp's own end of the overlay veth pair.
-pub fn peer_name(name: &str) -> String {
-    let mut p = format!("vxdp-{name}");
-    p.truncate(15);
-    p
-}
-
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
+pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::SeqCst);
@@ -84,79 +87,6 @@ fn instance_lock(name: &str) -> Result<std::os::unix::net::UnixListener> {
             anyhow::Error::new(e).context(format!("--name {name}: cannot take the instance lock"))
         }
     })
-}
-
-/// Deletes the overlay veth pair on drop (deleting one end removes both).
-struct OverlayLink {
-    name: String,
-}
-
-impl Drop for OverlayLink {
-    fn drop(&mut self) {
-        match Netlink::open().and_then(|mut nl| nl.delete_link(&self.name)) {
-            Ok(()) => log::info!("removed overlay device {}", self.name),
-            Err(e) => log::warn!("could not remove overlay device {}: {e}", self.name),
-        }
-    }
-}
-
-/// What the control socket needs to answer requests.
-struct Control {
-    name: String,
-    fdb: Arc<FdbTable>,
-    counters: Vec<Arc<WorkerCounters>>,
-    xdp: Arc<Mutex<XdpPrograms>>,
-    nexthops: Arc<ArcSwap<NextHops>>,
-    fdb_changed: Arc<AtomicBool>,
-}
-
-impl Control {
-    fn stats_json(&self) -> serde_json::Value {
-        let mut total = LocalCounters::default();
-        let mut workers = Vec::new();
-        for c in &self.counters {
-            let s = c.snapshot();
-            total.accumulate(&s);
-            workers.push(counter_object(&CounterSet::from(&s)));
-        }
-        let mut xdp = serde_json::Map::new();
-        if let Ok(values) = self.xdp.lock().map_err(|_| ()).and_then(|x| x.counters().map_err(|_| ())) {
-            for c in XdpCounter::ALL {
-                xdp.insert(c.name().to_string(), values[c as usize].into());
-            }
-        }
-        serde_json::json!({
-            "name": self.name,
-            "total": counter_object(&CounterSet::from(&total)),
-            "workers": workers,
-            "xdp": xdp,
-            "resolved_remotes": self.nexthops.load().len(),
-        })
-    }
-}
-
-fn counter_object(set: &CounterSet) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for (k, v) in &set.0 {
-        m.insert(k.clone(), (*v).into());
-    }
-    serde_json::Value::Object(m)
-}
-
-impl Handler for Control {
-    fn handle(&self, req: Request) -> Response {
-        match req {
-            Request::Fdb(r) => match self.fdb.apply(&r, Source::Static) {
-                Ok(()) => {
-                    self.fdb_changed.store(true, Ordering::Release);
-                    Response::Ok
-                }
-                Err(e) => Response::Error(e.to_string()),
-            },
-            Request::FdbShow => Response::Fdb(self.fdb.show()),
-            Request::Stats => Response::Stats(self.stats_json()),
-        }
-    }
 }
 
 /// Runs the daemon until SIGINT/SIGTERM.
@@ -225,8 +155,8 @@ pub fn run(cfg: Config) -> Result<()> {
     let _overlay_guard = OverlayLink { name: cfg.name.clone() };
     // Frames leave the stack through `name` with complete checksums and at most MTU size,
     // because AF_XDP on the peer sees bytes only, no offload metadata.
-    netlink::disable_offloads(&cfg.name).with_context(|| format!("disabling offloads on {}", cfg.name))?;
-    netlink::disable_offloads(&peer).with_context(|| format!("disabling offloads on {peer}"))?;
+    crate::ethtool::disable_offloads(&cfg.name).with_context(|| format!("disabling offloads on {}", cfg.name))?;
+    crate::ethtool::disable_offloads(&peer).with_context(|| format!("disabling offloads on {peer}"))?;
     let peer_link = nl.link(&peer)?;
     nl.set_up(&peer)?;
     nl.set_up(&cfg.name)?;
@@ -240,7 +170,11 @@ pub fn run(cfg: Config) -> Result<()> {
     let defaults =
         EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
     let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
-    let local_macs = cfg.consul.advertise.then(|| Arc::new(crate::localmac::LocalMacQueue::new(4096)));
+    let local_macs = cfg
+        .consul
+        .as_ref()
+        .is_some_and(|c| c.advertise)
+        .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
     let shared =
         Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
     let wcfg = WorkerConfig {
@@ -302,9 +236,9 @@ pub fn run(cfg: Config) -> Result<()> {
         fdb_changed: fdb_changed.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
-    let consul = crate::consul::start(
-        &cfg.consul,
-        crate::consul::Plumbing {
+    let consul = consul::start(
+        cfg.consul.as_ref(),
+        consul::Plumbing {
             fdb: fdb.clone(),
             fdb_changed: fdb_changed.clone(),
             vni: cfg.vni.get(),
@@ -339,88 +273,4 @@ pub fn run(cfg: Config) -> Result<()> {
     drop(xdp);
     log::info!("{}: stopped", cfg.name);
     result
-}
-
-/// How often the control loop compares the workers' kernel drops with their traffic.
-const OVERLOAD_CHECK: Duration = Duration::from_secs(2);
-
-/// Keeps the FDB maintained (learning, ageing) and the next hops resolved until a signal.
-fn control_loop(
-    nl: &mut Netlink,
-    fdb: &FdbTable,
-    nexthops: &ArcSwap<NextHops>,
-    defaults: EncapDefaults,
-    underlay_ifindex: u32,
-    fdb_changed: &AtomicBool,
-    counters: &[Arc<WorkerCounters>],
-) -> Result<()> {
-    let mut monitor = ChangeMonitor::open().context("subscribing to rtnetlink changes")?;
-    let mut overload = OverloadWatch::new(counters.len(), Duration::from_secs(60));
-    let mut last_overload_check = Instant::now();
-    let mut last_resolve = Instant::now() - Duration::from_secs(10);
-    let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
-    let mut keys = Vec::new();
-    while !SIGNALLED.load(Ordering::SeqCst) {
-        let kernel_changed = monitor.wait(Duration::from_millis(50)).unwrap_or(false);
-        if last_overload_check.elapsed() >= OVERLOAD_CHECK {
-            last_overload_check = Instant::now();
-            let now: Vec<LocalCounters> = counters.iter().map(|c| c.snapshot()).collect();
-            for o in overload.check(&now, last_overload_check) {
-                log::warn!(
-                    "worker {}: the kernel dropped {} frames at the {} socket in {:?} while the worker took {}: \
-                     it is falling behind. If softirq work (RPS, IRQs of the bridge ports or NIC) runs on its \
-                     CPU, move that work or the worker (--cpus); `vxdp stats` counts these as \
-                     drop_{side}_rx_ring_full and drop_{side}_no_rx_buffer",
-                    o.worker,
-                    o.dropped,
-                    o.side,
-                    OVERLOAD_CHECK,
-                    o.received,
-                    side = o.side
-                );
-            }
-        }
-        let changed_entries = fdb.maintain(Instant::now());
-        let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
-        let current = nexthops.load();
-        if fdb_dirty {
-            keys = fdb.show().iter().filter_map(|e| current.key(&e.remote)).collect();
-            keys.sort();
-            keys.dedup();
-        }
-        let incomplete = keys.len() != current.len();
-        let periodic = last_resolve.elapsed() >= Duration::from_secs(if incomplete { 1 } else { 30 });
-        if !(kernel_changed || fdb_dirty || periodic) {
-            continue;
-        }
-        last_resolve = Instant::now();
-        let mut next = NextHops::new(defaults);
-        for k in &keys {
-            match netlink::resolve_next_hop(nl, k.ip) {
-                Ok(Some(hop)) if hop.ifindex == underlay_ifindex => {
-                    next.insert(*k, hop.src_mac, hop.dst_mac);
-                    warned.remove(&k.ip);
-                }
-                Ok(Some(_)) => {
-                    if warned.insert(k.ip) {
-                        log::warn!(
-                            "remote {}: route leaves through another interface than the underlay; not reachable",
-                            k.ip
-                        );
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    if warned.insert(k.ip) {
-                        log::warn!("remote {}: {e}", k.ip);
-                    }
-                }
-            }
-        }
-        if next.summary() != current.summary() {
-            log::info!("next hops: {} of {} remote(s) resolved", next.len(), keys.len());
-            nexthops.store(Arc::new(next));
-        }
-    }
-    Ok(())
 }

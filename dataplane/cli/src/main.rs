@@ -1,0 +1,109 @@
+//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+
+mod consul_args;
+mod run_args;
+mod stats;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use run_args::RunArgs;
+use stats::fmt_stats;
+use vxdp::daemon;
+use vxdp_control::ctl::{Client, Request, Response};
+use vxdp_control::fdb::FdbOp;
+
+/// Userspace VXLAN (RFC 7348) data plane on AF_XDP: a drop-in for the kernel vxlan device.
+#[derive(Parser, Debug)]
+#[command(name = "vxdp", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a VXLAN tunnel endpoint (like `ip link add NAME type vxlan ...`) in the foreground.
+    Run(Box<RunArgs>),
+    /// Show or change the forwarding database of a running vxdp (like `bridge fdb`).
+    ///
+    /// vxdp fdb add|append|replace|del MAC dst IP [port PORT] [vni VNI] [dev NAME]
+    /// vxdp fdb show [dev NAME]
+    #[command(arg_required_else_help = true)]
+    Fdb {
+        /// add, append, replace, del or show.
+        op: String,
+        /// bridge-fdb style arguments: MAC dst IP [port PORT] [vni VNI] [dev NAME].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Show the counters of a running vxdp: traffic per direction and drops by reason.
+    Stats {
+        /// `dev NAME` (or just NAME): which vxdp device; default vx0.
+        args: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Picks `dev NAME` (or a bare NAME) out of a bridge-style argument tail.
+fn dev_arg(args: &[String]) -> Result<String> {
+    match args {
+        [] => Ok("vx0".into()),
+        [d, name] if d == "dev" => Ok(name.clone()),
+        [name] if name != "dev" => Ok(name.clone()),
+        _ => bail!("expected `dev NAME`, got `{}`", args.join(" ")),
+    }
+}
+
+fn call(dev: &str, req: &Request) -> Result<Response> {
+    let mut c = Client::connect(dev)?;
+    Ok(c.call(req)?)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("vxdp: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run(args) => daemon::run(args.into_config()?),
+        Cmd::Fdb { op, args } => {
+            if op == "show" {
+                let dev = dev_arg(&args)?;
+                match call(&dev, &Request::FdbShow)? {
+                    Response::Fdb(entries) => print!("{}", vxdp_control::ctl::fmt_fdb_show(&entries, Some(&dev))),
+                    Response::Error(e) => bail!("{e}"),
+                    other => bail!("unexpected answer from the daemon: {other:?}"),
+                }
+                return Ok(());
+            }
+            let op: FdbOp = op.parse()?;
+            let parsed = vxdp_control::fdb::parse_fdb_args(&args)?;
+            let req = parsed.request(op)?;
+            let dev = parsed.dev.unwrap_or_else(|| "vx0".into());
+            match call(&dev, &Request::Fdb(req))? {
+                Response::Ok => Ok(()),
+                Response::Error(e) => bail!("{e}"),
+                other => bail!("unexpected answer from the daemon: {other:?}"),
+            }
+        }
+        Cmd::Stats { args, json } => {
+            let dev = dev_arg(&args)?;
+            match call(&dev, &Request::Stats)? {
+                Response::Stats(v) if json => println!("{}", serde_json::to_string_pretty(&v)?),
+                Response::Stats(v) => print!("{}", fmt_stats(&v)),
+                Response::Error(e) => bail!("{e}"),
+                other => bail!("unexpected answer from the daemon: {other:?}"),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The control loop: the daemon's main thread once the data path runs. Each tick
+//! (at most 50 ms) it maintains the FDB (learning, ageing), re-resolves next hops when
+//! the FDB or the kernel's routes and neighbours change, and every 2 s checks whether a
+//! worker falls behind its sockets.
+
+use super::SIGNALLED;
+use crate::counters::{LocalCounters, OverloadWatch, WorkerCounters};
+use crate::fdb::FdbTable;
+use crate::netlink::{self, ChangeMonitor, Netlink};
+use crate::nexthop::{EncapDefaults, NextHops};
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the control loop compares the workers' kernel drops with their traffic.
+const OVERLOAD_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps the FDB maintained (learning, ageing) and the next hops resolved until a signal.
+pub(super) fn control_loop(
+    nl: &mut Netlink,
+    fdb: &FdbTable,
+    nexthops: &ArcSwap<NextHops>,
+    defaults: EncapDefaults,
+    underlay_ifindex: u32,
+    fdb_changed: &AtomicBool,
+    counters: &[Arc<WorkerCounters>],
+) -> Result<()> {
+    let mut monitor = ChangeMonitor::open().context("subscribing to rtnetlink changes")?;
+    let mut overload = OverloadWatch::new(counters.len(), Duration::from_secs(60));
+    let mut last_overload_check = Instant::now();
+    let mut last_resolve = Instant::now() - Duration::from_secs(10);
+    let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut keys = Vec::new();
+    while !SIGNALLED.load(Ordering::SeqCst) {
+        let kernel_changed = monitor.wait(Duration::from_millis(50)).unwrap_or(false);
+        if last_overload_check.elapsed() >= OVERLOAD_CHECK {
+            last_overload_check = Instant::now();
+            let now: Vec<LocalCounters> = counters.iter().map(|c| c.snapshot()).collect();
+            for o in overload.check(&now, last_overload_check) {
+                log::warn!(
+                    "worker {}: the kernel dropped {} frames at the {} socket in {:?} while the worker took {}: \
+                     it is falling behind. If softirq work (RPS, IRQs of the bridge ports or NIC) runs on its \
+                     CPU, move that work or the worker (--cpus); `vxdp stats` counts these as \
+                     drop_{side}_rx_ring_full and drop_{side}_no_rx_buffer",
+                    o.worker,
+                    o.dropped,
+                    o.side,
+                    OVERLOAD_CHECK,
+                    o.received,
+                    side = o.side
+                );
+            }
+        }
+        let changed_entries = fdb.maintain(Instant::now());
+        let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
+        let current = nexthops.load();
+        if fdb_dirty {
+            keys = fdb.show().iter().filter_map(|e| current.key(&e.remote)).collect();
+            keys.sort();
+            keys.dedup();
+        }
+        let incomplete = keys.len() != current.len();
+        let periodic = last_resolve.elapsed() >= Duration::from_secs(if incomplete { 1 } else { 30 });
+        if !(kernel_changed || fdb_dirty || periodic) {
+            continue;
+        }
+        last_resolve = Instant::now();
+        let mut next = NextHops::new(defaults);
+        for k in &keys {
+            match netlink::resolve_next_hop(nl, k.ip) {
+                Ok(Some(hop)) if hop.ifindex == underlay_ifindex => {
+                    next.insert(*k, hop.src_mac, hop.dst_mac);
+                    warned.remove(&k.ip);
+                }
+                Ok(Some(_)) => {
+                    if warned.insert(k.ip) {
+                        log::warn!(
+                            "remote {}: route leaves through another interface than the underlay; not reachable",
+                            k.ip
+                        );
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if warned.insert(k.ip) {
+                        log::warn!("remote {}: {e}", k.ip);
+                    }
+                }
+            }
+        }
+        if next.summary() != current.summary() {
+            log::info!("next hops: {} of {} remote(s) resolved", next.len(), keys.len());
+            nexthops.store(Arc::new(next));
+        }
+    }
+    Ok(())
+}

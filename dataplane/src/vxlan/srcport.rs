@@ -1,0 +1,273 @@
+//! The outer UDP source port: a hash of the inner flow mapped into the `srcport` range,
+//! the way Linux's `udp_flow_src_port` does.
+
+use crate::wire::ethernet::{self, EthernetFrame, VlanHeader};
+use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet};
+
+///   flow dissector's VLAN key): source and destination address, protocol, and for
+///   TCP, UDP, UDP-Lite, SCTP, DCCP the ports (ESP: the SPI; AH: the SPI at offset 4:
+///   `proto_ports_offset`), not for fragments (the dissector stops at a fragment).
+///   Other IP protocols hash on addresses and protocol. IPv6 extension headers are
+///   not walked (hash on addresses and next header).
+/// - anything else: Ethernet destination, source and EtherType, like the `use_eth`
+///   fallback of `udp_flow_src_port` (`jhash(skb->data, 12, skb->protocol)`).
+///
+/// Difference: the kernel's `__flow_hash_consistentify` sorts addresses and ports so
+/// both directions hash alike; vxdp keeps the order (a VTEP only ever encapsulates
+/// one direction of a flow, so symmetry buys nothing and order spreads more flows).
+/// Reads at most the first 14 + 4 + 40 + 8 bytes. Never panics.
+pub fn flow_hash(inner: &[u8]) -> u32 {
+    let Ok(eth) = EthernetFrame::new_checked(inner) else {
+        let mut h = FlowHasher::new(SEED_SHORT);
+        for c in inner.chunks(4) {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            h.word(u32::from_be_bytes(w));
+        }
+        return h.finish();
+    };
+    let mut ethertype = eth.ethertype();
+    let mut l3 = eth.payload();
+    let mut vlan = 0u32;
+    if ethertype == ethernet::ethertype::VLAN {
+        if let Ok(tag) = VlanHeader::new_checked(l3) {
+            vlan = tag.vlan_id() as u32;
+            ethertype = tag.ethertype();
+            l3 = &l3[ethernet::VLAN_TAG_LEN..];
+        }
+    }
+    match ethertype {
+        ethernet::ethertype::IPV4 => {
+            if let Ok(ip) = Ipv4Packet::new_checked(l3) {
+                if ip.version() == 4 {
+                    let mut h = FlowHasher::new(SEED_IP ^ vlan);
+                    h.word(u32::from_be_bytes(ip.src_bytes()));
+                    h.word(u32::from_be_bytes(ip.dst_bytes()));
+                    let proto = ip.protocol();
+                    let ports = if ip.is_fragment() { None } else { l4_ports(proto, &l3[ip.header_len()..]) };
+                    return h.l4(proto, ports);
+                }
+            }
+        }
+        ethernet::ethertype::IPV6 => {
+            if let Ok(ip) = Ipv6Packet::new_checked(l3) {
+                if ip.version() == 6 {
+                    let mut h = FlowHasher::new(SEED_IP ^ vlan);
+                    for a in [ip.src_bytes(), ip.dst_bytes()] {
+                        for w in a.chunks_exact(4) {
+                            h.word(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+                        }
+                    }
+                    let nh = ip.next_header();
+                    return h.l4(nh, l4_ports(nh, &l3[ipv6::HEADER_LEN..]));
+                }
+            }
+        }
+        _ => {}
+    }
+    let b = eth.as_bytes();
+    let mut h = FlowHasher::new(SEED_ETH ^ vlan);
+    for w in b[..12].chunks_exact(4) {
+        h.word(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    h.word(ethertype as u32);
+    h.finish()
+}
+
+const SEED_IP: u32 = 0x5658_4450; // "VXDP"
+const SEED_ETH: u32 = 0x4554_4832;
+const SEED_SHORT: u32 = 0x5348_5254;
+
+/// The 32 bits the flow dissector takes as "ports" for `proto` (Linux
+/// `proto_ports_offset`), if present.
+#[inline]
+fn l4_ports(proto: u8, l4: &[u8]) -> Option<u32> {
+    let off = match proto {
+        protocol::TCP | protocol::UDP | protocol::DCCP | protocol::ESP | protocol::SCTP | protocol::UDPLITE => 0,
+        protocol::AH => 4,
+        _ => return None,
+    };
+    let p = l4.get(off..off + 4)?;
+    Some(u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+}
+
+/// MurmurHash3 (x86_32) over 32-bit words: a few multiplies per word, full avalanche
+/// in the final mix, so the upper 16 bits `udp_flow_src_port` uses are well spread.
+struct FlowHasher {
+    h: u32,
+    n: u32,
+}
+
+impl FlowHasher {
+    #[inline(always)]
+    fn new(seed: u32) -> Self {
+        FlowHasher { h: seed, n: 0 }
+    }
+
+    #[inline(always)]
+    fn word(&mut self, w: u32) {
+        let k = w.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
+        self.h = (self.h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+        self.n += 4;
+    }
+
+    #[inline(always)]
+    fn l4(mut self, proto: u8, ports: Option<u32>) -> u32 {
+        self.word(proto as u32 | if ports.is_some() { 0x100 } else { 0 });
+        if let Some(p) = ports {
+            self.word(p);
+        }
+        self.finish()
+    }
+
+    #[inline(always)]
+    fn finish(self) -> u32 {
+        let mut h = self.h ^ self.n;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
+}
+
+/// The outer UDP source port range, as `ip link ... srcport MIN MAX`.
+///
+/// Kernel semantics (`udp_flow_src_port`, called by `vxlan_xmit_one` with
+/// `cfg.port_min`/`cfg.port_max`): the port is `((hash ^ hash << 16) * (max - min)) >> 32
+/// + min`, so it lies in `min..max` — **MAX is exclusive**. If `min >= max` the kernel
+/// uses `ip_local_port_range` instead (default 32768 60999, again with 60999 never
+/// picked). `vxlan_nl2conf` rejects `max < min` ("Invalid source port range").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SrcPortRange {
+    pub min: u16,
+    /// Exclusive.
+    pub max: u16,
+}
+
+impl SrcPortRange {
+    /// `ip_local_port_range`'s default, what the kernel uses without `srcport`.
+    pub const KERNEL_DEFAULT: SrcPortRange = SrcPortRange { min: 32768, max: 60999 };
+
+    /// `None` if `max < min` (the kernel refuses it). `min == max` (including
+    /// `srcport 0 0`, which iproute2 does not even send) gives the default range, as
+    /// in the kernel.
+    pub fn new(min: u16, max: u16) -> Option<Self> {
+        if max < min {
+            None
+        } else if min == max {
+            Some(Self::KERNEL_DEFAULT)
+        } else {
+            Some(SrcPortRange { min, max })
+        }
+    }
+
+    /// The source port for a flow hash: `udp_flow_src_port`'s formula exactly.
+    #[inline]
+    pub fn pick(&self, hash: u32) -> u16 {
+        let r = if self.min >= self.max { Self::KERNEL_DEFAULT } else { *self };
+        let hash = hash ^ (hash << 16);
+        (((hash as u64 * (r.max - r.min) as u64) >> 32) as u32 + r.min as u32) as u16
+    }
+}
+
+impl Default for SrcPortRange {
+    fn default() -> Self {
+        Self::KERNEL_DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vxlan::testutil::*;
+
+    fn inner_tcp(src: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(INNER_SRC, INNER_DST).ipv4(src, [10, 0, 0, 2], 64).tcp(sport, dport, 1, 1000);
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn flow_hash_stable_per_flow_and_sensitive_to_ports() {
+        let a = flow_hash(&inner_tcp([10, 0, 0, 1], 1000, 2000, b"hello"));
+        assert_eq!(a, flow_hash(&inner_tcp([10, 0, 0, 1], 1000, 2000, b"a different payload")));
+        assert_ne!(a, flow_hash(&inner_tcp([10, 0, 0, 1], 2000, 1000, b"hello")), "swapped ports");
+        assert_ne!(a, flow_hash(&inner_tcp([10, 0, 0, 1], 1000, 2001, b"hello")));
+        assert_ne!(a, flow_hash(&inner_tcp([10, 0, 0, 3], 1000, 2000, b"hello")));
+        assert_ne!(a, flow_hash(&inner_udp(1000, 2000, 5)), "TCP and UDP differ");
+        let v6 = |sport: u16| {
+            let b = PacketBuilder::ethernet2(INNER_SRC, INNER_DST).ipv6(REMOTE6, LOCAL6, 64).udp(sport, 53);
+            let mut v = Vec::new();
+            b.write(&mut v, b"x").unwrap();
+            v
+        };
+        assert_eq!(flow_hash(&v6(1)), flow_hash(&v6(1)));
+        assert_ne!(flow_hash(&v6(1)), flow_hash(&v6(2)));
+    }
+
+    #[test]
+    fn flow_hash_ignores_ports_of_fragments_and_uses_macs_for_non_ip() {
+        let mut f1 = inner_udp(1000, 2000, 30);
+        let mut f2 = inner_udp(3000, 4000, 30);
+        for f in [&mut f1, &mut f2] {
+            f[ETH + 6] = 0x20; // MF
+        }
+        assert_eq!(flow_hash(&f1), flow_hash(&f2));
+        let arp = |src: [u8; 6]| [INNER_DST.to_vec(), src.to_vec(), vec![0x08, 0x06], vec![0; 28]].concat();
+        assert_eq!(flow_hash(&arp(INNER_SRC)), flow_hash(&arp(INNER_SRC)));
+        assert_ne!(flow_hash(&arp(INNER_SRC)), flow_hash(&arp([2, 0, 0, 0, 0, 9])));
+    }
+
+    #[test]
+    fn flow_hash_spreads_source_ports() {
+        let range = SrcPortRange::default();
+        let mut buckets = [0u32; 16];
+        let n = 16_000;
+        for i in 0..n {
+            let f = inner_tcp([10, 0, (i >> 8) as u8, i as u8], 40000 + (i % 7) as u16, 443, b"");
+            let port = range.pick(flow_hash(&f));
+            assert!((range.min..range.max).contains(&port));
+            buckets[(port - range.min) as usize * 16 / (range.max - range.min) as usize] += 1;
+        }
+        for b in buckets {
+            assert!((n / 16 * 8 / 10..n / 16 * 12 / 10).contains(&b), "{buckets:?}");
+        }
+    }
+
+    /// `udp_flow_src_port` transcribed from include/net/udp.h, with C integer types.
+    fn kernel_udp_flow_src_port(hash: u32, mut min: i32, mut max: i32) -> u16 {
+        if min >= max {
+            (min, max) = (32768, 60999);
+        }
+        let mut hash = hash;
+        hash ^= hash << 16;
+        ((((hash as u64) * ((max - min) as u64)) >> 32) as u32 as i32 + min) as u16
+    }
+
+    #[test]
+    fn src_port_range_mirrors_kernel() {
+        assert_eq!(SrcPortRange::new(5000, 4999), None);
+        assert_eq!(SrcPortRange::new(7000, 7000), Some(SrcPortRange::default()));
+        assert_eq!(SrcPortRange::new(0, 0), Some(SrcPortRange { min: 32768, max: 60999 }));
+        let d = SrcPortRange::default();
+        assert_eq!(d.pick(0), 32768);
+        assert_eq!(d.pick(0x8000_0000), 32768 + 28231 / 2);
+        assert_eq!(d.pick(0xffff_0000), 60998, "max is exclusive");
+        let mut rng = Rng(12345);
+        for (min, max) in [(32768u16, 60999u16), (49152, 65535), (0, 1), (4789, 4790), (1, 65535), (10, 3)] {
+            let r = SrcPortRange { min, max };
+            for _ in 0..10_000 {
+                let h = rng.next() as u32;
+                let p = r.pick(h);
+                assert_eq!(p, kernel_udp_flow_src_port(h, min as i32, max as i32));
+                if min < max {
+                    assert!(p >= min && p < max, "{p} not in {min}..{max}");
+                }
+            }
+        }
+        assert_eq!(SrcPortRange::new(4789, 4790).unwrap().pick(0xdead_beef), 4789);
+    }
+}
