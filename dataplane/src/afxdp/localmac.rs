@@ -8,6 +8,7 @@
 //! after the refresh interval reports again).
 
 use crate::fdb::mac_key;
+use crate::wire::ethernet;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ impl Reporter {
     /// A frame from `mac` left through the overlay at `now_secs`.
     #[inline]
     pub fn seen(&mut self, mac: &[u8; 6], now_secs: u32) {
-        if mac[0] & 1 != 0 || *mac == [0; 6] {
+        if !ethernet::is_unicast(mac) {
             return;
         }
         let key = mac_key(mac) | 1 << 63; // never 0, the empty slot

@@ -33,7 +33,6 @@ const MAX_KICKS: u32 = 16;
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     pub decap: DecapConfig,
-    pub learning: bool,
     pub srcport: SrcPortRange,
     /// Longest inner frame accepted for encapsulation (overlay MTU + Ethernet header).
     pub max_inner_len: usize,
@@ -196,10 +195,7 @@ impl Worker {
             let frame = &self.umem.chunk_mut(chunk)[off..end];
             match vxlan::decap(frame, &self.cfg.decap) {
                 Decap::Deliver { inner_start, inner_len, src_vtep, inner_src } => {
-                    if self.cfg.learning
-                        && inner_src[0] & 1 == 0
-                        && inner_src != [0; 6]
-                        && snap.needs_learning(&inner_src, src_vtep, now_secs)
+                    if snap.needs_learning(&inner_src, src_vtep, now_secs)
                         && self.shared.fdb.learn(inner_src, src_vtep)
                     {
                         self.local.add(Counter::Learned, 1);

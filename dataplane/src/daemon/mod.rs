@@ -185,7 +185,6 @@ pub fn run(cfg: Config) -> Result<()> {
             local_v6: vec![],
             max_inner_len: overlay_mtu as usize + 14,
         },
-        learning: cfg.learning,
         srcport: cfg.srcport,
         max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,

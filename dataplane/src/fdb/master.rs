@@ -3,6 +3,7 @@
 use super::hash::{key_mac, mac_key, MacBuildHasher};
 use super::snapshot::{FdbSnapshot, Slot};
 use super::{FdbError, Remote};
+use crate::wire::ethernet;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -54,7 +55,7 @@ pub(super) struct Master {
 impl Master {
     pub(super) fn apply(&mut self, req: &FdbRequest, source: Source, now: u32) -> Result<(), FdbError> {
         let mac = req.mac;
-        if source == Source::Learned && (mac.is_zero() || mac.is_multicast()) {
+        if source == Source::Learned && !ethernet::is_unicast(&mac.0) {
             return Err(FdbError::NotLearnable { mac });
         }
         let key = mac_key(&mac.0);

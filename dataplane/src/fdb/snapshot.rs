@@ -2,6 +2,7 @@
 
 use super::hash::{mac_key, MacBuildHasher};
 use super::Remote;
+use crate::wire::ethernet;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -50,7 +51,7 @@ impl FdbSnapshot {
     /// clock ([`FdbTable::coarse_now_secs`] on the hot path). Never blocks or allocates.
     #[inline]
     pub fn needs_learning(&self, mac: &[u8; 6], vtep: IpAddr, now_secs: u32) -> bool {
-        if !self.learning || mac[0] & 1 != 0 || *mac == [0; 6] {
+        if !self.learning || !ethernet::is_unicast(mac) {
             return false;
         }
         let Some(slot) = self.map.get(&mac_key(mac)) else {
@@ -87,4 +88,22 @@ impl FdbSnapshot {
 
 pub(super) fn clock_secs(epoch: Instant, now: Instant) -> u32 {
     now.saturating_duration_since(epoch).as_secs().min(u32::MAX as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fdb::{FdbTable, DEFAULT_AGEING};
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Instant;
+
+    #[test]
+    fn only_unicast_sources_need_learning() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let vtep = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let now = t.snapshot().now_secs(Instant::now());
+        assert!(t.snapshot().needs_learning(&[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x01], vtep, now));
+        for mac in [[0xff; 6], [0x01, 0x00, 0x5e, 0, 0, 1], [0; 6]] {
+            assert!(!t.snapshot().needs_learning(&mac, vtep, now), "{mac:02x?}");
+        }
+    }
 }

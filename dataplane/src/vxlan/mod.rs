@@ -19,7 +19,7 @@ pub use encap::{encap, EncapParams, OuterTemplate};
 pub use srcport::{flow_hash, SrcPortRange};
 pub use vni::{ParseVniError, Vni};
 
-use crate::wire::ethernet::{self, MacAddr};
+use crate::wire::ethernet;
 use crate::wire::ipv4::{self};
 use crate::wire::ipv6::{self};
 use crate::wire::udp::{self};
@@ -42,23 +42,3 @@ const V4_VXLAN: usize = V4_UDP + udp::HEADER_LEN;
 const UDP_OVERHEAD: usize = udp::HEADER_LEN + vxlan_hdr::HEADER_LEN;
 /// Longest inner frame whose outer IPv4 total length still fits 16 bits.
 pub const MAX_INNER_V4: usize = u16::MAX as usize - ipv4::HEADER_LEN - UDP_OVERHEAD;
-
-/// Whether an inner source MAC may be learned (unicast, non-zero).
-#[inline]
-pub fn is_learnable(mac: &MacAddr) -> bool {
-    ethernet::is_unicast(mac)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::vxlan::testutil::*;
-
-    #[test]
-    fn learnable_macs() {
-        assert!(is_learnable(&INNER_SRC));
-        assert!(!is_learnable(&[0xff; 6]));
-        assert!(!is_learnable(&[0x01, 0x00, 0x5e, 0, 0, 1]));
-        assert!(!is_learnable(&[0; 6]));
-    }
-}
