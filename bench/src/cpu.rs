@@ -3,14 +3,8 @@
 
 /// Pins the calling thread to `cpu` (ignored if the CPU does not exist).
 pub fn pin_current_thread(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is bounds-checked by CPU_SET against the set's size.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r != 0 {
-        log::warn!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+    if let Err(e) = vxdp::cpus::pin_current_thread(cpu) {
+        log::warn!("cannot pin to CPU {cpu}: {e}");
     }
 }
 
@@ -18,13 +12,7 @@ pub fn pin_current_thread(cpu: usize) {
 /// CPUs the calling thread may run on: after [`pin_current_thread`] that is 1, and
 /// every placement decision based on it would put the DUT on the tester's CPU.
 pub fn count() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 {
-        n as usize
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
+    vxdp::cpus::online()
 }
 
 /// Busy and total jiffies of every CPU, from `/proc/stat`.

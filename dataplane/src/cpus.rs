@@ -1,4 +1,5 @@
-//! Worker CPU placement (`vxdp run --cpus`).
+//! CPU placement: worker pinning (`vxdp run --cpus`) and the CPU counts it checks against
+//! (the bench pins its threads with the same functions).
 
 use std::io;
 use std::os::unix::thread::JoinHandleExt;
@@ -15,19 +16,48 @@ pub fn configured() -> usize {
     }
 }
 
-/// Restricts the running thread `t` to `cpu`.
-pub fn pin<T>(t: &JoinHandle<T>, cpu: usize) -> io::Result<()> {
+/// CPUs online now. Not `available_parallelism`, which counts only the CPUs the calling
+/// thread may run on (1 once it is pinned).
+pub fn online() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// The CPU set holding just `cpu`.
+fn just(cpu: usize) -> io::Result<libc::cpu_set_t> {
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "CPU id beyond CPU_SETSIZE"));
     }
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it (bound checked above).
+    // SAFETY: a zeroed cpu_set_t is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes within the set: `cpu` is below CPU_SETSIZE (checked above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
+    Ok(set)
+}
+
+/// Restricts the running thread `t` to `cpu`.
+pub fn pin<T>(t: &JoinHandle<T>, cpu: usize) -> io::Result<()> {
+    let set = just(cpu)?;
     // SAFETY: the handle's pthread is alive (not joined), `set` is a valid cpu_set_t of the
     // size passed.
     let r = unsafe { libc::pthread_setaffinity_np(t.as_pthread_t(), std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r != 0 {
         return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
+
+/// Restricts the calling thread to `cpu`.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    let set = just(cpu)?;
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

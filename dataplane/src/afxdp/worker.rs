@@ -195,8 +195,7 @@ impl Worker {
             let frame = &self.umem.chunk_mut(chunk)[off..end];
             match vxlan::decap(frame, &self.cfg.decap) {
                 Decap::Deliver { inner_start, inner_len, src_vtep, inner_src } => {
-                    if snap.needs_learning(&inner_src, src_vtep, now_secs)
-                        && self.shared.fdb.learn(inner_src, src_vtep)
+                    if snap.needs_learning(&inner_src, src_vtep, now_secs) && self.shared.fdb.learn(inner_src, src_vtep)
                     {
                         self.local.add(Counter::Learned, 1);
                     }

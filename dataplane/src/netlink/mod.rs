@@ -239,27 +239,29 @@ impl Netlink {
     /// The IPv4 addresses of `ifindex` (the local address, not a point-to-point peer),
     /// primary first, as the kernel lists them.
     pub fn ipv4_addrs(&mut self, ifindex: u32) -> Result<Vec<Ipv4Addr>, NetlinkError> {
-        Ok(self
-            .addrs(ifindex, AF_INET)?
-            .into_iter()
-            .filter_map(|a| match a {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })
-            .collect())
+        self.addrs_of(ifindex, AF_INET, |a| match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
     }
 
     /// The IPv6 addresses of `ifindex`, including link-local and tentative ones, but not
     /// those whose duplicate address detection failed.
     pub fn ipv6_addrs(&mut self, ifindex: u32) -> Result<Vec<Ipv6Addr>, NetlinkError> {
-        Ok(self
-            .addrs(ifindex, AF_INET6)?
-            .into_iter()
-            .filter_map(|a| match a {
-                IpAddr::V6(a) => Some(a),
-                IpAddr::V4(_) => None,
-            })
-            .collect())
+        self.addrs_of(ifindex, AF_INET6, |a| match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
+    }
+
+    /// The addresses of one family of `ifindex`, as that family's address type.
+    fn addrs_of<A>(
+        &mut self,
+        ifindex: u32,
+        family: u8,
+        of_family: fn(IpAddr) -> Option<A>,
+    ) -> Result<Vec<A>, NetlinkError> {
+        Ok(self.addrs(ifindex, family)?.into_iter().filter_map(of_family).collect())
     }
 
     /// RTM_GETROUTE for dst (like `ip route get`): output interface, gateway if any,
