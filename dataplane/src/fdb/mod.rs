@@ -12,7 +12,8 @@
 //! measurements (RCU snapshot vs `dashmap`) that chose this.
 //!
 //! Publishing costs O(entries) (the snapshot is rebuilt); it happens at most once per
-//! `apply`/`apply_batch` call and once per [`FdbTable::maintain`] tick (~100 ms).
+//! `apply`/`apply_batch` call and once per [`FdbTable::maintain`] tick (the control
+//! loop's, at most 50 ms apart).
 //! Old snapshots are freed on the writer side: a publish keeps the previous snapshot
 //! until no reader still holds it, so a worker dropping its `Guard` never frees a table.
 //!
@@ -228,7 +229,7 @@ impl FdbTable {
         self.learning && self.learned.push((mac, vtep)).is_ok()
     }
 
-    /// Control thread, every ~100 ms: drain learning events (never overriding Static or
+    /// Control thread, every control-loop tick (at most 50 ms apart): drain learning events (never overriding Static or
     /// Consul entries), expire learned entries idle longer than the ageing time (scanned
     /// at most once a second), publish at most once. Returns how many entries changed.
     pub fn maintain(&self, now: Instant) -> usize {
