@@ -121,14 +121,14 @@ mod tests {
         let e = parse(&["--advertise"]).unwrap_err();
         assert!(e.contains("--consul"), "{e}");
         let e =
-            format!("{:#}", parse(&["--consul", "ftp://x:1"]).unwrap().settings().err().expect("bad scheme accepted"));
+            format!("{:#}", parse(&["--consul", "ftp://x:1"]).unwrap().settings().expect_err("bad scheme accepted"));
         assert!(e.contains("--consul ftp://x:1"), "{e}");
         for (flag, value) in [("--consul-dc", "dc 1"), ("--consul-dc", ""), ("--consul-prefix", "vx?dp/")] {
-            let e = format!("{:#}", parse(&["--consul", "x:1", flag, value]).unwrap().settings().err().expect(value));
+            let e = format!("{:#}", parse(&["--consul", "x:1", flag, value]).unwrap().settings().expect_err(value));
             assert!(e.contains(&format!("{flag} '{value}'")), "{e}");
         }
         let bad_ca = parse(&["--consul", "https://x:8501", "--consul-ca", "/nonexistent/ca.pem"]).unwrap();
-        let e = format!("{:#}", bad_ca.settings().err().expect("missing CA file accepted"));
+        let e = format!("{:#}", bad_ca.settings().expect_err("missing CA file accepted"));
         assert!(e.contains("--consul-ca /nonexistent/ca.pem"), "{e}");
     }
 }
