@@ -1,4 +1,4 @@
-//! A traffic generator and sink on AF_XDP (copy mode), built on [`vxdp::xsk`].
+//! A traffic generator and sink on AF_XDP (copy mode), built on [`vxdp::afxdp`].
 //!
 //! - [`TxPort`]: one AF_XDP socket on one queue of the generator's interface, with its
 //!   own UMEM holding a prebuilt frame per slot; sending only patches the [`Stamp`].

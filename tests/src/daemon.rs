@@ -150,7 +150,7 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM, wait up to [`STOP_TIMEOUT`], then SIGKILL. Returns the
+    /// SIGTERM, wait up to `STOP_TIMEOUT` (5 s), then SIGKILL. Returns the
     /// exit status if the daemon was still running.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;

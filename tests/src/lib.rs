@@ -11,7 +11,7 @@
 //! - [`vtep`]: [`kernel_vtep`], a Linux kernel vxlan device as reference peer.
 //! - [`topology`]: the two-host, two-container [`Topology`].
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
-//! - [`serial`]: [`serial()`] so scenarios never overlap.
+//! - [`serial`](mod@serial): [`serial()`] so scenarios never overlap.
 //!
 //! Scenarios live in `tests/tests/*.rs`; they need root (see
 //! [`require_root`]) and skip otherwise.

@@ -3,6 +3,8 @@
 //! - `cargo xtask setup`: install what is missing (Debian packages, rustup components).
 //! - `cargo xtask demo`:  setup, build, and show a vxdp host and a kernel-vxlan host
 //!   talking across the overlay in throwaway namespaces, with counters.
+//! - `cargo xtask lint`:  the habits CI keeps: `cargo fmt --check`, clippy with warnings
+//!   denied (the workspace and the eBPF crate for its target), rustdoc with warnings denied.
 //! - `cargo xtask test`:  setup, build the daemon, run unit and integration tests.
 //! - `cargo xtask bench [--quick|--micro]`: vxdp against the kernel vxlan device (see
 //!   `bench.rs` and docs/BENCHMARKS.md).
@@ -15,7 +17,7 @@ use std::process::{Command, ExitCode};
 
 type Result<T> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <setup|build|demo|test|bench> [-- extra cargo test args | bench flags]";
+const USAGE: &str = "usage: cargo xtask <setup|build|demo|lint|test|bench> [-- extra cargo test args | bench flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
 const PACKAGES: &[(&str, &str)] =
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         "setup" => setup(),
         "build" => setup().and_then(|_| build_daemon()).map(|_| ()),
         "demo" => setup().and_then(|_| build_daemon()).and_then(|bin| demo::run(&bin)),
+        "lint" => setup().and_then(|_| lint()),
         "test" => setup().and_then(|_| build_daemon()).and_then(|bin| test(&bin, &rest)),
         "bench" => setup().and_then(|_| build_daemon()).and_then(|bin| bench::bench(&bin, &rest)),
         _ => Err(format!("unknown command '{cmd}'\n{USAGE}")),
@@ -93,19 +96,48 @@ fn setup() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     // The eBPF object is built with the active toolchain's rust-src (build-std) and
-    // llvm-tools (llvm-link, opt, llc); see dataplane/build.rs.
+    // llvm-tools (llvm-link, opt, llc); see dataplane/build.rs. `lint` needs rustfmt and
+    // clippy.
     let out = Command::new("rustup")
         .args(["component", "list", "--installed"])
         .current_dir(root())
         .output()
         .map_err(|e| format!("rustup not found ({e}); install Rust with rustup first"))?;
     let installed = String::from_utf8_lossy(&out.stdout);
-    let need: Vec<&str> =
-        ["rust-src", "llvm-tools"].into_iter().filter(|c| !installed.lines().any(|l| l.starts_with(c))).collect();
+    let need: Vec<&str> = ["rust-src", "llvm-tools", "rustfmt", "clippy"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(c)))
+        .collect();
     if !need.is_empty() {
         run(Command::new("rustup").args(["component", "add"]).args(&need).current_dir(root()))?;
     }
     Ok(())
+}
+
+/// Formatting, clippy (warnings denied) for the workspace and for the eBPF crate on its
+/// own target, and rustdoc (warnings denied). Each step stops the run on its first
+/// complaint, naming the step.
+fn lint() -> Result<()> {
+    let cargo = env!("CARGO");
+    run(Command::new(cargo).args(["fmt", "--all", "--check"]).current_dir(root()))
+        .map_err(|e| format!("{e}\n(formatting differs: run `cargo fmt --all`)"))?;
+    run(Command::new(cargo)
+        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        .current_dir(root()))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    run(Command::new(cargo).args(["fmt", "--check"]).current_dir(root().join("ebpf")))
+        .map_err(|e| format!("{e}\n(formatting differs in ebpf/: run `cargo fmt` there)"))?;
+    // Like dataplane/build.rs: build-std and the BPF target need unstable features.
+    run(Command::new(cargo)
+        .args(["clippy", "--release", "--target", "bpfel-unknown-none", "-Zbuild-std=core", "--target-dir"])
+        .arg(target.join("ebpf-clippy"))
+        .args(["--", "-D", "warnings"])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .current_dir(root().join("ebpf")))?;
+    run(Command::new(cargo)
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(root()))
 }
 
 /// Builds the daemon in release mode and returns the binary's path.

@@ -44,11 +44,11 @@ impl FdbSnapshot {
     }
 
     /// Hot path (decap, learning on): true if the caller should call
-    /// [`FdbTable::learn`] (MAC unknown, or learned behind another VTEP, and not pinned
+    /// [`FdbTable::learn`](super::FdbTable::learn) (MAC unknown, or learned behind another VTEP, and not pinned
     /// by a Static/Consul entry). Otherwise refreshes the learned entry's last-seen
     /// time (a relaxed store at most once per second per entry) and returns false.
     /// Zero and multicast source MACs are never learned. `now_secs` is the table
-    /// clock ([`FdbTable::coarse_now_secs`] on the hot path). Never blocks or allocates.
+    /// clock ([`FdbTable::coarse_now_secs`](super::FdbTable::coarse_now_secs) on the hot path). Never blocks or allocates.
     #[inline]
     pub fn needs_learning(&self, mac: &[u8; 6], vtep: IpAddr, now_secs: u32) -> bool {
         if !self.learning || !ethernet::is_unicast(mac) {

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Clone, Debug)]
 pub struct DecapConfig {
     pub vni: Vni,
-    /// UDP destination port (usually [`DEFAULT_PORT`]).
+    /// UDP destination port (usually [`DEFAULT_PORT`](super::DEFAULT_PORT)).
     pub port: u16,
     /// Local VTEP addresses: frames to any other address are `NotVxlan`.
     pub local_v4: Vec<Ipv4Addr>,
