@@ -37,7 +37,7 @@ pub static OVERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 
 /// Per-CPU verdict counters, by [`XdpCounter`].
 #[map(name = "VXDP_COUNTERS")]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::COUNT, 0);
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::MAP_LEN, 0);
 
 // The map names above must match the ones userspace looks up.
 const _: () = {
