@@ -5,6 +5,7 @@
 #![no_std]
 
 mod counter_enum;
+pub mod hdr;
 
 /// Names of the maps in the eBPF object, used by the loader to find them.
 pub mod maps {
