@@ -17,6 +17,8 @@ pub mod maps {
     pub const OVERLAY_XSKS: &str = "VXDP_OVERLAY_XSKS";
     /// `PerCpuArray<u64>` indexed by [`XdpCounter`](super::XdpCounter).
     pub const COUNTERS: &str = "VXDP_COUNTERS";
+    /// Every map, for the build's symbol list.
+    pub const ALL: [&str; 4] = [CONFIG, UNDERLAY_XSKS, OVERLAY_XSKS, COUNTERS];
 }
 
 /// Names of the two XDP programs in the eBPF object.
@@ -25,6 +27,8 @@ pub mod programs {
     pub const UNDERLAY: &str = "vxdp_underlay";
     /// Attached to vxdp's end of the overlay veth pair: every frame goes to AF_XDP.
     pub const OVERLAY: &str = "vxdp_overlay";
+    /// Both programs, for the build's symbol list.
+    pub const ALL: [&str; 2] = [UNDERLAY, OVERLAY];
 }
 
 /// Maximum number of AF_XDP sockets (RX queues) per interface.

@@ -39,7 +39,9 @@ pub static OVERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 #[map(name = "VXDP_COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::MAP_LEN, 0);
 
-// The map names above must match the ones userspace looks up.
+// `#[map(name = ...)]` takes only a string literal, not a path to a constant, so the
+// names are written twice; this fails the build if a literal drifts from the constant
+// userspace opens the map by (and build.rs keeps the symbol by).
 const _: () = {
     assert!(str_eq(names::CONFIG, "VXDP_CONFIG"));
     assert!(str_eq(names::UNDERLAY_XSKS, "VXDP_UNDERLAY_XSKS"));
