@@ -11,6 +11,9 @@
 //!
 //! Maps are legacy `maps`-section definitions and there is no debug info, so the object
 //! needs no BTF.
+//!
+//! The names kept global come from `vxdp_common::{programs, maps}`, the constants the
+//! loader (`src/xdp.rs`) opens them by; the finished object is checked to define each.
 
 use std::{
     env,
@@ -20,9 +23,12 @@ use std::{
     process::{self, Command},
 };
 
+use vxdp_common::{maps, programs};
+
 /// The symbols that must stay global in the object: the programs and the maps.
-const EXPORTED: &[&str] =
-    &["vxdp_underlay", "vxdp_overlay", "VXDP_CONFIG", "VXDP_UNDERLAY_XSKS", "VXDP_OVERLAY_XSKS", "VXDP_COUNTERS"];
+fn exported() -> impl Iterator<Item = &'static str> {
+    programs::ALL.into_iter().chain(maps::ALL)
+}
 
 const BPF_TARGET: &str = "bpfel-unknown-none";
 const SETUP_HINT: &str = "run `rustup component add rust-src llvm-tools` (or `cargo xtask setup`) and build again";
@@ -53,7 +59,28 @@ fn run() -> Result<(), String> {
 
     build_staticlib(&ebpf_dir, &target_dir, &rustc)?;
     let archive = target_dir.join(BPF_TARGET).join("release").join("libvxdp_ebpf.a");
-    compile_object(&tools, &archive, &out_dir.join("bpf-work"), &out_dir.join("vxdp.bpf.o"))
+    let object = out_dir.join("vxdp.bpf.o");
+    compile_object(&tools, &archive, &out_dir.join("bpf-work"), &object)?;
+    check_symbols(&object)
+}
+
+/// Checks that the object names every program and map the loader looks up: a name in
+/// `vxdp_common` that the eBPF source does not define (or that `opt` dropped) fails the
+/// build here rather than the load at run time. Symbol names sit NUL-terminated in the
+/// ELF string table, so a byte search is enough.
+fn check_symbols(object: &Path) -> Result<(), String> {
+    let bytes = fs::read(object).map_err(|e| format!("cannot read {}: {e}", object.display()))?;
+    let missing: Vec<&str> = exported()
+        .filter(|name| {
+            let needle = [&b"\0"[..], name.as_bytes(), b"\0"].concat();
+            !bytes.windows(needle.len()).any(|w| w == needle.as_slice())
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} does not define {}", object.display(), missing.join(", ")))
+    }
 }
 
 fn env_var(name: &str) -> Result<String, String> {
@@ -185,7 +212,7 @@ fn compile_object(tools: &Tools, archive: &Path, work: &Path, object: &Path) -> 
     let internalized = work.join("internalized.bc");
     run_tool(
         Command::new(&tools.opt)
-            .arg(format!("--internalize-public-api-list={}", EXPORTED.join(",")))
+            .arg(format!("--internalize-public-api-list={}", exported().collect::<Vec<_>>().join(",")))
             .arg("-passes=internalize,globaldce")
             .arg(&linked)
             .arg("-o")

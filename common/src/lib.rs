@@ -4,6 +4,9 @@
 //! Everything here is `#[repr(C)]`, `Copy` and free of padding surprises.
 #![no_std]
 
+mod counter_enum;
+pub mod hdr;
+
 /// Names of the maps in the eBPF object, used by the loader to find them.
 pub mod maps {
     /// `Array<UnderlayConfig>` with one element, written by userspace before attach.
@@ -14,6 +17,8 @@ pub mod maps {
     pub const OVERLAY_XSKS: &str = "VXDP_OVERLAY_XSKS";
     /// `PerCpuArray<u64>` indexed by [`XdpCounter`](super::XdpCounter).
     pub const COUNTERS: &str = "VXDP_COUNTERS";
+    /// Every map, for the build's symbol list.
+    pub const ALL: [&str; 4] = [CONFIG, UNDERLAY_XSKS, OVERLAY_XSKS, COUNTERS];
 }
 
 /// Names of the two XDP programs in the eBPF object.
@@ -22,6 +27,8 @@ pub mod programs {
     pub const UNDERLAY: &str = "vxdp_underlay";
     /// Attached to vxdp's end of the overlay veth pair: every frame goes to AF_XDP.
     pub const OVERLAY: &str = "vxdp_overlay";
+    /// Both programs, for the build's symbol list.
+    pub const ALL: [&str; 2] = [UNDERLAY, OVERLAY];
 }
 
 /// Maximum number of AF_XDP sockets (RX queues) per interface.
@@ -53,62 +60,33 @@ pub struct UnderlayConfig {
 // (2 + 1 + 1 + 16 + 64 bytes, all fields naturally aligned).
 unsafe impl aya::Pod for UnderlayConfig {}
 
-/// Counters kept by the XDP programs, per CPU, indexing [`maps::COUNTERS`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XdpCounter {
-    /// Underlay: VXLAN to a local VTEP, redirected to an AF_XDP socket.
-    UnderlaySteered = 0,
-    /// Underlay: VXLAN to a local VTEP but no socket bound on this queue: passed.
-    UnderlayNoSocket,
-    /// Underlay: not IPv4/IPv6 (ARP, LLDP, ...): passed.
-    PassNotIp,
-    /// Underlay: IP but not UDP: passed.
-    PassNotUdp,
-    /// Underlay: UDP to another port: passed.
-    PassOtherPort,
-    /// Underlay: VXLAN port but not addressed to a local VTEP address: passed.
-    PassNotLocal,
-    /// Underlay: IPv4 fragment (or IPv6 fragment header): passed to the kernel for reassembly.
-    PassFragment,
-    /// Underlay: truncated or malformed header: passed for the kernel to judge.
-    PassMalformed,
-    /// Overlay: frame redirected to an AF_XDP socket for encapsulation.
-    OverlaySteered,
-    /// Overlay: no socket bound on this queue: passed.
-    OverlayNoSocket,
+counter_enum! {
+    /// Counters kept by the XDP programs, per CPU, indexing [`maps::COUNTERS`].
+    pub enum XdpCounter: u32 {
+        /// Underlay: VXLAN to a local VTEP, redirected to an AF_XDP socket.
+        UnderlaySteered = 0 => "xdp_underlay_steered",
+        /// Underlay: VXLAN to a local VTEP but no socket bound on this queue: passed.
+        UnderlayNoSocket = 1 => "xdp_underlay_no_socket",
+        /// Underlay: not IPv4/IPv6 (ARP, LLDP, ...): passed.
+        PassNotIp = 2 => "xdp_pass_not_ip",
+        /// Underlay: IP but not UDP: passed.
+        PassNotUdp = 3 => "xdp_pass_not_udp",
+        /// Underlay: UDP to another port: passed.
+        PassOtherPort = 4 => "xdp_pass_other_port",
+        /// Underlay: VXLAN port but not addressed to a local VTEP address: passed.
+        PassNotLocal = 5 => "xdp_pass_not_local",
+        /// Underlay: IPv4 fragment (or IPv6 fragment header): passed to the kernel for reassembly.
+        PassFragment = 6 => "xdp_pass_fragment",
+        /// Underlay: truncated or malformed header: passed for the kernel to judge.
+        PassMalformed = 7 => "xdp_pass_malformed",
+        /// Overlay: frame redirected to an AF_XDP socket for encapsulation.
+        OverlaySteered = 8 => "xdp_overlay_steered",
+        /// Overlay: no socket bound on this queue: passed.
+        OverlayNoSocket = 9 => "xdp_overlay_no_socket",
+    }
 }
 
 impl XdpCounter {
-    /// Number of counters (length of the counters map).
-    pub const COUNT: u32 = 10;
-    /// All counters in index order.
-    pub const ALL: [XdpCounter; Self::COUNT as usize] = [
-        XdpCounter::UnderlaySteered,
-        XdpCounter::UnderlayNoSocket,
-        XdpCounter::PassNotIp,
-        XdpCounter::PassNotUdp,
-        XdpCounter::PassOtherPort,
-        XdpCounter::PassNotLocal,
-        XdpCounter::PassFragment,
-        XdpCounter::PassMalformed,
-        XdpCounter::OverlaySteered,
-        XdpCounter::OverlayNoSocket,
-    ];
-
-    /// Stable snake_case name, as printed by `vxdp stats`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            XdpCounter::UnderlaySteered => "xdp_underlay_steered",
-            XdpCounter::UnderlayNoSocket => "xdp_underlay_no_socket",
-            XdpCounter::PassNotIp => "xdp_pass_not_ip",
-            XdpCounter::PassNotUdp => "xdp_pass_not_udp",
-            XdpCounter::PassOtherPort => "xdp_pass_other_port",
-            XdpCounter::PassNotLocal => "xdp_pass_not_local",
-            XdpCounter::PassFragment => "xdp_pass_fragment",
-            XdpCounter::PassMalformed => "xdp_pass_malformed",
-            XdpCounter::OverlaySteered => "xdp_overlay_steered",
-            XdpCounter::OverlayNoSocket => "xdp_overlay_no_socket",
-        }
-    }
+    /// [`Self::COUNT`] as the counters map's `max_entries`.
+    pub const MAP_LEN: u32 = Self::COUNT as u32;
 }

@@ -9,132 +9,62 @@ use crate::afxdp::xsk::SocketStats;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Why a frame was dropped by the data path. Indexes the drop counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
-    /// Outer or inner header shorter than its fixed part, or lengths that do not add up.
-    Truncated = 0,
-    /// Outer header present but invalid (IP version, IHL, total length, ...).
-    BadHeader,
-    /// Not VXLAN for this VTEP: wrong UDP port, not addressed to a local address, not UDP.
-    NotVxlan,
-    /// VXLAN header without the I flag, or with reserved bits set where RFC 7348 says zero.
-    BadFlags,
-    /// VNI other than the configured one.
-    WrongVni,
-    /// Frame longer than the path allows (overlay MTU on decap, underlay MTU on encap).
-    MtuExceeded,
-    /// Encap: no FDB entry and no all-zeros (flood) entry for the destination.
-    NoFdbEntry,
-    /// Encap: the VTEP's underlay next hop (route or neighbour) is not resolved yet.
-    NoNeighbour,
-    /// TX ring had no room for the frame.
-    TxRingFull,
-    /// No free UMEM frame (for replication).
-    NoFrame,
-    /// Dropped by the kernel before the worker saw it: the underlay socket's RX ring was
-    /// full (the worker fell behind). From the socket's `XDP_STATISTICS`.
-    UnderlayRxRingFull,
-    /// As `UnderlayRxRingFull`, on the overlay socket.
-    OverlayRxRingFull,
-    /// Dropped by the kernel: no buffer on the underlay socket's fill ring (or a frame
-    /// larger than a UMEM chunk). From `XDP_STATISTICS` (`rx_dropped`).
-    UnderlayNoRxBuffer,
-    /// As `UnderlayNoRxBuffer`, on the overlay socket.
-    OverlayNoRxBuffer,
-}
-
-impl DropReason {
-    pub const COUNT: usize = 14;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::Truncated,
-        DropReason::BadHeader,
-        DropReason::NotVxlan,
-        DropReason::BadFlags,
-        DropReason::WrongVni,
-        DropReason::MtuExceeded,
-        DropReason::NoFdbEntry,
-        DropReason::NoNeighbour,
-        DropReason::TxRingFull,
-        DropReason::NoFrame,
-        DropReason::UnderlayRxRingFull,
-        DropReason::OverlayRxRingFull,
-        DropReason::UnderlayNoRxBuffer,
-        DropReason::OverlayNoRxBuffer,
-    ];
-
-    /// Stable snake_case name, as printed by `vxdp stats` (prefixed `drop_`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::BadHeader => "bad_header",
-            DropReason::NotVxlan => "not_vxlan",
-            DropReason::BadFlags => "bad_flags",
-            DropReason::WrongVni => "wrong_vni",
-            DropReason::MtuExceeded => "mtu_exceeded",
-            DropReason::NoFdbEntry => "no_fdb_entry",
-            DropReason::NoNeighbour => "no_neighbour",
-            DropReason::TxRingFull => "tx_ring_full",
-            DropReason::NoFrame => "no_frame",
-            DropReason::UnderlayRxRingFull => "underlay_rx_ring_full",
-            DropReason::OverlayRxRingFull => "overlay_rx_ring_full",
-            DropReason::UnderlayNoRxBuffer => "underlay_no_rx_buffer",
-            DropReason::OverlayNoRxBuffer => "overlay_no_rx_buffer",
-        }
+vxdp_common::counter_enum! {
+    /// Why a frame was dropped by the data path. Indexes the drop counters; the name is
+    /// printed by `vxdp stats` prefixed `drop_`.
+    pub enum DropReason: u8 {
+        /// Outer or inner header shorter than its fixed part, or lengths that do not add up.
+        Truncated = 0 => "truncated",
+        /// Outer header present but invalid (IP version, IHL, total length, ...).
+        BadHeader = 1 => "bad_header",
+        /// Not VXLAN for this VTEP: wrong UDP port, not addressed to a local address, not UDP.
+        NotVxlan = 2 => "not_vxlan",
+        /// VXLAN header without the I flag, or with reserved bits set where RFC 7348 says zero.
+        BadFlags = 3 => "bad_flags",
+        /// VNI other than the configured one.
+        WrongVni = 4 => "wrong_vni",
+        /// Frame longer than the path allows (overlay MTU on decap, underlay MTU on encap).
+        MtuExceeded = 5 => "mtu_exceeded",
+        /// Encap: no FDB entry and no all-zeros (flood) entry for the destination.
+        NoFdbEntry = 6 => "no_fdb_entry",
+        /// Encap: the VTEP's underlay next hop (route or neighbour) is not resolved yet.
+        NoNeighbour = 7 => "no_neighbour",
+        /// TX ring had no room for the frame.
+        TxRingFull = 8 => "tx_ring_full",
+        /// No free UMEM frame (for replication).
+        NoFrame = 9 => "no_frame",
+        /// Dropped by the kernel before the worker saw it: the underlay socket's RX ring was
+        /// full (the worker fell behind). From the socket's `XDP_STATISTICS`.
+        UnderlayRxRingFull = 10 => "underlay_rx_ring_full",
+        /// As `UnderlayRxRingFull`, on the overlay socket.
+        OverlayRxRingFull = 11 => "overlay_rx_ring_full",
+        /// Dropped by the kernel: no buffer on the underlay socket's fill ring (or a frame
+        /// larger than a UMEM chunk). From `XDP_STATISTICS` (`rx_dropped`).
+        UnderlayNoRxBuffer = 12 => "underlay_no_rx_buffer",
+        /// As `UnderlayNoRxBuffer`, on the overlay socket.
+        OverlayNoRxBuffer = 13 => "overlay_no_rx_buffer",
     }
 }
 
-/// Traffic counters, in the order they are published.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Counter {
-    /// Frames/bytes read from the underlay AF_XDP socket.
-    UnderlayRxFrames = 0,
-    UnderlayRxBytes,
-    /// Inner frames/bytes written to the overlay netdev after decapsulation.
-    DecapFrames,
-    DecapBytes,
-    /// Frames/bytes read from the overlay netdev.
-    OverlayRxFrames,
-    OverlayRxBytes,
-    /// VXLAN frames/bytes sent on the underlay (a replicated frame counts once per copy).
-    EncapFrames,
-    EncapBytes,
-    /// Overlay frames sent by head-end replication to the all-zeros entries.
-    Flooded,
-    /// Source MAC learning events handed to the control thread.
-    Learned,
-}
-
-impl Counter {
-    pub const COUNT: usize = 10;
-    pub const ALL: [Counter; Self::COUNT] = [
-        Counter::UnderlayRxFrames,
-        Counter::UnderlayRxBytes,
-        Counter::DecapFrames,
-        Counter::DecapBytes,
-        Counter::OverlayRxFrames,
-        Counter::OverlayRxBytes,
-        Counter::EncapFrames,
-        Counter::EncapBytes,
-        Counter::Flooded,
-        Counter::Learned,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Counter::UnderlayRxFrames => "underlay_rx_frames",
-            Counter::UnderlayRxBytes => "underlay_rx_bytes",
-            Counter::DecapFrames => "decap_frames",
-            Counter::DecapBytes => "decap_bytes",
-            Counter::OverlayRxFrames => "overlay_rx_frames",
-            Counter::OverlayRxBytes => "overlay_rx_bytes",
-            Counter::EncapFrames => "encap_frames",
-            Counter::EncapBytes => "encap_bytes",
-            Counter::Flooded => "flooded",
-            Counter::Learned => "learned",
-        }
+vxdp_common::counter_enum! {
+    /// Traffic counters, in the order they are published.
+    pub enum Counter: u8 {
+        /// Frames/bytes read from the underlay AF_XDP socket.
+        UnderlayRxFrames = 0 => "underlay_rx_frames",
+        UnderlayRxBytes = 1 => "underlay_rx_bytes",
+        /// Inner frames/bytes written to the overlay netdev after decapsulation.
+        DecapFrames = 2 => "decap_frames",
+        DecapBytes = 3 => "decap_bytes",
+        /// Frames/bytes read from the overlay netdev.
+        OverlayRxFrames = 4 => "overlay_rx_frames",
+        OverlayRxBytes = 5 => "overlay_rx_bytes",
+        /// VXLAN frames/bytes sent on the underlay (a replicated frame counts once per copy).
+        EncapFrames = 6 => "encap_frames",
+        EncapBytes = 7 => "encap_bytes",
+        /// Overlay frames sent by head-end replication to the all-zeros entries.
+        Flooded = 8 => "flooded",
+        /// Source MAC learning events handed to the control thread.
+        Learned = 9 => "learned",
     }
 }
 

@@ -152,12 +152,12 @@ impl XdpPrograms {
     }
 
     /// The XDP counters, summed over CPUs, indexed by [`XdpCounter`].
-    pub fn counters(&self) -> Result<[u64; XdpCounter::COUNT as usize], XdpError> {
+    pub fn counters(&self) -> Result<[u64; XdpCounter::COUNT], XdpError> {
         let name = maps::COUNTERS;
         let map = self.ebpf.map(name).ok_or(XdpError::MissingMap { map: name })?;
         let per_cpu: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map).map_err(|source| XdpError::Map { map: name, source })?;
-        let mut totals = [0u64; XdpCounter::COUNT as usize];
+        let mut totals = [0u64; XdpCounter::COUNT];
         for counter in XdpCounter::ALL {
             let values = per_cpu.get(&(counter as u32), 0).map_err(|source| XdpError::Map { map: name, source })?;
             totals[counter as usize] = values.iter().fold(0u64, |sum, v| sum.wrapping_add(*v));

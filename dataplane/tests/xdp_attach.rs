@@ -196,20 +196,26 @@ impl Sockets {
                 (&self.tx6, &self.vxlan_rx6, SocketAddrV6::new(VTEP6, VXLAN_PORT, 0, 0).into(), PEER6.into())
             }
         };
-        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-        let mut buf = vec![0u8; len + 64];
-        for sent in 1..=10u64 {
-            tx.send_to(&payload, to).expect("send");
-            if let Ok((n, from)) = rx.recv_from(&mut buf) {
-                assert_eq!(&buf[..n], &payload[..]);
-                assert_eq!(from.ip(), from_ip);
-                // Drain duplicates of earlier tries that arrived late.
-                while rx.recv_from(&mut buf).is_ok() {}
-                return sent;
-            }
-        }
-        panic!("no datagram to {to} arrived after 10 tries");
+        send_until_received(tx, rx, to, from_ip, len)
     }
+}
+
+/// Sends `len`-byte datagrams from `tx` to `to` until one arrives on `rx` from `from_ip`
+/// (at most 10 tries, ~3 s); returns how many were sent.
+fn send_until_received(tx: &UdpSocket, rx: &UdpSocket, to: SocketAddr, from_ip: std::net::IpAddr, len: usize) -> u64 {
+    let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let mut buf = vec![0u8; len + 64];
+    for sent in 1..=10u64 {
+        tx.send_to(&payload, to).expect("send");
+        if let Ok((n, from)) = rx.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], &payload[..]);
+            assert_eq!(from.ip(), from_ip);
+            // Drain duplicates of earlier tries that arrived late.
+            while rx.recv_from(&mut buf).is_ok() {}
+            return sent;
+        }
+    }
+    panic!("no datagram to {to} arrived after 10 tries");
 }
 
 #[test]
@@ -279,6 +285,100 @@ fn underlay_counts_and_passes_then_detaches_on_drop() {
     net.wait_detached(Duration::from_secs(2));
     // And traffic still flows with nothing attached.
     sockets.deliver(VXLAN_PORT);
+}
+
+/// A VXLAN frame from PEER to VTEP behind one tag with TPID `tpid`, as raw bytes.
+fn tagged_vxlan_frame(tpid: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
+    f.extend_from_slice(&tpid.to_be_bytes());
+    f.extend_from_slice(&[0x00, 0x64, 0x08, 0x00]); // VLAN 100, IPv4
+    let udp_len: u16 = 8 + 8 + 14;
+    let mut ip_hdr = [0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    ip_hdr[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
+    ip_hdr[12..16].copy_from_slice(&PEER.octets());
+    ip_hdr[16..20].copy_from_slice(&VTEP.octets());
+    let mut sum: u32 = ip_hdr.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip_hdr[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f.extend_from_slice(&ip_hdr);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&VXLAN_PORT.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no UDP checksum
+    f.extend_from_slice(&[0x08, 0, 0, 0, 0, 0x10, 0x92, 0]); // I flag, VNI 4242
+    f.extend_from_slice(&[0x02, 0xaa, 0, 0, 0, 0x02, 0x02, 0xaa, 0, 0, 0, 0x01, 0x88, 0xb5]);
+    f
+}
+
+/// Sends `frame` `n` times on `ifname` of namespace `ns` through an AF_PACKET socket.
+fn send_raw(ns: &str, ifname: &str, frame: Vec<u8>, n: usize) {
+    let ifname = std::ffi::CString::new(ifname).unwrap();
+    Netns::run_in(ns, move || {
+        // SAFETY: plain syscalls on a socket this closure owns; `addr` and `frame` outlive
+        // the calls that borrow them.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = libc::if_nametoindex(ifname.as_ptr()) as i32;
+            addr.sll_halen = 6;
+            assert!(addr.sll_ifindex > 0, "no interface {ifname:?}");
+            for _ in 0..n {
+                let rc = libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
+                assert_eq!(rc, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+        }
+    });
+}
+
+/// VXLAN behind one 802.1Q or one 802.1ad tag, to a local VTEP address, is steered (no
+/// socket is bound, so it counts as `UnderlayNoSocket`): the classifier parses both tag
+/// types, as the workers' decap does. Without the tag parsed the frames would count as
+/// `PassNotIp`. The frames are written raw, so the tags are in the bytes as a NIC
+/// receives them.
+#[test]
+fn underlay_steers_vlan_tagged_vxlan() {
+    if !is_root() {
+        eprintln!("SKIP underlay_steers_vlan_tagged_vxlan: needs root");
+        return;
+    }
+    let net = Netns::new("t");
+    let peer_if = format!("vxt{}p", std::process::id());
+    let ifname = net.vtep_if.clone();
+    let progs = Netns::run_in(&net.vtep_ns, move || {
+        let mut progs = XdpPrograms::load(&underlay_config()).expect("load XDP programs");
+        progs.attach_underlay(&ifname, XdpMode::Native).expect("attach underlay in native mode");
+        progs
+    });
+
+    const FRAMES: u64 = 5;
+    for (what, tpid) in [("802.1Q", 0x8100u16), ("802.1ad", 0x88a8)] {
+        let before = progs.counters().expect("read counters");
+        send_raw(&net.peer_ns, &peer_if, tagged_vxlan_frame(tpid), FRAMES as usize);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let after = progs.counters().expect("read counters");
+            let delta = |c: XdpCounter| after[c as usize] - before[c as usize];
+            if delta(XdpCounter::UnderlayNoSocket) >= FRAMES {
+                assert_eq!(delta(XdpCounter::UnderlayNoSocket), FRAMES, "{what}: counters {after:?}");
+                assert_eq!(delta(XdpCounter::PassNotIp), 0, "{what}: counters {after:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{what}: {FRAMES} frames sent, counters {after:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// The child half of `underlay_detaches_on_sigkill`: a no-op unless `CHILD_ENV` is set.

@@ -21,7 +21,7 @@ use aya_ebpf::{
 use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MAX_QUEUES};
 
 mod hdr;
-use hdr::{eth, ipv4, ipv6, udp, vlan};
+use hdr::{eth, ip_proto, ipv4, ipv6, udp, vlan};
 
 /// Underlay configuration, element 0, written by userspace before attach.
 #[map(name = "VXDP_CONFIG")]
@@ -37,9 +37,11 @@ pub static OVERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 
 /// Per-CPU verdict counters, by [`XdpCounter`].
 #[map(name = "VXDP_COUNTERS")]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::COUNT, 0);
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::MAP_LEN, 0);
 
-// The map names above must match the ones userspace looks up.
+// `#[map(name = ...)]` takes only a string literal, not a path to a constant, so the
+// names are written twice; this fails the build if a literal drifts from the constant
+// userspace opens the map by (and build.rs keeps the symbol by).
 const _: () = {
     assert!(str_eq(names::CONFIG, "VXDP_CONFIG"));
     assert!(str_eq(names::UNDERLAY_XSKS, "VXDP_UNDERLAY_XSKS"));
@@ -177,22 +179,23 @@ fn classify_underlay(ctx: &XdpContext) -> Verdict {
     };
     let frame = Frame::new(ctx);
 
-    // Ethernet, then at most one 802.1Q / 802.1ad tag.
+    // Ethernet, then at most one 802.1Q / 802.1ad tag: the same predicate as the
+    // workers' parser, so whatever is steered here is parsed there.
     let Some(mut ethertype) = frame.u16_raw_at(eth::ETHERTYPE) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
-    let mut l3 = eth::LEN;
-    if ethertype == eth::TYPE_VLAN_BE || ethertype == eth::TYPE_QINQ_BE {
-        let Some(inner) = frame.u16_raw_at(eth::LEN + vlan::ETHERTYPE) else {
+    let mut l3 = eth::HEADER_LEN;
+    if hdr::is_vlan_tpid(u16::from_be(ethertype)) {
+        let Some(inner) = frame.u16_raw_at(eth::HEADER_LEN + vlan::ETHERTYPE) else {
             return Verdict::Pass(XdpCounter::PassMalformed);
         };
         ethertype = inner;
         l3 += vlan::LEN;
     }
 
-    if ethertype == eth::TYPE_IPV4_BE {
+    if ethertype == hdr::ETHERTYPE_IPV4_BE {
         classify_ipv4(&frame, l3, cfg)
-    } else if ethertype == eth::TYPE_IPV6_BE {
+    } else if ethertype == hdr::ETHERTYPE_IPV6_BE {
         classify_ipv6(&frame, l3, cfg)
     } else {
         Verdict::Pass(XdpCounter::PassNotIp)
@@ -202,20 +205,20 @@ fn classify_underlay(ctx: &XdpContext) -> Verdict {
 #[inline(always)]
 fn classify_ipv4(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
     // The fixed header, in full, before anything in it is trusted.
-    if frame.bytes::<{ ipv4::MIN_LEN }>(l3).is_none() {
+    if frame.bytes::<{ ipv4::HEADER_LEN }>(l3).is_none() {
         return Verdict::Pass(XdpCounter::PassMalformed);
     }
     let Some(ver_ihl) = frame.u8_at(l3 + ipv4::VER_IHL) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
     let ihl = usize::from(ver_ihl & 0x0f) * 4;
-    if ver_ihl >> 4 != 4 || ihl < ipv4::MIN_LEN {
+    if ver_ihl >> 4 != 4 || ihl < ipv4::HEADER_LEN {
         return Verdict::Pass(XdpCounter::PassMalformed);
     }
     let Some(protocol) = frame.u8_at(l3 + ipv4::PROTOCOL) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
-    if protocol != ipv4::PROTO_UDP {
+    if protocol != ip_proto::UDP {
         return Verdict::Pass(XdpCounter::PassNotUdp);
     }
     let Some(flags_frag) = frame.u16_raw_at(l3 + ipv4::FLAGS_FRAG) else {
@@ -230,7 +233,7 @@ fn classify_ipv4(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
     let Some(dst_port) = frame.u16_raw_at(l3 + ihl + udp::DST_PORT) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
-    if frame.bytes::<{ udp::LEN }>(l3 + ihl).is_none() {
+    if frame.bytes::<{ udp::HEADER_LEN }>(l3 + ihl).is_none() {
         return Verdict::Pass(XdpCounter::PassMalformed);
     }
     if dst_port != cfg.port_be {
@@ -248,10 +251,10 @@ fn classify_ipv4(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
 
 #[inline(always)]
 fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
-    if frame.bytes::<{ ipv6::LEN }>(l3).is_none() {
+    if frame.bytes::<{ ipv6::HEADER_LEN }>(l3).is_none() {
         return Verdict::Pass(XdpCounter::PassMalformed);
     }
-    let Some(ver) = frame.u8_at(l3 + ipv6::VER_TC) else {
+    let Some(ver) = frame.u8_at(l3 + ipv6::VER_TC_FLOW) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
     if ver >> 4 != 6 {
@@ -260,18 +263,18 @@ fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
     let Some(next) = frame.u8_at(l3 + ipv6::NEXT_HEADER) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
-    if next == ipv6::NH_FRAGMENT {
+    if next == ip_proto::IPV6_FRAGMENT {
         return Verdict::Pass(XdpCounter::PassFragment);
     }
     // Other extension headers are not walked: the kernel handles those packets.
-    if next != ipv6::NH_UDP {
+    if next != ip_proto::UDP {
         return Verdict::Pass(XdpCounter::PassNotUdp);
     }
     let (Some(dst_hi), Some(dst_lo)) = (frame.u64_raw_at(l3 + ipv6::DST), frame.u64_raw_at(l3 + ipv6::DST + 8)) else {
         return Verdict::Pass(XdpCounter::PassMalformed);
     };
-    let l4 = l3 + ipv6::LEN;
-    if frame.bytes::<{ udp::LEN }>(l4).is_none() {
+    let l4 = l3 + ipv6::HEADER_LEN;
+    if frame.bytes::<{ udp::HEADER_LEN }>(l4).is_none() {
         return Verdict::Pass(XdpCounter::PassMalformed);
     }
     let Some(dst_port) = frame.u16_raw_at(l4 + udp::DST_PORT) else {

@@ -44,7 +44,9 @@ pub enum Decap {
 }
 
 /// Validates the outer headers of a frame received on the underlay (Ethernet with
-/// at most one 802.1Q tag, IPv4 or IPv6, UDP, VXLAN) and locates the inner frame.
+/// at most one 802.1Q or 802.1ad tag, IPv4 or IPv6, UDP, VXLAN) and locates the inner
+/// frame. The tag types are the ones the XDP program steers
+/// ([`vxdp_common::hdr::is_vlan_tpid`]), so nothing it hands over is refused here.
 /// Never panics on any input.
 ///
 /// Checks, in this order (the order decides which counter a frame with several faults
@@ -87,7 +89,7 @@ fn locate_inner(frame: &[u8], cfg: &DecapConfig) -> Result<Decap, DropReason> {
     let eth = EthernetFrame::new_checked(frame)?;
     let mut l3_start = ethernet::HEADER_LEN;
     let mut ethertype = eth.ethertype();
-    if ethertype == ethernet::ethertype::VLAN {
+    if ethernet::is_vlan_tpid(ethertype) {
         let tag = VlanHeader::new_checked(eth.payload())?;
         ethertype = tag.ethertype();
         l3_start += ethernet::VLAN_TAG_LEN;
@@ -251,6 +253,39 @@ mod tests {
             assert_eq!(decap(&f[..n], &cfg()), Decap::Drop(DropReason::Truncated), "len {n}");
         }
     }
+
+    /// An outer frame with one 802.1ad (S-tag, TPID 0x88a8) tag, as the XDP program
+    /// steers it: delivered exactly like the 802.1Q one.
+    #[test]
+    fn decap_8021ad_tagged_outer() {
+        let inner = inner_udp(1, 2, 10);
+        let f = tagged_v4(0x88a8, 100, &inner);
+        assert_eq!(&f[12..18], &[0x88, 0xa8, 0x00, 0x64, 0x08, 0x00]);
+        assert_eq!(
+            decap(&f, &cfg()),
+            Decap::Deliver {
+                inner_start: OUTER_V4_LEN + 4,
+                inner_len: inner.len(),
+                src_vtep: IpAddr::V4(Ipv4Addr::from(REMOTE)),
+                inner_src: INNER_SRC,
+            }
+        );
+        assert_eq!(decap(&f, &cfg()), decap(&tagged_v4(0x8100, 100, &inner), &cfg()));
+        for n in 0..f.len() {
+            assert_eq!(decap(&f[..n], &cfg()), Decap::Drop(DropReason::Truncated), "len {n}");
+        }
+    }
+
+    /// One tag only, of either kind: a second tag (QinQ, 802.1ad then 802.1Q) is not
+    /// parsed, as the XDP program passes such frames to the kernel (`xdp_pass_not_ip`).
+    #[test]
+    fn decap_drops_double_tagged_outer() {
+        let mut f = tagged_v4(0x88a8, 100, &inner_udp(1, 2, 10));
+        f.splice(16..16, [0x81, 0x00, 0x00, 0xc8]);
+        assert_eq!(&f[12..22], &[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x08, 0x00]);
+        assert_drop(&f, DropReason::NotVxlan);
+    }
+
     #[test]
     fn decap_ipv6_outer() {
         let inner = inner_udp(5, 6, 100);

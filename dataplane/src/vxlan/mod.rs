@@ -26,7 +26,7 @@ use crate::wire::udp::{self};
 use crate::wire::vxlan::{self as vxlan_hdr};
 
 /// IANA-assigned VXLAN UDP port (Linux `IANA_VXLAN_UDP_PORT`).
-pub const DEFAULT_PORT: u16 = 4789;
+pub const DEFAULT_PORT: u16 = vxdp_common::hdr::vxlan::IANA_PORT;
 
 /// Outer header bytes in front of the inner frame over IPv4: 14 + 20 + 8 + 8.
 pub const OUTER_V4_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan_hdr::HEADER_LEN;

@@ -5,7 +5,11 @@ use crate::wire::ethernet::{self, EthernetFrame, VlanHeader};
 use crate::wire::ipv4::{protocol, Ipv4Packet};
 use crate::wire::ipv6::{self, Ipv6Packet};
 
-///   flow dissector's VLAN key): source and destination address, protocol, and for
+/// A hash of the inner flow, standing in for Linux's `skb_get_hash` as used by
+/// `udp_flow_src_port` (the kernel's value is keyed by a random per-boot secret, so
+/// only its inputs can be mirrored, not its value):
+/// - IPv4/IPv6 (after at most one 802.1Q or 802.1ad tag, whose VLAN id is mixed in like
+///   the flow dissector's VLAN key): source and destination address, protocol, and for
 ///   TCP, UDP, UDP-Lite, SCTP, DCCP the ports (ESP: the SPI; AH: the SPI at offset 4:
 ///   `proto_ports_offset`), not for fragments (the dissector stops at a fragment).
 ///   Other IP protocols hash on addresses and protocol. IPv6 extension headers are
@@ -30,7 +34,7 @@ pub fn flow_hash(inner: &[u8]) -> u32 {
     let mut ethertype = eth.ethertype();
     let mut l3 = eth.payload();
     let mut vlan = 0u32;
-    if ethertype == ethernet::ethertype::VLAN {
+    if ethernet::is_vlan_tpid(ethertype) {
         if let Ok(tag) = VlanHeader::new_checked(l3) {
             vlan = tag.vlan_id() as u32;
             ethertype = tag.ethertype();
@@ -219,6 +223,24 @@ mod tests {
         let arp = |src: [u8; 6]| [INNER_DST.to_vec(), src.to_vec(), vec![0x08, 0x06], vec![0; 28]].concat();
         assert_eq!(flow_hash(&arp(INNER_SRC)), flow_hash(&arp(INNER_SRC)));
         assert_ne!(flow_hash(&arp(INNER_SRC)), flow_hash(&arp([2, 0, 0, 0, 0, 9])));
+    }
+
+    /// An inner frame with one tag of either kind hashes alike: VLAN id, addresses and
+    /// ports, never the Ethernet fallback.
+    #[test]
+    fn flow_hash_treats_8021ad_like_8021q() {
+        let tagged = |tpid: u16, vid: u16, sport: u16| {
+            let mut f = inner_udp(sport, 2000, 20);
+            f.splice(12..12, [0, 0, (vid >> 8) as u8, vid as u8]);
+            f[12..14].copy_from_slice(&tpid.to_be_bytes());
+            f
+        };
+        let ad = tagged(0x88a8, 100, 1000);
+        assert_eq!(&ad[12..18], &[0x88, 0xa8, 0x00, 0x64, 0x08, 0x00]);
+        assert_eq!(flow_hash(&ad), flow_hash(&tagged(0x8100, 100, 1000)));
+        assert_ne!(flow_hash(&ad), flow_hash(&tagged(0x88a8, 100, 1001)), "ports are hashed");
+        assert_ne!(flow_hash(&ad), flow_hash(&tagged(0x88a8, 101, 1000)), "the VLAN id is hashed");
+        assert_ne!(flow_hash(&ad), flow_hash(&tagged(0x9100, 100, 1000)), "0x9100 is not a tag vxdp parses");
     }
 
     #[test]

@@ -63,6 +63,21 @@ pub fn outer_v4(dst: [u8; 4], dport: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A VXLAN-over-IPv4 frame from REMOTE to LOCAL with one VLAN tag: TPID `tpid`
+/// (0x8100 for 802.1Q, 0x88a8 for 802.1ad), VLAN id `vid`.
+pub fn tagged_v4(tpid: u16, vid: u16, inner: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(REMOTE_MAC, LOCAL_MAC)
+        .single_vlan(VlanId::try_new(vid).unwrap())
+        .ipv4(REMOTE, LOCAL, 64)
+        .udp(40000, DEFAULT_PORT);
+    let mut f = Vec::new();
+    b.write(&mut f, &vxlan_payload(VNI, inner)).unwrap();
+    // etherparse writes an 802.1Q TPID; the tag's layout is the same for 802.1ad.
+    assert_eq!(&f[12..14], &[0x81, 0x00]);
+    f[12..14].copy_from_slice(&tpid.to_be_bytes());
+    f
+}
+
 pub fn good_v4() -> Vec<u8> {
     outer_v4(LOCAL, DEFAULT_PORT, VNI, &inner_udp(1000, 2000, 32))
 }

@@ -1,29 +1,28 @@
-//! Ethernet II frames and the 802.1Q tag.
+//! Ethernet II frames and the 802.1Q / 802.1ad tag.
 
 use super::{get_array, get_u16, set_u16, view_common, Error, Field, Rest};
+use vxdp_common::hdr::{eth, vlan};
+
+/// EtherType values vxdp looks at (shared with the XDP program).
+pub use vxdp_common::hdr::ethertype;
+/// Whether an EtherType announces a tag vxdp parses (802.1Q or 802.1ad), the same
+/// predicate the XDP program steers by.
+pub use vxdp_common::hdr::is_vlan_tpid;
 
 /// Named byte ranges of the Ethernet II header.
 pub mod field {
-    use super::{Field, Rest};
-    pub const DESTINATION: Field = 0..6;
-    pub const SOURCE: Field = 6..12;
-    pub const ETHERTYPE: Field = 12..14;
-    pub const PAYLOAD: Rest = 14..;
+    use super::{eth, Field, Rest};
+    pub const DESTINATION: Field = eth::DESTINATION..eth::DESTINATION + eth::ADDR_LEN;
+    pub const SOURCE: Field = eth::SOURCE..eth::SOURCE + eth::ADDR_LEN;
+    pub const ETHERTYPE: Field = eth::ETHERTYPE..eth::ETHERTYPE + 2;
+    pub const PAYLOAD: Rest = eth::HEADER_LEN..;
 }
 
 /// Length of the untagged Ethernet header.
-pub const HEADER_LEN: usize = field::PAYLOAD.start;
-
-/// EtherType values vxdp looks at.
-pub mod ethertype {
-    pub const IPV4: u16 = 0x0800;
-    pub const ARP: u16 = 0x0806;
-    pub const VLAN: u16 = 0x8100;
-    pub const IPV6: u16 = 0x86dd;
-}
+pub const HEADER_LEN: usize = eth::HEADER_LEN;
 
 /// An Ethernet address.
-pub type MacAddr = [u8; 6];
+pub type MacAddr = [u8; eth::ADDR_LEN];
 
 /// Whether a MAC address is a unicast, non-zero address (Linux `is_valid_ether_addr`).
 #[inline]
@@ -94,21 +93,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
-/// Named byte ranges of an 802.1Q tag, relative to the end of the outer EtherType
-/// (that is, to [`EthernetFrame::payload`]).
+/// Named byte ranges of an 802.1Q / 802.1ad tag, relative to the end of the outer
+/// EtherType (that is, to [`EthernetFrame::payload`]).
 pub mod vlan_field {
-    use super::{Field, Rest};
+    use super::{vlan, Field, Rest};
     /// Priority (3 bits), DEI (1 bit), VLAN id (12 bits).
-    pub const TCI: Field = 0..2;
+    pub const TCI: Field = vlan::TCI..vlan::TCI + 2;
     /// The EtherType of what follows the tag.
-    pub const ETHERTYPE: Field = 2..4;
-    pub const PAYLOAD: Rest = 4..;
+    pub const ETHERTYPE: Field = vlan::ETHERTYPE..vlan::ETHERTYPE + 2;
+    pub const PAYLOAD: Rest = vlan::LEN..;
 }
 
-/// Length of one 802.1Q tag.
-pub const VLAN_TAG_LEN: usize = vlan_field::PAYLOAD.start;
+/// Length of one tag (802.1Q or 802.1ad: both are a TPID and a TCI).
+pub const VLAN_TAG_LEN: usize = vlan::LEN;
 
-/// A view of an 802.1Q tag and what follows it.
+/// A view of an 802.1Q or 802.1ad tag and what follows it (the outer EtherType,
+/// checked with [`is_vlan_tpid`], says which).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VlanHeader<T: AsRef<[u8]>> {
     buffer: T,

@@ -2,46 +2,38 @@
 
 use super::{checksum, get_array, get_u16, set_u16, view_common, Error, Field};
 use std::net::Ipv4Addr;
+use vxdp_common::hdr::ipv4 as hdr;
+
+/// IP protocol numbers vxdp looks at (shared with the XDP program).
+pub use vxdp_common::hdr::ip_proto as protocol;
 
 /// Named byte ranges of the fixed IPv4 header.
 pub mod field {
-    use super::Field;
+    use super::{hdr, Field};
     /// Version (high nibble) and IHL in 32-bit words (low nibble).
-    pub const VER_IHL: usize = 0;
+    pub const VER_IHL: usize = hdr::VER_IHL;
     /// DSCP (6 bits) and ECN (2 bits), formerly TOS.
-    pub const TOS: usize = 1;
-    pub const TOTAL_LEN: Field = 2..4;
-    pub const IDENT: Field = 4..6;
+    pub const TOS: usize = hdr::TOS;
+    pub const TOTAL_LEN: Field = hdr::TOTAL_LEN..hdr::TOTAL_LEN + 2;
+    pub const IDENT: Field = hdr::IDENT..hdr::IDENT + 2;
     /// Flags (3 bits: reserved, DF, MF) and fragment offset (13 bits, 8-byte units).
-    pub const FLG_OFF: Field = 6..8;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: Field = 10..12;
-    pub const SRC_ADDR: Field = 12..16;
-    pub const DST_ADDR: Field = 16..20;
+    pub const FLG_OFF: Field = hdr::FLAGS_FRAG..hdr::FLAGS_FRAG + 2;
+    pub const TTL: usize = hdr::TTL;
+    pub const PROTOCOL: usize = hdr::PROTOCOL;
+    pub const CHECKSUM: Field = hdr::CHECKSUM..hdr::CHECKSUM + 2;
+    pub const SRC_ADDR: Field = hdr::SRC..hdr::SRC + hdr::ADDR_LEN;
+    pub const DST_ADDR: Field = hdr::DST..hdr::DST + hdr::ADDR_LEN;
 }
 
 /// Length of the IPv4 header without options.
-pub const HEADER_LEN: usize = field::DST_ADDR.end;
+pub const HEADER_LEN: usize = hdr::HEADER_LEN;
 
 /// The DF bit in [`field::FLG_OFF`].
-pub const FLAG_DF: u16 = 0x4000;
+pub const FLAG_DF: u16 = hdr::FLAG_DF;
 /// The MF bit in [`field::FLG_OFF`].
-pub const FLAG_MF: u16 = 0x2000;
+pub const FLAG_MF: u16 = hdr::FLAG_MF;
 /// The fragment-offset bits in [`field::FLG_OFF`].
-pub const OFFSET_MASK: u16 = 0x1fff;
-
-/// IP protocol numbers vxdp looks at.
-pub mod protocol {
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const DCCP: u8 = 33;
-    pub const IPV6_FRAGMENT: u8 = 44;
-    pub const ESP: u8 = 50;
-    pub const AH: u8 = 51;
-    pub const SCTP: u8 = 132;
-    pub const UDPLITE: u8 = 136;
-}
+pub const OFFSET_MASK: u16 = hdr::FRAG_OFFSET_MASK;
 
 /// A view of an IPv4 packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

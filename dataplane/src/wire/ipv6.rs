@@ -2,21 +2,22 @@
 
 use super::{get_array, get_u16, set_u16, view_common, Error, Field};
 use std::net::Ipv6Addr;
+use vxdp_common::hdr::ipv6 as hdr;
 
 /// Named byte ranges of the IPv6 fixed header.
 pub mod field {
-    use super::Field;
+    use super::{hdr, Field};
     /// Version (4 bits), traffic class (8 bits), flow label (20 bits).
-    pub const VER_TC_FLOW: Field = 0..4;
-    pub const PAYLOAD_LEN: Field = 4..6;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC_ADDR: Field = 8..24;
-    pub const DST_ADDR: Field = 24..40;
+    pub const VER_TC_FLOW: Field = hdr::VER_TC_FLOW..hdr::VER_TC_FLOW + 4;
+    pub const PAYLOAD_LEN: Field = hdr::PAYLOAD_LEN..hdr::PAYLOAD_LEN + 2;
+    pub const NEXT_HEADER: usize = hdr::NEXT_HEADER;
+    pub const HOP_LIMIT: usize = hdr::HOP_LIMIT;
+    pub const SRC_ADDR: Field = hdr::SRC..hdr::SRC + hdr::ADDR_LEN;
+    pub const DST_ADDR: Field = hdr::DST..hdr::DST + hdr::ADDR_LEN;
 }
 
 /// Length of the IPv6 fixed header.
-pub const HEADER_LEN: usize = field::DST_ADDR.end;
+pub const HEADER_LEN: usize = hdr::HEADER_LEN;
 
 /// A view of an IPv6 packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

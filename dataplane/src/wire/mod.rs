@@ -1,8 +1,10 @@
 //! Zero-copy typed views over the headers vxdp reads and writes: Ethernet (with one
-//! 802.1Q tag), IPv4, IPv6, UDP and the VXLAN header, plus the internet checksum.
+//! 802.1Q or 802.1ad tag), IPv4, IPv6, UDP and the VXLAN header, plus the internet
+//! checksum.
 //!
 //! Each view wraps a caller-owned buffer (`T: AsRef<[u8]>`, mutable setters when
-//! `T: AsMut<[u8]>`). Field offsets are named once in each module's `field` module;
+//! `T: AsMut<[u8]>`). Field offsets are named once in each module's `field` module,
+//! from the layouts in [`vxdp_common::hdr`] that the XDP program parses by too;
 //! `new_checked` validates the length once, after which accessors index without
 //! further checks failing. Nothing here allocates or knows about VXLAN policy: that is
 //! [`crate::vxlan`].

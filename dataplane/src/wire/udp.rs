@@ -1,19 +1,20 @@
 //! UDP headers (RFC 768).
 
 use super::{get_u16, set_u16, view_common, Error, Field, Rest};
+use vxdp_common::hdr::udp as hdr;
 
 /// Named byte ranges of the UDP header.
 pub mod field {
-    use super::{Field, Rest};
-    pub const SRC_PORT: Field = 0..2;
-    pub const DST_PORT: Field = 2..4;
-    pub const LENGTH: Field = 4..6;
-    pub const CHECKSUM: Field = 6..8;
-    pub const PAYLOAD: Rest = 8..;
+    use super::{hdr, Field, Rest};
+    pub const SRC_PORT: Field = hdr::SRC_PORT..hdr::SRC_PORT + 2;
+    pub const DST_PORT: Field = hdr::DST_PORT..hdr::DST_PORT + 2;
+    pub const LENGTH: Field = hdr::LENGTH..hdr::LENGTH + 2;
+    pub const CHECKSUM: Field = hdr::CHECKSUM..hdr::CHECKSUM + 2;
+    pub const PAYLOAD: Rest = hdr::HEADER_LEN..;
 }
 
 /// Length of the UDP header.
-pub const HEADER_LEN: usize = field::PAYLOAD.start;
+pub const HEADER_LEN: usize = hdr::HEADER_LEN;
 
 /// A view of a UDP datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

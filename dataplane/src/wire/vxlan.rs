@@ -6,25 +6,26 @@
 //! ```
 
 use super::{get_array, view_common, Error, Field, Rest};
+use vxdp_common::hdr::vxlan as hdr;
 
 /// Named byte ranges of the VXLAN header.
 pub mod field {
-    use super::{Field, Rest};
+    use super::{hdr, Field, Rest};
     /// The first 32-bit word: flags byte and 24 reserved bits (Linux `vx_flags`).
-    pub const FLAGS_WORD: Field = 0..4;
-    pub const FLAGS: usize = 0;
+    pub const FLAGS_WORD: Field = hdr::FLAGS..hdr::FLAGS + 4;
+    pub const FLAGS: usize = hdr::FLAGS;
     /// The second 32-bit word: VNI and 8 reserved bits (Linux `vx_vni`).
-    pub const VNI_WORD: Field = 4..8;
-    pub const VNI: Field = 4..7;
-    pub const RESERVED2: usize = 7;
-    pub const PAYLOAD: Rest = 8..;
+    pub const VNI_WORD: Field = hdr::VNI..hdr::VNI + 4;
+    pub const VNI: Field = hdr::VNI..hdr::VNI + 3;
+    pub const RESERVED2: usize = hdr::VNI + 3;
+    pub const PAYLOAD: Rest = hdr::HEADER_LEN..;
 }
 
 /// Length of the VXLAN header.
-pub const HEADER_LEN: usize = field::PAYLOAD.start;
+pub const HEADER_LEN: usize = hdr::HEADER_LEN;
 
 /// The I flag: the VNI is valid (Linux `VXLAN_HF_VNI` in the flags byte).
-pub const FLAG_I: u8 = 0x08;
+pub const FLAG_I: u8 = hdr::FLAG_I;
 
 /// A view of a VXLAN header and the inner frame after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
