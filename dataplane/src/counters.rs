@@ -65,6 +65,9 @@ vxdp_common::counter_enum! {
         Flooded = 8 => "flooded",
         /// Source MAC learning events handed to the control thread.
         Learned = 9 => "learned",
+        /// Learning events lost because the queue to the control thread was full (the
+        /// frame itself was delivered; the next one from that MAC tries again).
+        LearnQueueFull = 10 => "learn_queue_full",
     }
 }
 

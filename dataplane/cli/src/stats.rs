@@ -17,7 +17,12 @@ pub fn fmt_stats(v: &serde_json::Value) -> String {
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", g("decap_frames"), g("decap_bytes")));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", g("encap_frames"), g("encap_bytes")));
-    out.push_str(&format!("    flooded {}  learned {}\n", g("flooded"), g("learned")));
+    out.push_str(&format!(
+        "    flooded {}  learned {}  learn_queue_full {}\n",
+        g("flooded"),
+        g("learned"),
+        g("learn_queue_full")
+    ));
     out.push_str("    drops:");
     if let Some(m) = t.as_object() {
         for (k, val) in m.iter().filter(|(k, _)| k.starts_with("drop_")) {

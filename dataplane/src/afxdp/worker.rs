@@ -195,9 +195,9 @@ impl Worker {
             let frame = &self.umem.chunk_mut(chunk)[off..end];
             match vxlan::decap(frame, &self.cfg.decap) {
                 Decap::Deliver { inner_start, inner_len, src_vtep, inner_src } => {
-                    if snap.needs_learning(&inner_src, src_vtep, now_secs) && self.shared.fdb.learn(inner_src, src_vtep)
-                    {
-                        self.local.add(Counter::Learned, 1);
+                    if snap.needs_learning(&inner_src, src_vtep, now_secs) {
+                        let queued = self.shared.fdb.learn(inner_src, src_vtep);
+                        self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
                     }
                     self.to_overlay.push(Desc { addr: d.addr + inner_start as u64, len: inner_len as u32 });
                 }

@@ -61,8 +61,8 @@ pub use snapshot::FdbSnapshot;
 
 /// Kernel default ageing time (`ageing 300`).
 pub const DEFAULT_AGEING: Duration = Duration::from_secs(300);
-/// Learning events that can wait for the control thread; more are dropped (counted by
-/// the caller) until the next [`FdbTable::maintain`].
+/// Learning events that can wait for the control thread; more are dropped until the next
+/// [`FdbTable::maintain`] (the worker counts them as `learn_queue_full`).
 pub const LEARN_QUEUE_LEN: usize = 4096;
 /// How often, at most, `maintain` scans for expired learned entries.
 const AGEING_SCAN_INTERVAL_SECS: u32 = 1;
@@ -222,8 +222,8 @@ impl FdbTable {
     }
 
     /// Hot path (decap): hand a learned (inner source MAC, outer source IP) to the
-    /// control thread. Lock-free bounded queue; returns false (the caller counts it) if
-    /// full or learning is off. No allocation, no syscall.
+    /// control thread. Lock-free bounded queue; returns false if full or learning is off
+    /// (the worker counts a full queue as `learn_queue_full`). No allocation, no syscall.
     #[inline]
     pub fn learn(&self, mac: [u8; 6], vtep: IpAddr) -> bool {
         self.learning && self.learned.push((mac, vtep)).is_ok()
