@@ -43,10 +43,13 @@ pub enum DropReason {
     UnderlayNoRxBuffer,
     /// As `UnderlayNoRxBuffer`, on the overlay socket.
     OverlayNoRxBuffer,
+    /// A descriptor from an RX or completion ring that names no frame the socket gave
+    /// the kernel (outside the UMEM, across a chunk end, or a chunk not on that ring).
+    BadDescriptor,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -62,6 +65,7 @@ impl DropReason {
         DropReason::OverlayRxRingFull,
         DropReason::UnderlayNoRxBuffer,
         DropReason::OverlayNoRxBuffer,
+        DropReason::BadDescriptor,
     ];
 
     /// Stable snake_case name, as printed by `vxdp stats` (prefixed `drop_`).
@@ -81,6 +85,7 @@ impl DropReason {
             DropReason::OverlayRxRingFull => "overlay_rx_ring_full",
             DropReason::UnderlayNoRxBuffer => "underlay_no_rx_buffer",
             DropReason::OverlayNoRxBuffer => "overlay_no_rx_buffer",
+            DropReason::BadDescriptor => "bad_descriptor",
         }
     }
 }
