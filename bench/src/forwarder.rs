@@ -1,7 +1,7 @@
 //! The medium's ceiling: plain AF_XDP forwarding between two interfaces, no VXLAN.
 //!
 //! Per queue, one thread, one UMEM shared by a socket on each interface (as a vxdp
-//! worker has), frames handed from one socket's RX to the other's TX by address, the
+//! worker has), frames handed from one socket's RX to the other's TX by handle, the
 //! same ring calls, batch size and `sendto` kicks as vxdp's worker, but no parsing,
 //! no FDB and no header rewrite. What the benchmark measures through it is what
 //! veth + copy-mode AF_XDP allow on this machine.
@@ -11,7 +11,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use vxdp::afxdp::xsk::{chunk_of, poll_readable, retry_busy, Addr, Desc, RingSizes, Umem, XskSocket};
+use vxdp::afxdp::xsk::{poll_readable, retry_busy, RingSizes, Umem, XskSocket};
 use vxdp::xdp::{XdpMode, XdpPrograms};
 
 const FRAMES: u32 = 8192;
@@ -100,37 +100,29 @@ fn kick(sock: &XskSocket) {
 }
 
 fn forward(mut p: QueuePair, stop: &AtomicBool) {
-    let mut free: Vec<Addr> = p.umem.frame_addrs().collect();
-    let mut rx = [Desc::default(); BATCH];
-    let mut comp = [0 as Addr; BATCH * 4];
+    // Room for every frame of the UMEM, so pushes never allocate.
+    let mut free = p.umem.take_free_frames();
+    let mut rx = Vec::with_capacity(BATCH);
     let mut idle = 0u32;
     while !stop.load(Ordering::Relaxed) {
         for s in [&mut p.a, &mut p.b] {
-            loop {
-                let n = s.complete(&mut comp);
-                free.extend(comp[..n].iter().map(|a| chunk_of(*a)));
-                if n < comp.len() {
-                    break;
-                }
-            }
+            while s.complete(&mut p.umem, &mut free, BATCH * 4) == BATCH * 4 {}
             let want = (s.fill_free() as usize).min(free.len().saturating_sub(BATCH * 4));
             if want > 0 {
-                let from = free.len() - want;
-                let n = s.fill(&free[from..]);
-                free.truncate(free.len() - n);
+                s.fill(&mut p.umem, &mut free, want);
                 s.kick_fill();
             }
         }
         let mut moved = 0;
         for dir in 0..2 {
             let (src, dst) = if dir == 0 { (&mut p.a, &mut p.b) } else { (&mut p.b, &mut p.a) };
-            let n = src.recv(&mut rx);
+            let n = src.recv(&mut p.umem, &mut rx, BATCH);
             if n == 0 {
                 continue;
             }
             moved += n;
-            let sent = dst.send(&rx[..n]);
-            free.extend(rx[sent..n].iter().map(|d| chunk_of(d.addr)));
+            dst.send(&mut p.umem, &mut rx);
+            free.append(&mut rx);
             kick(dst);
         }
         if moved > 0 {

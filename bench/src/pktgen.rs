@@ -1,4 +1,4 @@
-//! A traffic generator and sink on AF_XDP (copy mode), built on [`vxdp::afxdp`].
+//! A traffic generator and sink on AF_XDP (copy mode), built on [`vxdp::afxdp::xsk`].
 //!
 //! - [`TxPort`]: one AF_XDP socket on one queue of the generator's interface, with its
 //!   own UMEM holding a prebuilt frame per slot; sending only patches the [`Stamp`].
@@ -12,9 +12,10 @@
 
 use crate::frame::{find_stamp, FrameSpec, Stamp};
 use hdrhistogram::Histogram;
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
-use vxdp::afxdp::xsk::{chunk_of, Addr, Desc, RingSizes, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
+use vxdp::afxdp::xsk::{Frame, RingSizes, Umem, XskSocket, RX_HEADROOM};
 use vxdp::xdp::{XdpMode, XdpPrograms};
 
 /// Frames per ring call.
@@ -55,10 +56,14 @@ pub struct TxPort {
     flows: Vec<u16>,
     frame_len: u32,
     stamp_at: usize,
-    next: u64,
+    /// Prebuilt frames off the TX ring, in the order they go out (completions come back
+    /// in TX order, so this stays round-robin over the slots).
+    ready: VecDeque<Frame>,
     in_flight: u32,
-    descs: [Desc; BATCH],
-    comp: [Addr; BATCH * 4],
+    /// The batch being queued (capacity BATCH).
+    batch: Vec<Frame>,
+    /// Completions of one ring call (capacity BATCH * 4).
+    comp: Vec<Frame>,
 }
 
 impl TxPort {
@@ -71,9 +76,11 @@ impl TxPort {
         let sock = XskSocket::bind(&umem, ifindex, queue, None, sizes)?;
         let slots = (PORT_FRAMES / flows.len() as u32) * flows.len() as u32;
         let mut frame_len = 0;
-        for s in 0..slots {
-            let chunk = umem.chunk_mut(u64::from(s) * u64::from(FRAME_SIZE));
-            frame_len = spec.write(&mut chunk[RX_HEADROOM as usize..], flows[s as usize % flows.len()]) as u32;
+        let mut ready: VecDeque<Frame> = umem.take_free_frames().into_iter().take(slots as usize).collect();
+        for f in &mut ready {
+            let chunk = umem.chunk_mut(f);
+            frame_len = spec.write(&mut chunk[RX_HEADROOM as usize..], flows[f.index() % flows.len()]) as u32;
+            assert!(f.set_span(RX_HEADROOM as usize, frame_len as usize), "the frame spec fits in a UMEM frame");
         }
         Ok(TxPort {
             umem,
@@ -82,19 +89,24 @@ impl TxPort {
             flows,
             frame_len,
             stamp_at: RX_HEADROOM as usize + spec.stamp_offset(),
-            next: 0,
+            ready,
             in_flight: 0,
-            descs: [Desc::default(); BATCH],
-            comp: [0; BATCH * 4],
+            batch: Vec::with_capacity(BATCH),
+            comp: Vec::with_capacity(BATCH * 4),
         })
     }
 
     /// Takes completions back; returns how many frames can be queued now.
     fn reclaim(&mut self) -> u32 {
         loop {
-            let n = self.sock.complete(&mut self.comp);
-            self.in_flight -= n as u32;
-            if n < self.comp.len() {
+            let n = self.sock.complete(&mut self.umem, &mut self.comp, BATCH * 4);
+            self.in_flight -= self.comp.len() as u32;
+            // Back with an empty span: the prebuilt frame is still in the chunk.
+            for mut f in self.comp.drain(..) {
+                let _ = f.set_span(RX_HEADROOM as usize, self.frame_len as usize);
+                self.ready.push_back(f);
+            }
+            if n < BATCH * 4 {
                 break;
             }
         }
@@ -105,17 +117,18 @@ impl TxPort {
     /// Stamps and queues up to `max` frames with sequence numbers from `*seq`; returns
     /// how many the TX ring took.
     fn send(&mut self, max: usize, seq: &mut u64, now: u64) -> usize {
-        let n = max.min(BATCH).min(self.reclaim() as usize);
-        for i in 0..n {
-            let slot = (self.next + i as u64) % u64::from(self.slots);
-            let addr = slot * u64::from(FRAME_SIZE);
-            let flow = self.flows[slot as usize % self.flows.len()];
+        let n = max.min(BATCH).min(self.reclaim() as usize).min(self.ready.len());
+        for (i, f) in self.ready.drain(..n).enumerate() {
+            let flow = self.flows[f.index() % self.flows.len()];
             let st = Stamp { flow, seq: *seq + i as u64, sent_ns: now };
-            st.write_at(self.umem.chunk_mut(addr), self.stamp_at);
-            self.descs[i] = Desc { addr: addr + u64::from(RX_HEADROOM), len: self.frame_len };
+            st.write_at(self.umem.chunk_mut(&f), self.stamp_at);
+            self.batch.push(f);
         }
-        let sent = self.sock.send(&self.descs[..n]);
-        self.next += sent as u64;
+        let sent = self.sock.send(&mut self.umem, &mut self.batch);
+        // What the ring did not take goes out first next time.
+        while let Some(f) = self.batch.pop() {
+            self.ready.push_front(f);
+        }
         self.in_flight += sent as u32;
         *seq += sent as u64;
         kick(&self.sock);
@@ -136,19 +149,19 @@ impl TxPort {
 pub struct RxPort {
     umem: Umem,
     sock: XskSocket,
-    rx: [Desc; BATCH],
-    addrs: [Addr; BATCH],
+    /// The batch just received (capacity BATCH, back on the fill ring each pass).
+    rx: Vec<Frame>,
 }
 
 impl RxPort {
     /// Binds a socket to `ifindex`/`queue` and stocks its fill ring.
     pub fn new(ifindex: u32, queue: u32) -> io::Result<RxPort> {
-        let umem = Umem::new(PORT_FRAMES)?;
+        let mut umem = Umem::new(PORT_FRAMES)?;
         let sizes = RingSizes { rx: 2048, tx: 64, fill: 4096, comp: 64 };
         let mut sock = XskSocket::bind(&umem, ifindex, queue, None, sizes)?;
-        let addrs: Vec<Addr> = umem.frame_addrs().collect();
-        sock.fill(&addrs);
-        Ok(RxPort { umem, sock, rx: [Desc::default(); BATCH], addrs: [0; BATCH] })
+        let mut frames = umem.take_free_frames();
+        sock.fill(&mut umem, &mut frames, PORT_FRAMES as usize);
+        Ok(RxPort { umem, sock, rx: Vec::with_capacity(BATCH) })
     }
 
     pub fn fd(&self) -> std::os::fd::RawFd {
@@ -157,18 +170,14 @@ impl RxPort {
 
     /// Receives one batch and accounts it in `acc`; returns the number of frames.
     fn poll(&mut self, acc: &mut Accounting, now: u64) -> usize {
-        let n = self.sock.recv(&mut self.rx);
-        for i in 0..n {
-            let d = self.rx[i];
-            let chunk = chunk_of(d.addr);
-            let off = (d.addr - chunk) as usize;
-            let buf = self.umem.chunk_mut(chunk);
-            let frame = buf.get(off..off + d.len as usize).unwrap_or(&[]);
-            acc.account(find_stamp(frame), d.len, now);
-            self.addrs[i] = chunk;
+        let n = self.sock.recv(&mut self.umem, &mut self.rx, BATCH);
+        for f in &self.rx {
+            acc.account(find_stamp(self.umem.frame_mut(f)), f.len() as u32, now);
         }
         if n > 0 {
-            self.sock.fill(&self.addrs[..n]);
+            // The fill ring has a slot for every frame of the UMEM, so it takes them all.
+            self.sock.fill(&mut self.umem, &mut self.rx, BATCH);
+            self.rx.clear();
             self.sock.kick_fill();
         }
         n

@@ -43,6 +43,10 @@ vxdp_common::counter_enum! {
         UnderlayNoRxBuffer = 12 => "underlay_no_rx_buffer",
         /// As `UnderlayNoRxBuffer`, on the overlay socket.
         OverlayNoRxBuffer = 13 => "overlay_no_rx_buffer",
+        /// A descriptor from an RX or completion ring naming memory the socket did not
+        /// give the kernel (outside the UMEM, across a chunk, or a chunk not on that
+        /// ring): dropped without touching it.
+        BadDescriptor = 14 => "bad_descriptor",
     }
 }
 

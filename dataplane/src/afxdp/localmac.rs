@@ -6,6 +6,7 @@
 //! than [`REFRESH_SECS`]: per frame that is one multiply and one compare, and the queue
 //! sees a few pushes per MAC per minute. A full queue drops the report (the next frame
 //! after the refresh interval reports again).
+#![forbid(unsafe_code)]
 
 use crate::fdb::mac_key;
 use crate::wire::ethernet;

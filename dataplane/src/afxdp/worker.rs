@@ -1,17 +1,18 @@
 //! A data-path worker: one thread, one UMEM, two AF_XDP sockets.
+#![forbid(unsafe_code)]
 //!
 //! Worker `i` owns the underlay socket on RX queue `i` of the underlay NIC and the
 //! overlay socket on queue `i` of vxdp's end of the overlay veth. Both share the
 //! worker's UMEM, so a frame received on one side is transmitted on the other by
-//! handing over its address: decap advances the address past the outer header, encap
-//! moves it back into the headroom. Only head-end replication copies (one copy per
-//! extra remote).
+//! handing over its [`Frame`] handle: decap advances the frame's span past the outer
+//! header, encap moves it back into the headroom. Only head-end replication copies
+//! (into a free frame, one per extra remote).
 //!
 //! Per batch: one ring read per socket, one FDB snapshot load, one next-hop load,
 //! one TX submit and a few `sendto` kicks per socket; no allocation, no locks.
 
 use crate::afxdp::localmac::{LocalMacQueue, Reporter};
-use crate::afxdp::xsk::{chunk_of, poll_readable, Addr, Desc, Umem, XskSocket, FRAME_SIZE, RX_HEADROOM};
+use crate::afxdp::xsk::{poll_readable, Frame, Umem, XskSocket, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
 use crate::fdb::FdbTable;
 use crate::nexthop::NextHops;
@@ -26,6 +27,8 @@ pub const BATCH: usize = 64;
 pub const FRAMES: u32 = 8192;
 /// Frames kept off the fill rings so replication and TX always have some.
 const RESERVE: usize = 512;
+/// Completions taken per ring call.
+const COMP_BATCH: usize = BATCH * 4;
 /// TX kicks per socket per iteration at most (copy mode sends 32 per kick).
 const MAX_KICKS: u32 = 16;
 
@@ -59,11 +62,12 @@ pub struct Worker {
     umem: Umem,
     underlay: XskSocket,
     overlay: XskSocket,
-    free: Vec<Addr>,
-    rx: [Desc; BATCH],
-    to_underlay: Vec<Desc>,
-    to_overlay: Vec<Desc>,
-    comp: [Addr; BATCH * 4],
+    /// Frames userspace owns and no one uses (capacity: every frame of the UMEM).
+    free: Vec<Frame>,
+    /// The batch just received (capacity BATCH, emptied each pass).
+    rx: Vec<Frame>,
+    to_underlay: Vec<Frame>,
+    to_overlay: Vec<Frame>,
     ip_id: u16,
     /// The FDB table clock for this pass (learning timestamps, local-MAC reports).
     now_secs: u32,
@@ -78,11 +82,11 @@ impl Worker {
         cfg: WorkerConfig,
         shared: Shared,
         counters: Arc<WorkerCounters>,
-        umem: Umem,
+        mut umem: Umem,
         underlay: XskSocket,
         overlay: XskSocket,
     ) -> Worker {
-        let free: Vec<Addr> = umem.frame_addrs().collect();
+        let free = umem.take_free_frames();
         let reporter = shared.local_macs.clone().map(Reporter::new);
         Worker {
             id,
@@ -94,12 +98,11 @@ impl Worker {
             underlay,
             overlay,
             free,
-            rx: [Desc::default(); BATCH],
+            rx: Vec::with_capacity(BATCH),
             // One overlay frame can fan out to many remotes; the vectors keep their
             // capacity, so pushes after warm-up never allocate.
             to_underlay: Vec::with_capacity(FRAMES as usize),
             to_overlay: Vec::with_capacity(BATCH),
-            comp: [0; BATCH * 4],
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             now_secs: 0,
             drops_read_at: None,
@@ -119,7 +122,7 @@ impl Worker {
             }
             if moved > 0 {
                 idle = 0;
-                self.counters.publish(&self.local);
+                self.publish();
                 continue;
             }
             idle += 1;
@@ -128,14 +131,21 @@ impl Worker {
                 continue;
             }
             // Nothing to do: publish counters and sleep until a socket has frames.
-            self.counters.publish(&self.local);
+            self.publish();
             let in_flight = self.underlay.tx_outstanding() + self.overlay.tx_outstanding();
             let timeout = if in_flight > 0 || self.free.len() < FRAMES as usize / 2 { 1 } else { 100 };
             let _ = poll_readable(&[self.underlay.fd(), self.overlay.fd()], timeout);
         }
         self.read_kernel_drops();
-        self.counters.publish(&self.local);
+        self.publish();
         log::debug!("worker {} stopped", self.id);
+    }
+
+    /// Publishes the counters, with the sockets' totals of refused descriptors.
+    fn publish(&mut self) {
+        self.local.drops[DropReason::BadDescriptor as usize] =
+            self.underlay.bad_descriptors() + self.overlay.bad_descriptors();
+        self.counters.publish(&self.local);
     }
 
     /// Copies the kernel's drop counters of both sockets: two `getsockopt` calls, once
@@ -155,22 +165,24 @@ impl Worker {
         self.now_secs = self.shared.fdb.coarse_now_secs();
         // Underlay → overlay: decapsulate. Snapshots are loaded only for a direction
         // that has frames: an idle pass is ring reads only.
-        let n_dec = self.underlay.recv(&mut self.rx);
-        if n_dec > 0 {
-            self.decap_batch(n_dec);
+        let n_dec = self.underlay.recv(&mut self.umem, &mut self.rx, BATCH);
+        if !self.rx.is_empty() {
+            self.decap_batch();
         }
 
         // Overlay → underlay: encapsulate (and replicate).
-        let n_enc = self.overlay.recv(&mut self.rx);
-        if n_enc > 0 {
+        let n_enc = self.overlay.recv(&mut self.umem, &mut self.rx, BATCH);
+        if !self.rx.is_empty() {
             let snap = self.shared.fdb.snapshot();
             let hops = self.shared.nexthops.load();
-            for i in 0..n_enc {
-                let d = self.rx[i];
+            // Moved out for the loop (no allocation: an empty Vec takes its place).
+            let mut rx = std::mem::take(&mut self.rx);
+            for f in rx.drain(..) {
                 self.local.add(Counter::OverlayRxFrames, 1);
-                self.local.add(Counter::OverlayRxBytes, d.len as u64);
-                self.encap_one(d, &snap, &hops);
+                self.local.add(Counter::OverlayRxBytes, f.len() as u64);
+                self.encap_one(f, &snap, &hops);
             }
+            self.rx = rx;
         }
 
         self.flush();
@@ -178,45 +190,45 @@ impl Worker {
         n_dec + n_enc
     }
 
-    /// Decapsulates the first `n` descriptors of `self.rx` onto the overlay TX list.
-    fn decap_batch(&mut self, n: usize) {
+    /// Decapsulates the frames in `self.rx` onto the overlay TX list.
+    fn decap_batch(&mut self) {
         let snap = self.shared.fdb.snapshot();
         let now_secs = self.now_secs;
-        for i in 0..n {
-            let d = self.rx[i];
+        // Moved out for the loop (no allocation: an empty Vec takes its place).
+        let mut rx = std::mem::take(&mut self.rx);
+        for mut f in rx.drain(..) {
             self.local.add(Counter::UnderlayRxFrames, 1);
-            self.local.add(Counter::UnderlayRxBytes, d.len as u64);
-            let chunk = chunk_of(d.addr);
-            let off = (d.addr - chunk) as usize;
-            let Some(end) = off.checked_add(d.len as usize).filter(|e| *e <= FRAME_SIZE as usize) else {
-                self.drop_frame(chunk, DropReason::Truncated);
-                continue;
-            };
-            let frame = &self.umem.chunk_mut(chunk)[off..end];
-            match vxlan::decap(frame, &self.cfg.decap) {
+            self.local.add(Counter::UnderlayRxBytes, f.len() as u64);
+            // A frame lies inside its chunk (the socket refuses descriptors that do not).
+            match vxlan::decap(self.umem.frame_mut(&f), &self.cfg.decap) {
                 Decap::Deliver { inner_start, inner_len, src_vtep, inner_src } => {
                     if snap.needs_learning(&inner_src, src_vtep, now_secs) {
                         let queued = self.shared.fdb.learn(inner_src, src_vtep);
                         self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
                     }
-                    self.to_overlay.push(Desc { addr: d.addr + inner_start as u64, len: inner_len as u32 });
+                    if f.set_span(f.offset() + inner_start, inner_len) {
+                        self.to_overlay.push(f);
+                    } else {
+                        self.drop_frame(f, DropReason::Truncated);
+                    }
                 }
-                Decap::Drop(reason) => self.drop_frame(chunk, reason),
+                Decap::Drop(reason) => self.drop_frame(f, reason),
             }
         }
+        self.rx = rx;
     }
 
-    fn encap_one(&mut self, d: Desc, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
-        let chunk = chunk_of(d.addr);
-        let start = (d.addr - chunk) as usize;
-        let len = d.len as usize;
-        if len < 14 || start < OUTER_V4_LEN || start + len > FRAME_SIZE as usize {
-            return self.drop_frame(chunk, DropReason::Truncated);
+    fn encap_one(&mut self, mut f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+        let start = f.offset();
+        let len = f.len();
+        // `start + len` fits in the chunk: an invariant of `Frame`.
+        if len < 14 || start < OUTER_V4_LEN {
+            return self.drop_frame(f, DropReason::Truncated);
         }
         if len > self.cfg.max_inner_len || len + OUTER_V4_LEN - 14 > self.cfg.underlay_mtu as usize {
-            return self.drop_frame(chunk, DropReason::MtuExceeded);
+            return self.drop_frame(f, DropReason::MtuExceeded);
         }
-        let buf = self.umem.chunk_mut(chunk);
+        let buf = self.umem.chunk_mut(&f);
         let dst: [u8; 6] = buf[start..start + 6].try_into().expect("6 bytes");
         if let Some(r) = &mut self.reporter {
             r.seen(&buf[start + 6..start + 12].try_into().expect("6 bytes"), self.now_secs);
@@ -229,87 +241,62 @@ impl Worker {
             Some(r) => r,
             None => snap.flood(),
         };
-        if remotes.is_empty() {
-            return self.drop_frame(chunk, DropReason::NoFdbEntry);
-        }
+        let Some((last, copies)) = remotes.split_last() else {
+            return self.drop_frame(f, DropReason::NoFdbEntry);
+        };
         if unicast.is_none() {
             self.local.add(Counter::Flooded, 1);
         }
 
         // Every remote but the last gets a copy; the last one gets the original frame.
-        let last = remotes.len() - 1;
-        let mut original_used = false;
-        for (i, remote) in remotes.iter().enumerate() {
+        for remote in copies {
             let Some(tpl) = hops.get(remote) else {
                 self.local.drop(DropReason::NoNeighbour);
                 continue;
             };
             self.ip_id = self.ip_id.wrapping_add(1);
-            if i == last {
-                let buf = self.umem.chunk_mut(chunk);
-                match vxlan::encap(buf, start, len, tpl, src_port, self.ip_id) {
-                    Ok(out) => {
-                        original_used = true;
-                        self.to_underlay.push(Desc { addr: chunk + out as u64, len: (len + OUTER_V4_LEN) as u32 });
-                    }
-                    Err(r) => self.local.drop(r),
-                }
-            } else {
-                let Some(copy) = self.free.pop() else {
-                    self.local.drop(DropReason::NoFrame);
-                    continue;
-                };
-                let at = RX_HEADROOM as usize;
-                let (src, dstbuf) = self.umem.two_chunks_mut(chunk, copy);
-                dstbuf[at..at + len].copy_from_slice(&src[start..start + len]);
-                match vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id) {
-                    Ok(out) => {
-                        self.to_underlay.push(Desc { addr: copy + out as u64, len: (len + OUTER_V4_LEN) as u32 })
-                    }
-                    Err(r) => {
-                        self.local.drop(r);
-                        self.free.push(copy);
-                    }
-                }
+            let Some(mut copy) = self.free.pop() else {
+                self.local.drop(DropReason::NoFrame);
+                continue;
+            };
+            let at = RX_HEADROOM as usize;
+            let (src, dstbuf) = self.umem.two_chunks_mut(&f, &copy);
+            dstbuf[at..at + len].copy_from_slice(&src[start..start + len]);
+            match vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id) {
+                Ok(out) if copy.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(copy),
+                Ok(_) => self.drop_frame(copy, DropReason::Truncated),
+                Err(r) => self.drop_frame(copy, r),
             }
         }
-        if !original_used {
-            self.free.push(chunk);
+        let Some(tpl) = hops.get(last) else {
+            return self.drop_frame(f, DropReason::NoNeighbour);
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        match vxlan::encap(self.umem.chunk_mut(&f), start, len, tpl, src_port, self.ip_id) {
+            Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(f),
+            Ok(_) => self.drop_frame(f, DropReason::Truncated),
+            Err(r) => self.drop_frame(f, r),
         }
     }
 
     #[inline]
-    fn drop_frame(&mut self, chunk: Addr, reason: DropReason) {
+    fn drop_frame(&mut self, f: Frame, reason: DropReason) {
         self.local.drop(reason);
-        self.free.push(chunk);
+        self.free.push(f);
     }
 
-    /// Submits the pending TX descriptors of both directions and kicks the kernel.
+    /// Submits the pending TX frames of both directions and kicks the kernel.
     fn flush(&mut self) {
-        if !self.to_overlay.is_empty() {
-            let sent = self.overlay.send(&self.to_overlay);
-            for d in &self.to_overlay[..sent] {
-                self.local.add(Counter::DecapFrames, 1);
-                self.local.add(Counter::DecapBytes, d.len as u64);
-            }
-            for d in &self.to_overlay[sent..] {
-                self.local.drop(DropReason::TxRingFull);
-                self.free.push(chunk_of(d.addr));
-            }
-            self.to_overlay.clear();
-        }
-        if !self.to_underlay.is_empty() {
-            let sent = self.underlay.send(&self.to_underlay);
-            for d in &self.to_underlay[..sent] {
-                self.local.add(Counter::EncapFrames, 1);
-                self.local.add(Counter::EncapBytes, d.len as u64);
-            }
-            for d in &self.to_underlay[sent..] {
-                self.local.drop(DropReason::TxRingFull);
-                self.free.push(chunk_of(d.addr));
-            }
-            self.to_underlay.clear();
-        }
+        let (umem, free, local) = (&mut self.umem, &mut self.free, &mut self.local);
+        submit(&mut self.overlay, umem, &mut self.to_overlay, free, local, [Counter::DecapFrames, Counter::DecapBytes]);
+        submit(
+            &mut self.underlay,
+            umem,
+            &mut self.to_underlay,
+            free,
+            local,
+            [Counter::EncapFrames, Counter::EncapBytes],
+        );
         kick(&self.overlay);
         kick(&self.underlay);
     }
@@ -317,15 +304,8 @@ impl Worker {
     /// Takes completed TX frames back from both sockets.
     fn reclaim(&mut self) {
         for sock in [&mut self.underlay, &mut self.overlay] {
-            loop {
-                let n = sock.complete(&mut self.comp);
-                for a in &self.comp[..n] {
-                    self.free.push(chunk_of(*a));
-                }
-                if n < self.comp.len() {
-                    break;
-                }
-            }
+            // The free list has room for every frame, so pushes never allocate.
+            while sock.complete(&mut self.umem, &mut self.free, COMP_BATCH) == COMP_BATCH {}
         }
     }
 
@@ -337,12 +317,34 @@ impl Worker {
             if want == 0 {
                 continue;
             }
-            let from = self.free.len() - want;
-            // `fill` takes a prefix of what it is offered (normally all of it).
-            let n = sock.fill(&self.free[from..]);
-            self.free.drain(from..from + n);
+            // `fill` takes what fits of the last `want` free frames (normally all).
+            sock.fill(&mut self.umem, &mut self.free, want);
             sock.kick_fill();
         }
+    }
+}
+
+/// Queues `queue` on `sock`'s TX ring and counts what went as `[frames, bytes]`; what
+/// did not fit is dropped (`TxRingFull`) back onto the free list. Leaves `queue` empty.
+fn submit(
+    sock: &mut XskSocket,
+    umem: &mut Umem,
+    queue: &mut Vec<Frame>,
+    free: &mut Vec<Frame>,
+    local: &mut LocalCounters,
+    [frames, bytes]: [Counter; 2],
+) {
+    if queue.is_empty() {
+        return;
+    }
+    let queued_bytes: u64 = queue.iter().map(|f| f.len() as u64).sum();
+    let sent = sock.send(umem, queue);
+    let unsent_bytes: u64 = queue.iter().map(|f| f.len() as u64).sum();
+    local.add(frames, sent as u64);
+    local.add(bytes, queued_bytes - unsent_bytes);
+    for f in queue.drain(..) {
+        local.drop(DropReason::TxRingFull);
+        free.push(f);
     }
 }
 

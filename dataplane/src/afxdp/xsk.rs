@@ -1,12 +1,15 @@
-//! AF_XDP sockets, their rings, and the UMEM they share.
+//! AF_XDP sockets: bind, socket options, kernel statistics, and the batch operations on
+//! a socket's four rings, which move [`Frame`] handles in and out of userspace.
 //!
-//! This is the one module that touches raw kernel memory. Everything it exposes is
-//! safe to call; each `unsafe` block says why it holds.
+//! With [`umem`](super::umem) and [`ring`](super::ring), this is where vxdp touches raw
+//! kernel memory. Everything these modules expose outside `afxdp` is safe to call; each
+//! `unsafe` block says why it holds.
 //!
 //! Why not xsk-rs: its `FrameDesc` keeps the descriptor address private, so a frame
 //! cannot grow or shrink at its front. vxdp encapsulates by writing the outer header
 //! into the headroom in front of a received frame and decapsulates by advancing the
-//! address past the outer header; both need to set the TX descriptor's address.
+//! address past the outer header; both need to set the TX descriptor's address
+//! ([`Frame::set_span`]).
 //!
 //! Layout: one [`Umem`] per worker, registered on the worker's first socket (the
 //! underlay) and shared (`XDP_SHARED_UMEM`) by its second (the overlay end of the
@@ -14,248 +17,17 @@
 //! on one socket can be transmitted on the other without a copy. Frames are chunks of
 //! [`FRAME_SIZE`] bytes in aligned mode; the kernel writes received data
 //! [`RX_HEADROOM`] bytes into the chunk, leaving room for a 50-byte outer header.
+//!
+//! A descriptor the kernel hands back (RX or completion) that is outside the UMEM, not
+//! inside one chunk, or names a chunk that was not on this socket's matching ring is
+//! dropped and counted ([`XskSocket::bad_descriptors`]), never trusted.
 
+use super::ring::Ring;
+pub use super::umem::{Frame, Umem, FRAME_SIZE, RX_HEADROOM};
+use super::umem::{RingTag, SocketTags};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, Ordering};
-
-/// Size of one UMEM frame (chunk). Aligned mode needs a power of two in 2048..=PAGE_SIZE.
-pub const FRAME_SIZE: u32 = 4096;
-/// Where the kernel puts received data inside a chunk (XDP_PACKET_HEADROOM, with a UMEM
-/// headroom of zero): the space in front is ours for encapsulation.
-pub const RX_HEADROOM: u32 = 256;
-
-/// A UMEM address: byte offset from the start of the UMEM area.
-pub type Addr = u64;
-
-/// The chunk that contains `addr`.
-#[inline(always)]
-pub fn chunk_of(addr: Addr) -> Addr {
-    addr & !(FRAME_SIZE as u64 - 1)
-}
-
-/// An anonymous memory area divided into frames, registered with the kernel.
-pub struct Umem {
-    area: NonNull<u8>,
-    len: usize,
-    frames: u32,
-}
-
-// SAFETY: the area is plain memory owned by this struct; ownership of individual frames
-// is tracked by the worker (free list / rings), never by aliasing references.
-unsafe impl Send for Umem {}
-
-impl Umem {
-    /// Maps `frames` frames of [`FRAME_SIZE`] bytes, pre-faulted.
-    pub fn new(frames: u32) -> io::Result<Umem> {
-        let len = frames as usize * FRAME_SIZE as usize;
-        // SAFETY: anonymous private mapping, no file; the result is checked below.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Umem { area: NonNull::new(p.cast()).expect("mmap returned null"), len, frames })
-    }
-
-    pub fn frames(&self) -> u32 {
-        self.frames
-    }
-
-    /// The addresses of every frame, for the initial free list.
-    pub fn frame_addrs(&self) -> impl Iterator<Item = Addr> {
-        (0..self.frames as u64).map(|i| i * FRAME_SIZE as u64)
-    }
-
-    /// The whole chunk that contains `addr`, for reading and writing.
-    ///
-    /// The caller must own that frame: it came from an RX or completion ring (or the
-    /// initial free list) and has not been put on a fill or TX ring since. The kernel
-    /// only writes to frames on a fill ring and only reads frames on a TX ring, so the
-    /// returned slice is not accessed by anyone else while the caller holds it.
-    #[inline(always)]
-    pub fn chunk_mut(&mut self, addr: Addr) -> &mut [u8] {
-        let base = chunk_of(addr) as usize;
-        assert!(base + FRAME_SIZE as usize <= self.len, "UMEM address out of range");
-        // SAFETY: in bounds (checked above); exclusive per the ownership rule in the doc
-        // comment, and `&mut self` prevents two chunk slices at once from this handle.
-        unsafe { std::slice::from_raw_parts_mut(self.area.as_ptr().add(base), FRAME_SIZE as usize) }
-    }
-
-    /// Two distinct chunks at once (for replication: copy from one into the other).
-    #[inline(always)]
-    pub fn two_chunks_mut(&mut self, a: Addr, b: Addr) -> (&mut [u8], &mut [u8]) {
-        let (ca, cb) = (chunk_of(a) as usize, chunk_of(b) as usize);
-        assert!(ca != cb, "two_chunks_mut on the same chunk");
-        assert!(ca.max(cb) + FRAME_SIZE as usize <= self.len, "UMEM address out of range");
-        let p = self.area.as_ptr();
-        // SAFETY: both in bounds and non-overlapping (distinct aligned chunks); ownership
-        // as for `chunk_mut`.
-        unsafe {
-            (
-                std::slice::from_raw_parts_mut(p.add(ca), FRAME_SIZE as usize),
-                std::slice::from_raw_parts_mut(p.add(cb), FRAME_SIZE as usize),
-            )
-        }
-    }
-}
-
-impl Drop for Umem {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping created in `new`. Sockets that registered
-        // it hold the pages pinned in the kernel until they close, so this is safe even
-        // if a socket outlives us (the kernel keeps its own reference).
-        unsafe { libc::munmap(self.area.as_ptr().cast(), self.len) };
-    }
-}
-
-/// A mapped ring: producer and consumer indices, flags, and descriptors of type `T`.
-struct Ring<T> {
-    producer: *const AtomicU32,
-    consumer: *const AtomicU32,
-    flags: *const AtomicU32,
-    descs: *mut T,
-    mask: u32,
-    size: u32,
-    /// Our local copy of the index we own (producer for a producer ring, consumer for a consumer ring).
-    local: u32,
-    /// Cached copy of the other side's index.
-    cached: u32,
-    map: *mut libc::c_void,
-    map_len: usize,
-}
-
-// SAFETY: the ring memory is a private mapping owned by this struct; only the owning
-// worker thread uses it after construction.
-unsafe impl<T> Send for Ring<T> {}
-
-impl<T> Ring<T> {
-    fn map(fd: RawFd, off: &libc::xdp_ring_offset, size: u32, pgoff: u64) -> io::Result<Ring<T>> {
-        let map_len = off.desc as usize + size as usize * std::mem::size_of::<T>();
-        // SAFETY: mapping the ring the kernel created for this socket with setsockopt; the
-        // offsets come from XDP_MMAP_OFFSETS for the same socket. Checked below.
-        let map = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd,
-                pgoff as libc::off_t,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = map.cast::<u8>();
-        // SAFETY: the offsets lie within the mapping (kernel-provided for this ring).
-        let (producer, consumer, flags, descs) = unsafe {
-            (
-                base.add(off.producer as usize).cast::<AtomicU32>(),
-                base.add(off.consumer as usize).cast::<AtomicU32>(),
-                base.add(off.flags as usize).cast::<AtomicU32>(),
-                base.add(off.desc as usize).cast::<T>(),
-            )
-        };
-        Ok(Ring { producer, consumer, flags, descs, mask: size - 1, size, local: 0, cached: 0, map, map_len })
-    }
-
-    #[inline(always)]
-    fn prod(&self) -> &AtomicU32 {
-        // SAFETY: points into our live mapping; the kernel accesses it atomically too.
-        unsafe { &*self.producer }
-    }
-
-    #[inline(always)]
-    fn cons(&self) -> &AtomicU32 {
-        // SAFETY: as for `prod`.
-        unsafe { &*self.consumer }
-    }
-
-    #[inline(always)]
-    fn needs_wakeup(&self) -> bool {
-        // SAFETY: as for `prod`.
-        unsafe { &*self.flags }.load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
-    }
-
-    /// Producer side: how many slots are free (up to `want`), refreshing the cached consumer index only when needed.
-    #[inline(always)]
-    fn free(&mut self, want: u32) -> u32 {
-        let free = self.cached.wrapping_add(self.size).wrapping_sub(self.local);
-        if free >= want {
-            return free;
-        }
-        self.cached = self.cons().load(Ordering::Acquire);
-        self.cached.wrapping_add(self.size).wrapping_sub(self.local)
-    }
-
-    /// Producer side: write a descriptor at position `i` past the local producer index.
-    #[inline(always)]
-    fn write(&mut self, i: u32, v: T) {
-        let idx = (self.local.wrapping_add(i) & self.mask) as usize;
-        // SAFETY: idx <= mask < size, within the descriptor array; the slot is free
-        // (the caller checked `free`), so the kernel is not reading it.
-        unsafe { self.descs.add(idx).write(v) };
-    }
-
-    /// Producer side: publish `n` written descriptors.
-    #[inline(always)]
-    fn submit(&mut self, n: u32) {
-        self.local = self.local.wrapping_add(n);
-        self.prod().store(self.local, Ordering::Release);
-    }
-
-    /// Consumer side: how many descriptors are ready (up to `max`).
-    #[inline(always)]
-    fn available(&mut self, max: u32) -> u32 {
-        let mut avail = self.cached.wrapping_sub(self.local);
-        if avail == 0 {
-            self.cached = self.prod().load(Ordering::Acquire);
-            avail = self.cached.wrapping_sub(self.local);
-        }
-        avail.min(max)
-    }
-
-    /// Consumer side: read the descriptor at position `i` past the local consumer index.
-    #[inline(always)]
-    fn read(&self, i: u32) -> T
-    where
-        T: Copy,
-    {
-        let idx = (self.local.wrapping_add(i) & self.mask) as usize;
-        // SAFETY: within the array; the kernel published it (Acquire in `available`).
-        unsafe { self.descs.add(idx).read() }
-    }
-
-    /// Consumer side: release `n` read descriptors back to the kernel.
-    #[inline(always)]
-    fn release(&mut self, n: u32) {
-        self.local = self.local.wrapping_add(n);
-        self.cons().store(self.local, Ordering::Release);
-    }
-
-    /// Producer side: descriptors submitted that the kernel has not consumed yet.
-    #[inline(always)]
-    fn outstanding(&self) -> u32 {
-        self.local.wrapping_sub(self.cons().load(Ordering::Acquire))
-    }
-}
-
-impl<T> Drop for Ring<T> {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly our mapping; nothing references it after drop.
-        unsafe { libc::munmap(self.map, self.map_len) };
-    }
-}
+use std::ptr;
 
 /// Ring sizes of one socket (powers of two).
 #[derive(Clone, Copy, Debug)]
@@ -270,13 +42,6 @@ impl Default for RingSizes {
     fn default() -> Self {
         RingSizes { rx: 2048, tx: 2048, fill: 2048, comp: 2048 }
     }
-}
-
-/// A received frame: its UMEM address (of the data) and length.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Desc {
-    pub addr: Addr,
-    pub len: u32,
 }
 
 /// Kernel-side counters of one socket (XDP_STATISTICS).
@@ -297,6 +62,12 @@ pub struct XskSocket {
     tx: Ring<libc::xdp_desc>,
     fill: Ring<u64>,
     comp: Ring<u64>,
+    /// This socket's fill and TX rings as owners of chunks in the UMEM.
+    tags: SocketTags,
+    /// The id of the UMEM the socket was bound with (the tags mean something only there).
+    umem: u32,
+    /// Descriptors from the RX or completion ring refused as not ours (cumulative).
+    bad_descs: u64,
 }
 
 fn setsockopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> io::Result<()> {
@@ -308,6 +79,24 @@ fn setsockopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Reads socket option `opt` (level `SOL_XDP`) into a `T`.
+///
+/// # Safety
+///
+/// `T` must be the kernel's type for `opt` (or a prefix of it) and made of plain
+/// integers, so that all-zero bytes, and whatever the kernel writes, are a valid `T`.
+unsafe fn getsockopt<T>(fd: RawFd, opt: libc::c_int) -> io::Result<T> {
+    // SAFETY: all-zero bytes are a valid `T` (the caller's contract).
+    let mut v: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: buffer and length describe `v`; the kernel writes at most `len` bytes.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_XDP, opt, (&mut v as *mut T).cast(), &mut len) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
 }
 
 impl XskSocket {
@@ -333,14 +122,9 @@ impl XskSocket {
         let raw = fd.as_raw_fd();
 
         if shared_with.is_none() {
-            let reg = libc::xdp_umem_reg {
-                addr: umem.area.as_ptr() as u64,
-                len: umem.len as u64,
-                chunk_size: FRAME_SIZE,
-                headroom: 0,
-                flags: 0,
-                tx_metadata_len: 0,
-            };
+            let (addr, len) = umem.area();
+            let reg =
+                libc::xdp_umem_reg { addr, len, chunk_size: FRAME_SIZE, headroom: 0, flags: 0, tx_metadata_len: 0 };
             setsockopt(raw, libc::XDP_UMEM_REG, &reg)?;
         }
         setsockopt(raw, libc::XDP_UMEM_FILL_RING, &sizes.fill)?;
@@ -348,27 +132,19 @@ impl XskSocket {
         setsockopt(raw, libc::XDP_RX_RING, &sizes.rx)?;
         setsockopt(raw, libc::XDP_TX_RING, &sizes.tx)?;
 
-        // SAFETY: zeroed is a valid xdp_mmap_offsets (plain integers).
-        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-        let mut optlen = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-        // SAFETY: buffer and length describe `off`.
-        let r = unsafe {
-            libc::getsockopt(
-                raw,
-                libc::SOL_XDP,
-                libc::XDP_MMAP_OFFSETS,
-                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
-                &mut optlen,
+        // SAFETY: xdp_mmap_offsets is the kernel's type for XDP_MMAP_OFFSETS, plain integers.
+        let off: libc::xdp_mmap_offsets = unsafe { getsockopt(raw, libc::XDP_MMAP_OFFSETS)? };
+
+        // SAFETY: each ring was created on `raw` above with these sizes and element types
+        // (xdp_desc for RX/TX, u64 addresses for fill/completion); `off` is from `raw`.
+        let (rx, tx, fill, comp) = unsafe {
+            (
+                Ring::map(raw, &off.rx, sizes.rx, libc::XDP_PGOFF_RX_RING as u64)?,
+                Ring::map(raw, &off.tx, sizes.tx, libc::XDP_PGOFF_TX_RING as u64)?,
+                Ring::map(raw, &off.fr, sizes.fill, libc::XDP_UMEM_PGOFF_FILL_RING)?,
+                Ring::map(raw, &off.cr, sizes.comp, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?,
             )
         };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-
-        let rx = Ring::map(raw, &off.rx, sizes.rx, libc::XDP_PGOFF_RX_RING as u64)?;
-        let tx = Ring::map(raw, &off.tx, sizes.tx, libc::XDP_PGOFF_TX_RING as u64)?;
-        let fill = Ring::map(raw, &off.fr, sizes.fill, libc::XDP_UMEM_PGOFF_FILL_RING)?;
-        let comp = Ring::map(raw, &off.cr, sizes.comp, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
 
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
@@ -392,34 +168,40 @@ impl XskSocket {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(XskSocket { fd, rx, tx, fill, comp })
+        // Tags only once bound, so that retried binds do not use them up.
+        let tags = umem.register_socket()?;
+        Ok(XskSocket { fd, rx, tx, fill, comp, tags, umem: umem.id(), bad_descs: 0 })
     }
 
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    /// Receives up to `out.len()` frames. Returns how many were written to `out`.
+    /// Receives up to `max` frames, appending them to `out`. Returns how many
+    /// descriptors it took from the RX ring: the frames appended, plus any refused as
+    /// bad (counted in [`bad_descriptors`](Self::bad_descriptors)).
+    ///
+    /// `umem` must be the UMEM this socket was bound with (panics otherwise).
     #[inline]
-    pub fn recv(&mut self, out: &mut [Desc]) -> usize {
-        let n = self.rx.available(out.len() as u32);
-        for i in 0..n {
-            let d = self.rx.read(i);
-            out[i as usize] = Desc { addr: d.addr, len: d.len };
-        }
-        if n > 0 {
-            self.rx.release(n);
-        }
-        n as usize
+    pub fn recv(&mut self, umem: &mut Umem, out: &mut Vec<Frame>, max: usize) -> usize {
+        self.check_umem(umem);
+        // SAFETY: the RX ring pairs with our fill ring.
+        unsafe { take(&mut self.rx, umem, self.tags.fill, out, max, &mut self.bad_descs, |d| (d.addr, d.len)) }
     }
 
-    /// Queues frames for transmission; returns how many fit (a prefix of `descs`).
+    /// Queues frames from the front of `frames` for transmission, as many as the TX ring
+    /// takes; they leave `frames` (the rest stay, in order). Returns how many were queued.
+    ///
+    /// Panics if a frame is not of `umem`, or `umem` is not this socket's.
     #[inline]
-    pub fn send(&mut self, descs: &[Desc]) -> usize {
-        let n = self.tx.free(descs.len() as u32).min(descs.len() as u32);
-        for i in 0..n {
-            let d = descs[i as usize];
-            self.tx.write(i, libc::xdp_desc { addr: d.addr, len: d.len, options: 0 });
+    pub fn send(&mut self, umem: &mut Umem, frames: &mut Vec<Frame>) -> usize {
+        self.check_umem(umem);
+        let want = frames.len().min(u32::MAX as usize) as u32;
+        let n = self.tx.free(want).min(want);
+        for (i, f) in frames.drain(..n as usize).enumerate() {
+            let (addr, len) = umem.release(f, self.tags.tx);
+            // SAFETY: i < n <= free; the frame was given up just above.
+            unsafe { self.tx.write(i as u32, libc::xdp_desc { addr, len, options: 0 }) };
         }
         if n > 0 {
             self.tx.submit(n);
@@ -459,12 +241,21 @@ impl XskSocket {
         self.fill.free(self.fill.size)
     }
 
-    /// Gives frames to the kernel for reception; returns how many fit.
+    /// Gives up to `max` frames from the back of `frames` to the kernel for reception,
+    /// as many as the fill ring takes; returns how many it took.
+    ///
+    /// Panics if a frame is not of `umem`, or `umem` is not this socket's.
     #[inline]
-    pub fn fill(&mut self, addrs: &[Addr]) -> usize {
-        let n = self.fill.free(addrs.len() as u32).min(addrs.len() as u32);
-        for i in 0..n {
-            self.fill.write(i, addrs[i as usize]);
+    pub fn fill(&mut self, umem: &mut Umem, frames: &mut Vec<Frame>, max: usize) -> usize {
+        self.check_umem(umem);
+        let want = frames.len().min(max).min(u32::MAX as usize) as u32;
+        let n = self.fill.free(want).min(want);
+        let from = frames.len() - n as usize;
+        for (i, f) in frames.drain(from..).enumerate() {
+            let chunk = f.addr() - f.offset() as u64;
+            let _ = umem.release(f, self.tags.fill);
+            // SAFETY: i < n <= free; the frame was given up just above.
+            unsafe { self.fill.write(i as u32, chunk) };
         }
         if n > 0 {
             self.fill.submit(n);
@@ -490,37 +281,36 @@ impl XskSocket {
         }
     }
 
-    /// Takes completed TX frames back; returns how many were written to `out`.
+    /// Takes up to `max` completed TX frames back, appending them to `out` (with an
+    /// empty span). Returns how many descriptors it took from the completion ring: the
+    /// frames appended, plus any refused as bad (counted in
+    /// [`bad_descriptors`](Self::bad_descriptors)).
+    ///
+    /// `umem` must be the UMEM this socket was bound with (panics otherwise).
     #[inline]
-    pub fn complete(&mut self, out: &mut [Addr]) -> usize {
-        let n = self.comp.available(out.len() as u32);
-        for i in 0..n {
-            out[i as usize] = self.comp.read(i);
-        }
-        if n > 0 {
-            self.comp.release(n);
-        }
-        n as usize
+    pub fn complete(&mut self, umem: &mut Umem, out: &mut Vec<Frame>, max: usize) -> usize {
+        self.check_umem(umem);
+        // SAFETY: the completion ring pairs with our TX ring.
+        unsafe { take(&mut self.comp, umem, self.tags.tx, out, max, &mut self.bad_descs, |a| (a, 0)) }
+    }
+
+    /// Once per batch call: the ring tags are only meaningful in the UMEM we were bound with.
+    #[inline(always)]
+    fn check_umem(&self, umem: &Umem) {
+        assert!(umem.id() == self.umem, "socket used with another UMEM than it was bound with");
+    }
+
+    /// Descriptors the kernel handed back on this socket's RX or completion ring that
+    /// named no chunk of ours on the matching ring, and were dropped (cumulative).
+    #[inline]
+    pub fn bad_descriptors(&self) -> u64 {
+        self.bad_descs
     }
 
     /// Kernel-side counters of this socket.
     pub fn stats(&self) -> io::Result<SocketStats> {
-        // SAFETY: zeroed is valid for this plain-integer struct.
-        let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: buffer and length describe `s`.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&mut s as *mut libc::xdp_statistics).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: xdp_statistics is the kernel's type for XDP_STATISTICS, plain integers.
+        let s: libc::xdp_statistics = unsafe { getsockopt(self.fd.as_raw_fd(), libc::XDP_STATISTICS)? };
         Ok(SocketStats {
             rx_dropped: s.rx_dropped,
             rx_invalid_descs: s.rx_invalid_descs,
@@ -530,6 +320,41 @@ impl XskSocket {
             tx_ring_empty_descs: s.tx_ring_empty_descs,
         })
     }
+}
+
+/// Consumer side of the RX and completion rings: takes up to `max` descriptors from
+/// `ring`, appends a frame to `out` for each that names a chunk placed on the ring
+/// tagged `from`, counts the others in `bad`, and releases them all to the kernel.
+/// Returns how many descriptors it took.
+///
+/// # Safety
+///
+/// `ring` must be the consumer ring that pairs with the producer ring `from` (RX with
+/// fill, completion with TX) of one socket on `umem`.
+#[inline(always)]
+unsafe fn take<T: Copy>(
+    ring: &mut Ring<T>,
+    umem: &mut Umem,
+    from: RingTag,
+    out: &mut Vec<Frame>,
+    max: usize,
+    bad: &mut u64,
+    desc: impl Fn(T) -> (u64, u32),
+) -> usize {
+    let n = ring.available(max.min(u32::MAX as usize) as u32);
+    for i in 0..n {
+        let (addr, len) = desc(ring.read(i));
+        // SAFETY: read from the ring that pairs with `from` (the caller's contract) and
+        // released below: the kernel is done with the chunk.
+        match unsafe { umem.claim(addr, len, from) } {
+            Some(f) => out.push(f),
+            None => *bad += 1,
+        }
+    }
+    if n > 0 {
+        ring.release(n);
+    }
+    n as usize
 }
 
 /// Runs `bind` (an AF_XDP bind) again for up to 2 s while it fails with EBUSY: after a
@@ -564,28 +389,4 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<bool> {
         return Err(e);
     }
     Ok(r > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_of_masks_offsets() {
-        assert_eq!(chunk_of(0), 0);
-        assert_eq!(chunk_of(4096 + 256), 4096);
-        assert_eq!(chunk_of(3 * 4096 + 4095), 3 * 4096);
-    }
-
-    #[test]
-    fn umem_chunks_are_disjoint_and_writable() {
-        let mut u = Umem::new(4).unwrap();
-        let addrs: Vec<_> = u.frame_addrs().collect();
-        assert_eq!(addrs, vec![0, 4096, 8192, 12288]);
-        u.chunk_mut(4096 + 300)[0] = 7;
-        let (a, b) = u.two_chunks_mut(4096, 8192);
-        assert_eq!(a[0], 7);
-        b[0] = 9;
-        assert_eq!(u.chunk_mut(8192)[0], 9);
-    }
 }
