@@ -5,6 +5,8 @@
 #![no_std]
 
 mod counter_enum;
+pub mod express;
+pub mod flow;
 pub mod hdr;
 
 /// Names of the maps in the eBPF object, used by the loader to find them.
@@ -17,8 +19,32 @@ pub mod maps {
     pub const OVERLAY_XSKS: &str = "VXDP_OVERLAY_XSKS";
     /// `PerCpuArray<u64>` indexed by [`XdpCounter`](super::XdpCounter).
     pub const COUNTERS: &str = "VXDP_COUNTERS";
+    /// `Array<ExpressConfig>` with one element: the express path's settings.
+    pub const EXPRESS_CONFIG: &str = "VXDP_X_CONFIG";
+    /// `HashMap<FdbKey, FdbValue>`: the FDB's unicast entries the express path can use.
+    pub const EXPRESS_FDB: &str = "VXDP_X_FDB";
+    /// `Array<RemoteTemplate>`: the outer header toward each remote.
+    pub const EXPRESS_REMOTES: &str = "VXDP_X_REMOTES";
+    /// `DevMap`: redirect targets, by `express::DEV_*`.
+    pub const EXPRESS_DEVS: &str = "VXDP_X_DEVS";
+    /// `LruHashMap<[u8; 8], u32>`: local MACs and the clock they were last reported at.
+    pub const EXPRESS_LOCAL_MACS: &str = "VXDP_X_LOCAL_MACS";
+    /// `PerCpuArray<ExpressCpu>` with one element: each CPU's learning-report budget
+    /// and IPv4 identification counter.
+    pub const EXPRESS_CPU: &str = "VXDP_X_CPU";
     /// Every map, for the build's symbol list.
-    pub const ALL: [&str; 4] = [CONFIG, UNDERLAY_XSKS, OVERLAY_XSKS, COUNTERS];
+    pub const ALL: [&str; 10] = [
+        CONFIG,
+        UNDERLAY_XSKS,
+        OVERLAY_XSKS,
+        COUNTERS,
+        EXPRESS_CONFIG,
+        EXPRESS_FDB,
+        EXPRESS_REMOTES,
+        EXPRESS_DEVS,
+        EXPRESS_LOCAL_MACS,
+        EXPRESS_CPU,
+    ];
 }
 
 /// Names of the two XDP programs in the eBPF object.
@@ -83,6 +109,34 @@ counter_enum! {
         OverlaySteered = 8 => "xdp_overlay_steered",
         /// Overlay: no socket bound on this queue: passed.
         OverlayNoSocket = 9 => "xdp_overlay_no_socket",
+        /// Underlay: decapsulated in XDP and redirected to the overlay (not steered).
+        ExpressDecap = 10 => "xdp_express_decap",
+        /// Bytes of the inner frames `ExpressDecap` delivered.
+        ExpressDecapBytes = 11 => "xdp_express_decap_bytes",
+        /// Overlay: encapsulated in XDP and redirected to the underlay (not steered).
+        ExpressEncap = 12 => "xdp_express_encap",
+        /// Bytes of the outer frames `ExpressEncap` sent.
+        ExpressEncapBytes = 13 => "xdp_express_encap_bytes",
+        /// Steered to a worker (a breakdown of the steered counters, by why the express
+        /// path did not take the frame): a new or moved source MAC to learn.
+        ToWorkersLearn = 14 => "xdp_to_workers_learn",
+        /// Steered: the periodic frame that keeps a learned or local MAC alive.
+        ToWorkersRefresh = 15 => "xdp_to_workers_refresh",
+        /// Steered: broadcast or multicast destination (head-end replication).
+        ToWorkersFlood = 16 => "xdp_to_workers_flood",
+        /// Steered: no express FDB entry for the destination (unknown unicast).
+        ToWorkersMiss = 17 => "xdp_to_workers_miss",
+        /// Steered: the remote's next hop is not resolved, or the entry has several remotes.
+        ToWorkersUnresolved = 18 => "xdp_to_workers_unresolved",
+        /// Steered: a frame the express path leaves to the workers (IPv6 or IPv4 options
+        /// outside, a VNI or flags to judge, a length outside the MTU, outer UDP checksum
+        /// to fill, the express path off).
+        ToWorkersOther = 19 => "xdp_to_workers_other",
+        /// Underlay: a frame from a new or moved source MAC delivered without a learning
+        /// report, because this CPU's report budget was spent.
+        ExpressLearnLimited = 20 => "xdp_express_learn_limited",
+        /// The redirect helper refused the target (device gone): the frame went to a worker.
+        ExpressRedirectFailed = 21 => "xdp_express_redirect_failed",
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`disable_offloads`]: TX checksum offload and every TX segmentation offload (TSO,
-//! GSO, USO, tunnel GSO) off, through the ethtool ioctl.
+//! GSO, USO, tunnel GSO) off, through the ethtool ioctl; [`enable_gro`]: GRO on, which
+//! gives a veth the NAPI instance an XDP redirect into its peer needs.
 //!
 //! Features are chosen by name from the kernel's ETH_SS_FEATURES string set and changed
 //! with ETHTOOL_SFEATURES. The legacy per-feature commands are not enough: ETHTOOL_STSO
@@ -40,6 +41,21 @@ pub(crate) fn must_disable(name: &str) -> bool {
 /// vxdp's overlay veth end, whose frames go to AF_XDP with no checksum metadata.
 /// Works in the calling thread's network namespace.
 pub fn disable_offloads(name: &str) -> Result<(), NetlinkError> {
+    set_features(name, must_disable, false)?;
+    log::info!("disabled tx checksum and segmentation offloads on {name}");
+    Ok(())
+}
+
+/// Turns GRO on. On a veth this also gives the device a NAPI instance, without which
+/// frames an XDP program redirects into its peer are dropped (`veth_xdp_xmit`).
+pub fn enable_gro(name: &str) -> Result<(), NetlinkError> {
+    set_features(name, |n| n == "rx-gro", true)?;
+    log::info!("enabled GRO on {name}");
+    Ok(())
+}
+
+/// Sets every feature `pick` names to `on`, and checks that it took.
+fn set_features(name: &str, pick: impl Fn(&str) -> bool, on: bool) -> Result<(), NetlinkError> {
     let what = format!("interface {name:?}");
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
         return Err(NetlinkError::Invalid { what, reason: "not a valid interface name".into() });
@@ -61,30 +77,30 @@ pub fn disable_offloads(name: &str) -> Result<(), NetlinkError> {
 
     let names = feature_names(&sock, name).map_err(|e| err("reading the feature names", e))?;
     let words = names.len().div_ceil(32);
-    let mut off = vec![0u32; words];
+    let mut mask = vec![0u32; words];
     for (i, n) in names.iter().enumerate() {
-        if must_disable(n) {
-            off[i / 32] |= 1 << (i % 32);
+        if pick(n) {
+            mask[i / 32] |= 1 << (i % 32);
         }
     }
 
     // struct ethtool_sfeatures { u32 cmd; u32 size; { u32 valid; u32 requested; }[size] }
     let mut set = u32s(&[ETHTOOL_SFEATURES, words as u32]);
-    for w in &off {
-        set.extend(u32s(&[*w, 0]));
+    for w in &mask {
+        set.extend(u32s(&[*w, if on { *w } else { 0 }]));
     }
     // A positive result only flags that some bits are fixed (checked below).
-    ethtool(&sock, name, &mut set).map_err(|e| err("disabling offloads", e))?;
+    let verb = if on { "enable" } else { "disable" };
+    ethtool(&sock, name, &mut set).map_err(|e| err(&format!("{verb} features"), e))?;
 
     let active = features(&sock, name, words).map_err(|e| err("reading the features", e))?;
-    let still_on: Vec<&str> = (0..names.len())
-        .filter(|i| off[i / 32] & active[i / 32] & (1 << (i % 32)) != 0)
+    let wrong: Vec<&str> = (0..names.len())
+        .filter(|i| mask[i / 32] & (1 << (i % 32)) != 0 && (active[i / 32] & (1 << (i % 32)) != 0) != on)
         .map(|i| names[i].as_str())
         .collect();
-    if !still_on.is_empty() {
-        return Err(NetlinkError::Invalid { what, reason: format!("cannot disable offloads {}", still_on.join(", ")) });
+    if !wrong.is_empty() {
+        return Err(NetlinkError::Invalid { what, reason: format!("cannot {verb} {}", wrong.join(", ")) });
     }
-    log::info!("disabled tx checksum and segmentation offloads on {name}");
     Ok(())
 }
 

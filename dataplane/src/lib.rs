@@ -9,7 +9,8 @@
 //! - [`afxdp`]: the UMEM, rings and sockets (the one place with ring `unsafe`), and the
 //!   per-queue workers that move frames between underlay and overlay.
 //! - [`xdp`]: loading and attaching the embedded eBPF programs that steer frames to the
-//!   workers.
+//!   workers; [`express`]: mirroring the tables into the maps of their express path,
+//!   which decapsulates and encapsulates known unicast in XDP.
 //! - [`counters`]: drop reasons and per-worker counters.
 //! - [`netlink`], [`ethtool`], [`cpus`]: the kernel interfaces the daemon configures.
 //! - [`daemon`]: `vxdp run`, wiring everything together: setup, the control loop, the
@@ -20,6 +21,7 @@ pub mod counters;
 pub mod cpus;
 pub mod daemon;
 pub mod ethtool;
+pub mod express;
 pub mod fdb;
 pub mod netlink;
 pub mod nexthop;

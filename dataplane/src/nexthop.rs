@@ -56,6 +56,11 @@ impl NextHops {
         self.templates.get(&self.key(r)?)
     }
 
+    /// The template of a remote already turned into its key.
+    pub fn get_key(&self, key: &RemoteKey) -> Option<&OuterTemplate> {
+        self.templates.get(key)
+    }
+
     pub fn insert(&mut self, key: RemoteKey, src_mac: [u8; 6], dst_mac: [u8; 6]) -> bool {
         let (Some(d), IpAddr::V4(dst_ip), Some(vni)) = (self.defaults, key.ip, Vni::new(key.vni)) else {
             return false;

@@ -89,6 +89,12 @@ pub enum XdpError {
         #[source]
         source: io::Error,
     },
+    #[error("eBPF map {map}: {source}")]
+    DevMap {
+        map: &'static str,
+        #[source]
+        source: aya::maps::xdp::XdpMapError,
+    },
     #[error("queue {queue} is out of range for map {map} (at most {MAX_QUEUES} queues)")]
     QueueOutOfRange { map: &'static str, queue: u32 },
 }
@@ -163,6 +169,12 @@ impl XdpPrograms {
             totals[counter as usize] = values.iter().fold(0u64, |sum, v| sum.wrapping_add(*v));
         }
         Ok(totals)
+    }
+
+    /// Takes a map out of the object, for a component that owns it from now on (the
+    /// programs keep their own reference to it).
+    pub fn take_map(&mut self, name: &'static str) -> Result<aya::maps::Map, XdpError> {
+        self.ebpf.take_map(name).ok_or(XdpError::MissingMap { map: name })
     }
 
     fn attach(&mut self, program: &'static str, ifname: &str, mode: XdpMode) -> Result<(), XdpError> {

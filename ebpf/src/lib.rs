@@ -20,6 +20,7 @@ use aya_ebpf::{
 };
 use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MAX_QUEUES};
 
+mod express;
 mod hdr;
 use hdr::{eth, ip_proto, ipv4, ipv6, udp, vlan};
 
@@ -47,9 +48,15 @@ const _: () = {
     assert!(str_eq(names::UNDERLAY_XSKS, "VXDP_UNDERLAY_XSKS"));
     assert!(str_eq(names::OVERLAY_XSKS, "VXDP_OVERLAY_XSKS"));
     assert!(str_eq(names::COUNTERS, "VXDP_COUNTERS"));
+    assert!(str_eq(names::EXPRESS_CONFIG, "VXDP_X_CONFIG"));
+    assert!(str_eq(names::EXPRESS_FDB, "VXDP_X_FDB"));
+    assert!(str_eq(names::EXPRESS_REMOTES, "VXDP_X_REMOTES"));
+    assert!(str_eq(names::EXPRESS_DEVS, "VXDP_X_DEVS"));
+    assert!(str_eq(names::EXPRESS_LOCAL_MACS, "VXDP_X_LOCAL_MACS"));
+    assert!(str_eq(names::EXPRESS_CPU, "VXDP_X_CPU"));
 };
 
-const fn str_eq(a: &str, b: &str) -> bool {
+pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;
@@ -64,11 +71,20 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// Steers VXLAN addressed to this VTEP into AF_XDP; passes everything else.
+/// Decapsulates known VXLAN addressed to this VTEP on the express path, steers the rest
+/// of it into AF_XDP, and passes everything else.
 #[xdp]
 pub fn vxdp_underlay(ctx: XdpContext) -> u32 {
     match classify_underlay(&ctx) {
-        Verdict::Steer => {
+        Verdict::Steer { l3, ihl } => {
+            if ihl != 0 {
+                match express::decap(&ctx, l3, ihl) {
+                    Ok(action) => return action,
+                    Err(reason) => count(reason),
+                }
+            } else {
+                count(XdpCounter::ToWorkersOther);
+            }
             // Fallback XDP_PASS: the helper returns it when no socket is bound on the queue.
             match UNDERLAY_XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
                 Ok(action) => {
@@ -88,9 +104,14 @@ pub fn vxdp_underlay(ctx: XdpContext) -> u32 {
     }
 }
 
-/// Sends every frame on the overlay veth to the AF_XDP socket of its queue.
+/// Encapsulates known unicast on the express path and sends every other frame on the
+/// overlay veth to the AF_XDP socket of its queue.
 #[xdp]
 pub fn vxdp_overlay(ctx: XdpContext) -> u32 {
+    match express::encap(&ctx) {
+        Ok(action) => return action,
+        Err(reason) => count(reason),
+    }
     match OVERLAY_XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
         Ok(action) => {
             count(XdpCounter::OverlaySteered);
@@ -105,33 +126,43 @@ pub fn vxdp_overlay(ctx: XdpContext) -> u32 {
 
 /// What the underlay program decided before redirecting.
 enum Verdict {
-    /// VXLAN to a local VTEP address.
-    Steer,
+    /// VXLAN to a local VTEP address, its IP header at `l3`; `ihl` is the IPv4 header
+    /// length, 0 for IPv6.
+    Steer { l3: usize, ihl: usize },
     /// To the kernel, counted under this reason.
     Pass(XdpCounter),
 }
 
 #[inline(always)]
 fn count(counter: XdpCounter) {
+    count_n(counter, 1);
+}
+
+#[inline(always)]
+fn count_n(counter: XdpCounter, n: u64) {
     if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: the pointer comes from a successful per-CPU array lookup, so it points at
         // this CPU's u64 slot; XDP programs are not preempted on a CPU, so no one else
         // writes it concurrently.
-        unsafe { *value += 1 };
+        unsafe { *value += n };
     }
 }
 
 /// Bounds-checked view of the frame: every read checks against `data_end`, which is
 /// what the verifier needs to see.
-struct Frame {
+pub(crate) struct Frame {
     start: usize,
     end: usize,
+    /// `end - start`, from the helper (the verifier follows no pointer subtraction).
+    len: usize,
 }
 
 impl Frame {
     #[inline(always)]
     fn new(ctx: &XdpContext) -> Self {
-        Self { start: ctx.data(), end: ctx.data_end() }
+        // SAFETY: the context pointer is the program's own; the helper only reads it.
+        let len = unsafe { aya_ebpf::helpers::bpf_xdp_get_buff_len(ctx.ctx) } as usize;
+        Self { start: ctx.data(), end: ctx.data_end(), len }
     }
 
     /// Pointer to `N` bytes at `offset`, if they are inside the frame.
@@ -142,6 +173,20 @@ impl Frame {
             return None;
         }
         Some(at as *const [u8; N])
+    }
+
+    /// A copy of the `N` bytes at `offset`, if they are inside the frame.
+    #[inline(always)]
+    fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        // SAFETY: `bytes` checked that the N bytes lie inside the packet; read_unaligned
+        // needs no alignment.
+        self.bytes::<N>(offset).map(|p| unsafe { p.read_unaligned() })
+    }
+
+    /// Writable pointer to `N` bytes at `offset`, if they are inside the frame.
+    #[inline(always)]
+    fn bytes_mut<const N: usize>(&self, offset: usize) -> Option<*mut [u8; N]> {
+        self.bytes::<N>(offset).map(|p| p as *mut [u8; N])
     }
 
     #[inline(always)]
@@ -242,7 +287,7 @@ fn classify_ipv4(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
     let mut i = 0;
     while i < MAX_LOCAL_ADDRS {
         if i < usize::from(cfg.n_v4) && cfg.local_v4[i] == dst {
-            return Verdict::Steer;
+            return Verdict::Steer { l3, ihl };
         }
         i += 1;
     }
@@ -294,7 +339,7 @@ fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
                 local[8], local[9], local[10], local[11], local[12], local[13], local[14], local[15],
             ]);
             if local_hi == dst_hi && local_lo == dst_lo {
-                return Verdict::Steer;
+                return Verdict::Steer { l3, ihl: 0 };
             }
         }
         i += 1;

@@ -120,6 +120,11 @@ impl Topology {
             // (and segment GSO in software), as a NIC would.
             ns.run("ethtool -K eth0 tx off");
             ns.run("ip link set eth0 up");
+            // A NIC has its own receive path; a veth takes frames an XDP program
+            // redirects into it (vxdp's express path sends on eth0) only when its
+            // peer has NAPI, which GRO gives it (turned on once the link is up: set
+            // while down, the kernel does not tell the peer).
+            ns.run("ethtool -K eth0 gro on");
             ns.run("ip link add br0 type bridge");
             ns.run("ip link set br0 up");
 

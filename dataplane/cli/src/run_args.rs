@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 use vxdp::daemon::Config;
+use vxdp::express::Datapath;
 use vxdp::vxlan::{SrcPortRange, Vni};
 use vxdp::xdp::XdpMode;
 
@@ -71,6 +72,11 @@ pub struct RunArgs {
     /// Attach XDP in generic (skb) mode instead of native mode.
     #[arg(long)]
     xdp_generic: bool,
+    /// Who moves frames: `auto` decapsulates and encapsulates known unicast in XDP (the
+    /// express path) and leaves everything else to the AF_XDP workers; `afxdp` sends every
+    /// frame to the workers (zero-copy NICs, benchmarking the workers).
+    #[arg(long, value_name = "auto|afxdp", default_value = "auto")]
+    datapath: Datapath,
     #[command(flatten)]
     consul: ConsulArgs,
 }
@@ -176,6 +182,7 @@ impl RunArgs {
             workers: self.workers,
             cpus: self.cpus.map(|c| c.0).unwrap_or_default(),
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
+            datapath: self.datapath,
             consul,
         })
     }
@@ -204,6 +211,8 @@ mod tests {
         let c = run(&[]).unwrap();
         assert_eq!((c.name.as_str(), c.dstport, c.ttl, c.tos), ("vx0", 4789, 64, 0));
         assert!(c.learning && !c.udpcsum && c.cpus.is_empty());
+        assert_eq!(c.datapath, Datapath::Auto);
+        assert_eq!(run(&["--datapath", "afxdp"]).unwrap().datapath, Datapath::Afxdp);
         assert_eq!((c.workers, c.ageing), (1, Duration::from_secs(300)));
     }
 
@@ -222,6 +231,7 @@ mod tests {
             (&["--cpus", "0,0"], "--cpus", "listed twice"),
             (&["--cpus", "100000"], "--cpus", "does not exist"),
             (&["--cpus", "0", "--workers", "2"], "--cpus 0", "one CPU per worker"),
+            (&["--datapath", "fast"], "--datapath", "not a datapath"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

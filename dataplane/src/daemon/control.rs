@@ -1,6 +1,7 @@
 //! The daemon's side of the control socket: `vxdp fdb` changes and `vxdp stats`.
 
 use crate::counters::{CounterSet, LocalCounters, WorkerCounters};
+use crate::express::Express;
 use crate::fdb::FdbTable;
 use crate::nexthop::NextHops;
 use crate::xdp::XdpPrograms;
@@ -19,9 +20,15 @@ pub(super) struct Control {
     pub(super) xdp: Arc<Mutex<XdpPrograms>>,
     pub(super) nexthops: Arc<ArcSwap<NextHops>>,
     pub(super) fdb_changed: Arc<AtomicBool>,
+    pub(super) express: Arc<Mutex<Express>>,
 }
 
 impl Control {
+    fn mirror(&self) -> Result<(), crate::xdp::XdpError> {
+        let mut express = self.express.lock().unwrap_or_else(|e| e.into_inner());
+        express.sync(&self.fdb.snapshot(), &self.nexthops.load(), self.fdb.coarse_now_secs()).map(|_| ())
+    }
+
     fn stats_json(&self) -> serde_json::Value {
         let mut total = LocalCounters::default();
         let mut workers = Vec::new();
@@ -60,6 +67,11 @@ impl Handler for Control {
             Request::Fdb(r) => match self.fdb.apply(&r, Source::Static) {
                 Ok(()) => {
                     self.fdb_changed.store(true, Ordering::Release);
+                    // Mirrored before the answer: once `vxdp fdb` returns, the express
+                    // path sends nothing toward a removed or replaced remote.
+                    if let Err(e) = self.mirror() {
+                        return Response::Error(format!("applied, but mirroring it into XDP failed: {e}"));
+                    }
                     Response::Ok
                 }
                 Err(e) => Response::Error(e.to_string()),

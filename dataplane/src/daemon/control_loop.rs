@@ -5,6 +5,7 @@
 
 use super::SIGNALLED;
 use crate::counters::{LocalCounters, OverloadWatch, WorkerCounters};
+use crate::express::Express;
 use crate::fdb::FdbTable;
 use crate::netlink::{self, ChangeMonitor, Netlink};
 use crate::nexthop::{EncapDefaults, NextHops};
@@ -13,7 +14,7 @@ use arc_swap::ArcSwap;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the control loop compares the workers' kernel drops with their traffic.
@@ -28,6 +29,7 @@ pub(super) fn control_loop(
     underlay_ifindex: u32,
     fdb_changed: &AtomicBool,
     counters: &[Arc<WorkerCounters>],
+    express: &Mutex<Express>,
 ) -> Result<()> {
     let mut monitor = ChangeMonitor::open().context("subscribing to rtnetlink changes")?;
     let mut overload = OverloadWatch::new(counters.len(), Duration::from_secs(60));
@@ -57,6 +59,7 @@ pub(super) fn control_loop(
         }
         let changed_entries = fdb.maintain(Instant::now());
         let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
+        mirror(express, fdb, nexthops, fdb_dirty);
         let current = nexthops.load();
         if fdb_dirty {
             keys = fdb.show().iter().filter_map(|e| current.key(&e.remote)).collect();
@@ -95,7 +98,25 @@ pub(super) fn control_loop(
         if next.summary() != current.summary() {
             log::info!("next hops: {} of {} remote(s) resolved", next.len(), keys.len());
             nexthops.store(Arc::new(next));
+            mirror(express, fdb, nexthops, true);
         }
     }
     Ok(())
+}
+
+/// Ticks the express path's clock and, when `changed`, mirrors the tables into its maps.
+/// A failure is logged, not fatal: the workers still serve every frame the maps miss.
+fn mirror(express: &Mutex<Express>, fdb: &FdbTable, nexthops: &ArcSwap<NextHops>, changed: bool) {
+    let mut x = express.lock().unwrap_or_else(|e| e.into_inner());
+    let clock = fdb.coarse_now_secs();
+    let r = x.set_clock(clock).and_then(|()| {
+        if changed {
+            x.sync(&fdb.snapshot(), &nexthops.load(), clock).map(|_| ())
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = r {
+        log::warn!("XDP express path: {e}");
+    }
 }

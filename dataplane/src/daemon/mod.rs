@@ -19,6 +19,7 @@ use overlay::OverlayLink;
 use crate::afxdp::worker::{Shared, Worker, WorkerConfig, FRAMES};
 use crate::afxdp::xsk::{retry_busy, RingSizes, Umem, XskSocket};
 use crate::counters::WorkerCounters;
+use crate::express::{Datapath, Express, ExpressSettings};
 use crate::fdb::FdbTable;
 use crate::netlink::Netlink;
 use crate::nexthop::{EncapDefaults, NextHops};
@@ -56,6 +57,8 @@ pub struct Config {
     /// CPU of worker i at index i (`--cpus`); empty: workers are not pinned.
     pub cpus: Vec<usize>,
     pub xdp_mode: XdpMode,
+    /// `--datapath`: the XDP express path in front of the workers, or the workers alone.
+    pub datapath: Datapath,
     /// Consul as a source of entries (and the advertiser), if given.
     pub consul: Option<consul::ConsulSettings>,
 }
@@ -160,6 +163,12 @@ pub fn run(cfg: Config) -> Result<()> {
     let peer_link = nl.link(&peer)?;
     nl.set_up(&peer)?;
     nl.set_up(&cfg.name)?;
+    if cfg.datapath == Datapath::Auto {
+        // The express path redirects decapsulated frames into the peer, which the veth
+        // delivers only if this end has NAPI: GRO gives it one. Set once both ends are
+        // up; set while down, the kernel does not tell the peer.
+        crate::ethtool::enable_gro(&cfg.name).with_context(|| format!("enabling GRO on {}", cfg.name))?;
+    }
 
     // XDP programs and sockets.
     let mut ucfg = UnderlayConfig { port_be: cfg.dstport.to_be(), n_v4: 1, ..Default::default() };
@@ -204,6 +213,29 @@ pub fn run(cfg: Config) -> Result<()> {
         counters.push(c.clone());
         workers.push(Worker::new(q as usize, wcfg.clone(), shared.clone(), c, umem, us, os));
     }
+    let mut express = Express::new(
+        &mut xdp,
+        &ExpressSettings {
+            datapath: cfg.datapath,
+            vni: cfg.vni.get(),
+            learning: cfg.learning,
+            report_local: local_macs.is_some(),
+            max_inner_len: overlay_mtu + 14,
+            underlay_mtu: under.mtu,
+            srcport: (cfg.srcport.min, cfg.srcport.max),
+            overlay_ifindex: peer_link.index,
+            underlay_ifindex: under.index,
+        },
+    )
+    .context("setting up the XDP express path")?;
+    express.sync(&fdb.snapshot(), &nexthops.load(), fdb.coarse_now_secs()).context("mirroring the FDB into XDP")?;
+    express.enable().context("turning the XDP express path on")?;
+    log::info!(
+        "datapath {}: {}",
+        cfg.datapath,
+        if express.active() { "XDP express path and AF_XDP workers" } else { "AF_XDP workers only" }
+    );
+    let express = Arc::new(Mutex::new(express));
     xdp.attach_overlay(&peer, cfg.xdp_mode).with_context(|| format!("attaching XDP to {peer}"))?;
     xdp.attach_underlay(&cfg.dev, cfg.xdp_mode).with_context(|| format!("attaching XDP to --dev {}", cfg.dev))?;
     let xdp = Arc::new(Mutex::new(xdp));
@@ -233,6 +265,7 @@ pub fn run(cfg: Config) -> Result<()> {
         xdp: xdp.clone(),
         nexthops: nexthops.clone(),
         fdb_changed: fdb_changed.clone(),
+        express: express.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
     let consul = consul::start(
@@ -259,7 +292,8 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.workers
     );
 
-    let result = control_loop(&mut nl, &fdb, &nexthops, defaults, under.index, &fdb_changed, &control.counters);
+    let result =
+        control_loop(&mut nl, &fdb, &nexthops, defaults, under.index, &fdb_changed, &control.counters, &express);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
     drop(consul); // withdraws our advertised keys while the data path still runs

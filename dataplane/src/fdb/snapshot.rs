@@ -36,6 +36,16 @@ impl FdbSnapshot {
         Some(&self.remotes[slot.start as usize..(slot.start + slot.len) as usize])
     }
 
+    /// Every MAC with an entry except the all-zeros (flood) one: the MAC, its remotes,
+    /// and whether the entry is learned (not pinned by a static or store entry). For the
+    /// express path's mirror; not for the hot path.
+    pub fn unicast_entries(&self) -> impl Iterator<Item = ([u8; 6], &[Remote], bool)> + '_ {
+        self.map.iter().map(|(key, slot)| {
+            let remotes = &self.remotes[slot.start as usize..(slot.start + slot.len) as usize];
+            (super::hash::key_mac(*key).0, remotes, slot.seen.is_some())
+        })
+    }
+
     /// The all-zeros entries: head-end replication list for broadcast, multicast and
     /// unknown unicast. Empty when there is none.
     #[inline]

@@ -70,6 +70,18 @@ impl OuterTemplate {
     pub fn params(&self) -> &EncapParams {
         &self.params
     }
+
+    /// The precomputed 50-byte header (lengths, identification, checksums and source
+    /// port zero).
+    pub fn header(&self) -> &[u8; OUTER_V4_LEN] {
+        &self.header
+    }
+
+    /// The partial sums: (IPv4 header without total length and identification, UDP
+    /// pseudo-header and headers without the lengths and source port).
+    pub fn partial_sums(&self) -> (u16, u16) {
+        (self.ip_sum, self.udp_sum)
+    }
 }
 
 /// Encapsulates in place: the inner frame is `buf[inner_start..inner_start +

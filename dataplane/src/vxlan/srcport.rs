@@ -1,139 +1,14 @@
 //! The outer UDP source port: a hash of the inner flow mapped into the `srcport` range,
 //! the way Linux's `udp_flow_src_port` does.
 
-use crate::wire::ethernet::{self, EthernetFrame, VlanHeader};
-use crate::wire::ipv4::{protocol, Ipv4Packet};
-use crate::wire::ipv6::{self, Ipv6Packet};
+use vxdp_common::flow;
 
-/// A hash of the inner flow, standing in for Linux's `skb_get_hash` as used by
-/// `udp_flow_src_port` (the kernel's value is keyed by a random per-boot secret, so
-/// only its inputs can be mirrored, not its value):
-/// - IPv4/IPv6 (after at most one 802.1Q or 802.1ad tag, whose VLAN id is mixed in like
-///   the flow dissector's VLAN key): source and destination address, protocol, and for
-///   TCP, UDP, UDP-Lite, SCTP, DCCP the ports (ESP: the SPI; AH: the SPI at offset 4:
-///   `proto_ports_offset`), not for fragments (the dissector stops at a fragment).
-///   Other IP protocols hash on addresses and protocol. IPv6 extension headers are
-///   not walked (hash on addresses and next header).
-/// - anything else: Ethernet destination, source and EtherType, like the `use_eth`
-///   fallback of `udp_flow_src_port` (`jhash(skb->data, 12, skb->protocol)`).
-///
-/// Difference: the kernel's `__flow_hash_consistentify` sorts addresses and ports so
-/// both directions hash alike; vxdp keeps the order (a VTEP only ever encapsulates
-/// one direction of a flow, so symmetry buys nothing and order spreads more flows).
-/// Reads at most the first 14 + 4 + 40 + 8 bytes. Never panics.
-pub fn flow_hash(inner: &[u8]) -> u32 {
-    let Ok(eth) = EthernetFrame::new_checked(inner) else {
-        let mut h = FlowHasher::new(SEED_SHORT);
-        for c in inner.chunks(4) {
-            let mut w = [0u8; 4];
-            w[..c.len()].copy_from_slice(c);
-            h.word(u32::from_be_bytes(w));
-        }
-        return h.finish();
-    };
-    let mut ethertype = eth.ethertype();
-    let mut l3 = eth.payload();
-    let mut vlan = 0u32;
-    if ethernet::is_vlan_tpid(ethertype) {
-        if let Ok(tag) = VlanHeader::new_checked(l3) {
-            vlan = tag.vlan_id() as u32;
-            ethertype = tag.ethertype();
-            l3 = &l3[ethernet::VLAN_TAG_LEN..];
-        }
-    }
-    match ethertype {
-        ethernet::ethertype::IPV4 => {
-            if let Ok(ip) = Ipv4Packet::new_checked(l3) {
-                if ip.version() == 4 {
-                    let mut h = FlowHasher::new(SEED_IP ^ vlan);
-                    h.word(u32::from_be_bytes(ip.src_bytes()));
-                    h.word(u32::from_be_bytes(ip.dst_bytes()));
-                    let proto = ip.protocol();
-                    let ports = if ip.is_fragment() { None } else { l4_ports(proto, &l3[ip.header_len()..]) };
-                    return h.l4(proto, ports);
-                }
-            }
-        }
-        ethernet::ethertype::IPV6 => {
-            if let Ok(ip) = Ipv6Packet::new_checked(l3) {
-                if ip.version() == 6 {
-                    let mut h = FlowHasher::new(SEED_IP ^ vlan);
-                    for a in [ip.src_bytes(), ip.dst_bytes()] {
-                        for w in a.chunks_exact(4) {
-                            h.word(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-                        }
-                    }
-                    let nh = ip.next_header();
-                    return h.l4(nh, l4_ports(nh, &l3[ipv6::HEADER_LEN..]));
-                }
-            }
-        }
-        _ => {}
-    }
-    let b = eth.as_bytes();
-    let mut h = FlowHasher::new(SEED_ETH ^ vlan);
-    for w in b[..12].chunks_exact(4) {
-        h.word(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    h.word(ethertype as u32);
-    h.finish()
-}
-
-const SEED_IP: u32 = 0x5658_4450; // "VXDP"
-const SEED_ETH: u32 = 0x4554_4832;
-const SEED_SHORT: u32 = 0x5348_5254;
-
-/// The 32 bits the flow dissector takes as "ports" for `proto` (Linux
-/// `proto_ports_offset`), if present.
+/// The inner flow's hash: [`vxdp_common::flow::flow_hash`], the one the XDP express
+/// path computes too, so a flow keeps its outer source port whichever path takes it.
+/// Never panics.
 #[inline]
-fn l4_ports(proto: u8, l4: &[u8]) -> Option<u32> {
-    let off = match proto {
-        protocol::TCP | protocol::UDP | protocol::DCCP | protocol::ESP | protocol::SCTP | protocol::UDPLITE => 0,
-        protocol::AH => 4,
-        _ => return None,
-    };
-    let p = l4.get(off..off + 4)?;
-    Some(u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
-}
-
-/// MurmurHash3 (x86_32) over 32-bit words: a few multiplies per word, full avalanche
-/// in the final mix, so the upper 16 bits `udp_flow_src_port` uses are well spread.
-struct FlowHasher {
-    h: u32,
-    n: u32,
-}
-
-impl FlowHasher {
-    #[inline(always)]
-    fn new(seed: u32) -> Self {
-        FlowHasher { h: seed, n: 0 }
-    }
-
-    #[inline(always)]
-    fn word(&mut self, w: u32) {
-        let k = w.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
-        self.h = (self.h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
-        self.n += 4;
-    }
-
-    #[inline(always)]
-    fn l4(mut self, proto: u8, ports: Option<u32>) -> u32 {
-        self.word(proto as u32 | if ports.is_some() { 0x100 } else { 0 });
-        if let Some(p) = ports {
-            self.word(p);
-        }
-        self.finish()
-    }
-
-    #[inline(always)]
-    fn finish(self) -> u32 {
-        let mut h = self.h ^ self.n;
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x85eb_ca6b);
-        h ^= h >> 13;
-        h = h.wrapping_mul(0xc2b2_ae35);
-        h ^ (h >> 16)
-    }
+pub fn flow_hash(inner: &[u8]) -> u32 {
+    flow::flow_hash(inner)
 }
 
 /// The outer UDP source port range, as `ip link ... srcport MIN MAX`.
@@ -171,8 +46,7 @@ impl SrcPortRange {
     #[inline]
     pub fn pick(&self, hash: u32) -> u16 {
         let r = if self.min >= self.max { Self::KERNEL_DEFAULT } else { *self };
-        let hash = hash ^ (hash << 16);
-        (((hash as u64 * (r.max - r.min) as u64) >> 32) as u32 + r.min as u32) as u16
+        flow::pick_port(hash, r.min, r.max)
     }
 }
 

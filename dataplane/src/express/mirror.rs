@@ -1,0 +1,331 @@
+//! What the express path's maps should hold, and the changes that get them there: pure
+//! logic over an FDB snapshot and the next hops, no I/O, so it is tested without root.
+//!
+//! Remotes get stable slots in the templates array (a remote keeps its slot while any
+//! entry uses it), so a next-hop change rewrites one template and no FDB entry, and an
+//! FDB change never touches a template another entry uses. Changes come in an order that
+//! never lets a program see an entry pointing at a template that is not yet, or no
+//! longer, that remote's: new templates first, then FDB entries, then the templates of
+//! freed slots are invalidated. A freed slot is reused only by a later sync.
+
+use crate::fdb::{FdbSnapshot, Remote};
+use crate::nexthop::{NextHops, RemoteKey};
+use crate::wire::ethernet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use vxdp_common::express::{
+    FdbKey, FdbValue, RemoteTemplate, FDB_LEARNED, MAX_FDB, MAX_REMOTES, NO_REMOTE, OUTER_V4_LEN, TPL_UDP_CSUM,
+    TPL_VALID,
+};
+
+/// Map writes for one sync, in the order they must be applied.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Templates of new or changed slots: written before any entry points at them.
+    pub templates: Vec<(u32, RemoteTemplate)>,
+    /// New or changed FDB entries.
+    pub fdb_put: Vec<(FdbKey, FdbValue)>,
+    /// FDB entries gone from the snapshot (or no longer usable).
+    pub fdb_del: Vec<FdbKey>,
+    /// Slots no entry uses any more: their templates are invalidated last.
+    pub freed: Vec<u32>,
+    /// Entries left to the workers because the express maps are full.
+    pub over_capacity: usize,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty() && self.fdb_put.is_empty() && self.fdb_del.is_empty() && self.freed.is_empty()
+    }
+}
+
+/// The state the maps are in (as far as this side wrote them), and the slot allocator.
+#[derive(Debug)]
+pub struct Mirror {
+    vni: u32,
+    slots: HashMap<RemoteKey, u32>,
+    free: Vec<u32>,
+    next_slot: u32,
+    fdb: HashMap<FdbKey, FdbValue>,
+    templates: HashMap<u32, RemoteTemplate>,
+}
+
+impl Mirror {
+    /// An empty mirror for a device of `vni` (the maps start empty too).
+    pub fn new(vni: u32) -> Mirror {
+        Mirror {
+            vni,
+            slots: HashMap::new(),
+            free: Vec::new(),
+            next_slot: 0,
+            fdb: HashMap::new(),
+            templates: HashMap::new(),
+        }
+    }
+
+    /// Entries the maps hold now.
+    pub fn len(&self) -> usize {
+        self.fdb.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fdb.is_empty()
+    }
+
+    /// The changes that make the maps match `snap` and `hops`; the mirror takes them as
+    /// applied. `clock` stamps new entries' last report (the table clock).
+    pub fn sync(&mut self, snap: &FdbSnapshot, hops: &NextHops, clock: u32) -> Changes {
+        let mut changes = Changes::default();
+        let mut wanted: HashMap<FdbKey, FdbValue> = HashMap::with_capacity(self.fdb.len());
+        let mut used: HashMap<RemoteKey, u32> = HashMap::new();
+        for (mac, remotes, learned) in snap.unicast_entries() {
+            if !ethernet::is_unicast(&mac) {
+                continue;
+            }
+            if wanted.len() >= MAX_FDB as usize {
+                changes.over_capacity += 1;
+                continue;
+            }
+            let key = FdbKey::new(self.vni, mac);
+            let (remote, vtep_v4) = match single_v4(remotes, hops) {
+                Some((rk, ip)) => match self.slot(rk, &mut used) {
+                    Some(slot) => (slot, ip),
+                    None => {
+                        changes.over_capacity += 1;
+                        (NO_REMOTE, ip)
+                    }
+                },
+                None => (NO_REMOTE, 0),
+            };
+            let flags = if learned { FDB_LEARNED } else { 0 };
+            let reported = self.fdb.get(&key).map_or(clock, |v| v.reported);
+            wanted.insert(key, FdbValue { remote, flags, vtep_v4, reported });
+        }
+
+        // Templates of the slots in use, before the entries that point at them.
+        for (rk, slot) in &used {
+            let tpl = template(hops, rk);
+            if self.templates.get(slot) != Some(&tpl) {
+                self.templates.insert(*slot, tpl);
+                changes.templates.push((*slot, tpl));
+            }
+        }
+        for (key, value) in &wanted {
+            if self.fdb.get(key).is_none_or(|v| !same_entry(v, value)) {
+                changes.fdb_put.push((*key, *value));
+            }
+        }
+        for key in self.fdb.keys() {
+            if !wanted.contains_key(key) {
+                changes.fdb_del.push(*key);
+            }
+        }
+        // Slots no entry uses any more: invalidated now, reused by a later sync.
+        let gone: Vec<RemoteKey> = self.slots.keys().filter(|rk| !used.contains_key(rk)).copied().collect();
+        for rk in gone {
+            if let Some(slot) = self.slots.remove(&rk) {
+                self.templates.remove(&slot);
+                changes.freed.push(slot);
+            }
+        }
+        changes.templates.sort_by_key(|(s, _)| *s);
+        changes.fdb_put.sort_by_key(|(k, _)| k.mac);
+        changes.fdb_del.sort_by_key(|k| k.mac);
+        changes.freed.sort_unstable();
+        self.fdb = wanted;
+        changes
+    }
+
+    /// Makes the slots freed by the last sync available again: call once its changes
+    /// are applied.
+    pub fn recycle(&mut self, freed: &[u32]) {
+        self.free.extend_from_slice(freed);
+    }
+
+    /// The slot of `rk` (allocating one), or `None` when all are taken.
+    fn slot(&mut self, rk: RemoteKey, used: &mut HashMap<RemoteKey, u32>) -> Option<u32> {
+        if let Some(s) = used.get(&rk) {
+            return Some(*s);
+        }
+        let slot = match self.slots.get(&rk) {
+            Some(s) => *s,
+            None => {
+                let s = match self.free.pop() {
+                    Some(s) => s,
+                    None if self.next_slot < MAX_REMOTES => {
+                        self.next_slot += 1;
+                        self.next_slot - 1
+                    }
+                    None => return None,
+                };
+                self.slots.insert(rk, s);
+                s
+            }
+        };
+        used.insert(rk, slot);
+        Some(slot)
+    }
+}
+
+/// An entry's remote when it has exactly one, over IPv4: the express path's case.
+fn single_v4(remotes: &[Remote], hops: &NextHops) -> Option<(RemoteKey, u32)> {
+    let [r] = remotes else { return None };
+    let IpAddr::V4(ip) = r.ip else { return None };
+    Some((hops.key(r)?, u32::from_ne_bytes(ip.octets())))
+}
+
+/// The template toward `rk`: valid when its next hop is resolved.
+fn template(hops: &NextHops, rk: &RemoteKey) -> RemoteTemplate {
+    let mut t = RemoteTemplate::default();
+    if let Some(tpl) = hops.get_key(rk) {
+        t.header[..OUTER_V4_LEN].copy_from_slice(tpl.header());
+        (t.ip_sum, t.udp_sum) = tpl.partial_sums();
+        t.flags = TPL_VALID | if tpl.params().udp_csum { TPL_UDP_CSUM } else { 0 };
+    }
+    t
+}
+
+/// Equal but for `reported`, which the program writes.
+fn same_entry(a: &FdbValue, b: &FdbValue) -> bool {
+    a.remote == b.remote && a.flags == b.flags && a.vtep_v4 == b.vtep_v4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdb::{FdbTable, DEFAULT_AGEING};
+    use crate::nexthop::EncapDefaults;
+    use crate::vxlan::Vni;
+    use std::net::Ipv4Addr;
+    use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+    use vxdp_control::Mac;
+
+    const VNI: u32 = 42;
+
+    fn ip(d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, d))
+    }
+
+    fn mac(d: u8) -> Mac {
+        Mac([2, 0, 0, 0, 0, d])
+    }
+
+    fn hops() -> NextHops {
+        NextHops::new(EncapDefaults {
+            local: Ipv4Addr::new(192, 0, 2, 100),
+            port: 4789,
+            vni: Vni::new(VNI).unwrap(),
+            ttl: 64,
+            tos: 0,
+            udp_csum: false,
+        })
+    }
+
+    fn resolve(h: &mut NextHops, d: u8) {
+        let k = h.key(&Remote::new(ip(d))).unwrap();
+        assert!(h.insert(k, [2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 1, d]));
+    }
+
+    fn put(t: &FdbTable, op: FdbOp, m: Mac, d: u8, source: Source) {
+        t.apply(&FdbRequest::new(op, m, Some(Remote::new(ip(d)))), source).unwrap();
+    }
+
+    fn vtep(d: u8) -> u32 {
+        u32::from_ne_bytes([192, 0, 2, d])
+    }
+
+    #[test]
+    fn entries_templates_and_their_order() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let mut h = hops();
+        resolve(&mut h, 1);
+        put(&t, FdbOp::Replace, mac(1), 1, Source::Static);
+        put(&t, FdbOp::Replace, mac(2), 2, Source::Learned); // next hop not resolved
+        put(&t, FdbOp::Append, Mac::ZERO, 1, Source::Static); // flood entry: not mirrored
+        let mut m = Mirror::new(VNI);
+        let c = m.sync(&t.snapshot(), &h, 7);
+        assert_eq!(c.fdb_put.len(), 2, "{c:?}");
+        let v1 = c.fdb_put.iter().find(|(k, _)| k.mac == mac(1).0).unwrap().1;
+        let v2 = c.fdb_put.iter().find(|(k, _)| k.mac == mac(2).0).unwrap().1;
+        assert_eq!((v1.flags, v1.vtep_v4, v1.reported), (0, vtep(1), 7));
+        assert_eq!((v2.flags, v2.vtep_v4), (FDB_LEARNED, vtep(2)));
+        assert_ne!(v1.remote, v2.remote);
+        let tpl1 = c.templates.iter().find(|(s, _)| *s == v1.remote).unwrap().1;
+        let tpl2 = c.templates.iter().find(|(s, _)| *s == v2.remote).unwrap().1;
+        assert_eq!(tpl1.flags, TPL_VALID);
+        assert_eq!(&tpl1.header[..OUTER_V4_LEN], h.get(&Remote::new(ip(1))).unwrap().header());
+        assert_eq!(tpl2.flags, 0, "an unresolved remote's template is invalid");
+
+        // Nothing changed: nothing to write.
+        assert!(m.sync(&t.snapshot(), &h, 8).is_empty());
+
+        // The next hop resolves: one template, no entry.
+        resolve(&mut h, 2);
+        let c = m.sync(&t.snapshot(), &h, 9);
+        assert_eq!((c.templates.len(), c.fdb_put.len()), (1, 0), "{c:?}");
+        assert_eq!(c.templates[0].0, v2.remote);
+    }
+
+    #[test]
+    fn replace_moves_the_entry_and_frees_the_old_slot() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let mut h = hops();
+        resolve(&mut h, 1);
+        resolve(&mut h, 3);
+        put(&t, FdbOp::Replace, mac(1), 1, Source::Static);
+        let mut m = Mirror::new(VNI);
+        let first = m.sync(&t.snapshot(), &h, 1);
+        let old_slot = first.fdb_put[0].1.remote;
+        m.recycle(&first.freed);
+
+        put(&t, FdbOp::Replace, mac(1), 3, Source::Static);
+        let c = m.sync(&t.snapshot(), &h, 2);
+        assert_eq!(c.fdb_put.len(), 1);
+        let v = c.fdb_put[0].1;
+        assert_eq!(v.vtep_v4, vtep(3));
+        assert_ne!(v.remote, old_slot, "a slot freed in this sync is not reused in it");
+        assert_eq!(c.freed, vec![old_slot]);
+        assert!(c.templates.iter().any(|(s, _)| *s == v.remote));
+        m.recycle(&c.freed);
+
+        // Deleting the MAC deletes the entry and frees its slot; the next remote reuses it.
+        t.apply(&FdbRequest::new(FdbOp::Del, mac(1), None), Source::Static).unwrap();
+        let c = m.sync(&t.snapshot(), &h, 3);
+        assert_eq!((c.fdb_del, c.freed.clone()), (vec![FdbKey::new(VNI, mac(1).0)], vec![v.remote]));
+        m.recycle(&c.freed);
+        put(&t, FdbOp::Replace, mac(4), 1, Source::Static);
+        let c = m.sync(&t.snapshot(), &h, 4);
+        assert!([old_slot, v.remote].contains(&c.fdb_put[0].1.remote), "{c:?}");
+        assert!(m.len() == 1 && !m.is_empty());
+    }
+
+    #[test]
+    fn several_remotes_or_ipv6_leave_the_entry_to_the_workers() {
+        let t = FdbTable::new(false, DEFAULT_AGEING);
+        let mut h = hops();
+        resolve(&mut h, 1);
+        resolve(&mut h, 2);
+        put(&t, FdbOp::Append, mac(1), 1, Source::Static);
+        put(&t, FdbOp::Append, mac(1), 2, Source::Static);
+        let m6 = Remote::new("2001:db8::1".parse().unwrap());
+        t.apply(&FdbRequest::new(FdbOp::Replace, mac(6), Some(m6)), Source::Static).unwrap();
+        let mut m = Mirror::new(VNI);
+        let c = m.sync(&t.snapshot(), &h, 1);
+        assert_eq!(c.fdb_put.len(), 2);
+        assert!(c.fdb_put.iter().all(|(_, v)| v.remote == NO_REMOTE), "{c:?}");
+        assert!(c.templates.is_empty());
+    }
+
+    #[test]
+    fn a_learned_entry_keeps_the_programs_report_clock() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let h = hops();
+        put(&t, FdbOp::Replace, mac(1), 1, Source::Learned);
+        let mut m = Mirror::new(VNI);
+        assert_eq!(m.sync(&t.snapshot(), &h, 5).fdb_put[0].1.reported, 5);
+        // The same entry, re-pinned by a static one: rewritten, the clock kept.
+        put(&t, FdbOp::Replace, mac(1), 1, Source::Static);
+        let c = m.sync(&t.snapshot(), &h, 9);
+        assert_eq!((c.fdb_put[0].1.flags, c.fdb_put[0].1.reported), (0, 5));
+    }
+}
