@@ -21,7 +21,7 @@ fn has_line(table: &str, mac: &str, dst: &str) -> bool {
 
 #[test]
 fn consul_e2e() {
-    if !require_root() {
+    if !require_root("consul_e2e") {
         return;
     }
     let _serial = serial();
