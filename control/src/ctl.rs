@@ -10,7 +10,7 @@
 //! requests. Only root or the daemon's own uid may connect (checked with
 //! `SO_PEERCRED`); anyone else gets one [`Response::Error`] and the connection closes.
 
-use crate::fdb::{FdbRequest, Remote, Source};
+use crate::entry::{FdbRequest, Remote, Source};
 use crate::mac::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -456,7 +456,7 @@ pub fn fmt_fdb_show(entries: &[FdbShowEntry], dev: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::FdbOp;
+    use crate::entry::FdbOp;
     use std::time::Instant;
 
     /// A unique device name per test, so parallel tests do not collide.

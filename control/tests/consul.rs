@@ -15,7 +15,7 @@ use vxdp_control::consul::advertise::AdvertiseConfig;
 use vxdp_control::consul::{
     Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
 };
-use vxdp_control::fdb::Remote;
+use vxdp_control::entry::Remote;
 use vxdp_control::Mac;
 use vxdp_testsupport::consul::TestConsul;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use vxdp_common::XdpCounter;
 use vxdp_control::ctl::{Handler, Request, Response};
-use vxdp_control::fdb::Source;
+use vxdp_control::entry::Source;
 
 /// What the control socket needs to answer requests.
 pub(super) struct Control {
