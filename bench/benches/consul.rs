@@ -1,7 +1,7 @@
 //! Consul control-plane figures (plain `main`, not criterion: these are latencies and
 //! rates of a running system, not a closure timed in a loop).
 //!
-//! The Consul HTTP API is the in-process test server (`testserver`), run in a child
+//! The Consul HTTP API is the in-process test server (`vxdp_testsupport::consul`), run in a child
 //! process so that its memory and CPU are not counted as vxdp's. The watcher applies to
 //! a real `FdbTable` exactly as `vxdp run --consul` does (`vxdp::daemon::consul::apply`).
 //!
@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vxdp::fdb::{FdbTable, DEFAULT_AGEING};
-use vxdp_control::consul::testserver::TestConsul;
 use vxdp_control::consul::{Change, Client, ConsulConfig, Keys, WatchConfig, Watcher};
+use vxdp_testsupport::consul::TestConsul;
 
 const SERVE_ENV: &str = "VXDP_BENCH_CONSUL_SERVE";
 

@@ -1,8 +1,9 @@
 //! vxdp-control: where vxdp's FDB entries come from, in `bridge fdb` terms.
 //!
 //! - [`mac`]: the [`Mac`](mac::Mac) address type.
-//! - [`fdb`]: FDB requests and sources, and parsing `bridge fdb`-style arguments and
-//!   `--fdb` files.
+//! - [`entry`]: FDB entries as requested (ops, remotes, sources), and parsing
+//!   `bridge fdb`-style arguments and `--fdb` files. Named `entry` so it is not taken
+//!   for the data plane's table itself (`vxdp::fdb`).
 //! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
 //!   socket) and `fdb show` formatting.
 //! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
@@ -12,7 +13,7 @@
 
 pub mod consul;
 pub mod ctl;
-pub mod fdb;
+pub mod entry;
 pub mod mac;
 
 pub use mac::Mac;

@@ -9,7 +9,7 @@
 use crate::vxlan::{EncapParams, OuterTemplate, Vni};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use vxdp_control::fdb::Remote;
+use vxdp_control::entry::Remote;
 
 /// A remote VTEP as the wire sees it: address, UDP port and VNI, defaults filled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

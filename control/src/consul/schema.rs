@@ -14,7 +14,7 @@
 //! MACs are written lower-case `aa:bb:cc:dd:ee:ff`; a key's MAC is the authority, the
 //! value does not repeat it.
 
-use crate::fdb::Remote;
+use crate::entry::Remote;
 use crate::mac::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

@@ -20,7 +20,7 @@
 
 use super::client::{Client, ConsulError};
 use super::schema::{diff, Desired, Keys};
-use crate::fdb::Remote;
+use crate::entry::Remote;
 use crate::mac::Mac;
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;

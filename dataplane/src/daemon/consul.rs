@@ -15,7 +15,7 @@ use std::time::Instant;
 use vxdp_control::consul::{
     AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
 };
-use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Source};
 use vxdp_control::Mac;
 
 /// Validated Consul settings for `vxdp run` (the command line builds them; see the
@@ -157,7 +157,7 @@ mod tests {
     use super::*;
     use crate::fdb::DEFAULT_AGEING;
     use std::collections::BTreeSet;
-    use vxdp_control::fdb::Remote;
+    use vxdp_control::entry::Remote;
 
     fn ip(d: u8) -> IpAddr {
         IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, d))

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vxdp_common::UnderlayConfig;
 use vxdp_control::ctl::{self};
-use vxdp_control::fdb::{FdbOp, FdbRequest, Remote, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Remote, Source};
 use vxdp_control::mac::Mac;
 
 /// A validated `vxdp run` configuration.
@@ -135,7 +135,8 @@ pub fn run(cfg: Config) -> Result<()> {
         .collect();
     if let Some(path) = &cfg.fdb_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("--fdb {}: cannot read", path.display()))?;
-        let entries = vxdp_control::fdb::parse_fdb_file(&text).with_context(|| format!("--fdb {}", path.display()))?;
+        let entries =
+            vxdp_control::entry::parse_fdb_file(&text).with_context(|| format!("--fdb {}", path.display()))?;
         for (mac, remote) in entries {
             statics.push((FdbRequest { op: FdbOp::Append, mac, remote: Some(remote) }, Source::Static));
         }

@@ -1,4 +1,5 @@
-//! FDB requests in `bridge fdb` terms, and the two text forms they arrive in: the CLI
+//! FDB entries as requested, in `bridge fdb` terms (the table itself is the data
+//! plane's, `vxdp::fdb`), and the two text forms they arrive in: the CLI
 //! keyword tail (`MAC dst IP [port P] [vni V] [dev NAME]`) and `--fdb` files (one
 //! such entry per line).
 //!

@@ -1,4 +1,4 @@
-//! An in-process Consul HTTP API server for tests (feature `test-server`), written
+//! An in-process Consul HTTP API server for tests, written
 //! against Consul's documented semantics, std only so it is easy to audit:
 //!
 //! - KV: `GET /v1/kv/<key>` with `recurse`, `keys`, `separator`, blocking `index` and
