@@ -1,6 +1,6 @@
 //! vxdp-control: where vxdp's FDB entries come from, in `bridge fdb` terms.
 //!
-//! - [`mac`]: the [`Mac`](mac::Mac) address type.
+//! - [`mac`]: the [`Mac`] address type.
 //! - [`entry`]: FDB entries as requested (ops, remotes, sources), and parsing
 //!   `bridge fdb`-style arguments and `--fdb` files. Named `entry` so it is not taken
 //!   for the data plane's table itself (`vxdp::fdb`).

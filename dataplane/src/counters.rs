@@ -249,7 +249,7 @@ impl OverloadWatch {
 
     /// Compares `now_counters` (one per worker) with the previous call's; returns the
     /// workers and sides that dropped more frames than they received (and at least
-    /// [`Self::MIN_DROPS`]) and were not reported within `quiet`.
+    /// `MIN_DROPS`) and were not reported within `quiet`.
     pub fn check(&mut self, now_counters: &[LocalCounters], now: std::time::Instant) -> Vec<Overload> {
         let mut out = Vec::new();
         for (w, (cur, prev)) in now_counters.iter().zip(self.last.iter()).enumerate() {
