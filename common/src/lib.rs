@@ -4,6 +4,9 @@
 //! Everything here is `#[repr(C)]`, `Copy` and free of padding surprises.
 #![no_std]
 
+mod vni;
+pub use vni::{ParseVniError, Vni};
+
 /// Names of the maps in the eBPF object, used by the loader to find them.
 pub mod maps {
     /// `Array<UnderlayConfig>` with one element, written by userspace before attach.
