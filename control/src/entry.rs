@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-
-/// The largest VNI, 2^24 - 1.
-pub const VNI_MAX: u32 = 0xff_ffff;
+use vxdp_common::Vni;
 
 /// Where an FDB entry came from. Precedence: `Static` > `Consul` > `Learned`.
 ///
@@ -268,12 +266,8 @@ fn parse_words<'a>(words: impl Iterator<Item = &'a str>, allow_dev: bool) -> Res
             }
             "vni" => {
                 let text = value("vni", &mut words)?;
-                let v: u32 = text
-                    .parse()
-                    .ok()
-                    .filter(|v| *v <= VNI_MAX)
-                    .ok_or_else(|| FdbParseError::BadVni(text.to_string()))?;
-                once(&mut vni, "vni", v)?;
+                let v: Vni = text.parse().map_err(|_| FdbParseError::BadVni(text.to_string()))?;
+                once(&mut vni, "vni", v.get())?;
             }
             "dev" => {
                 if !allow_dev {

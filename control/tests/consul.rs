@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vxdp_common::Vni;
 use vxdp_control::consul::advertise::AdvertiseConfig;
 use vxdp_control::consul::{
     Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
@@ -63,7 +64,7 @@ impl Backend {
     }
 
     fn keys(&self) -> Keys {
-        Keys::new(&self.prefix, VNI)
+        Keys::new(&self.prefix, Vni::new(VNI).unwrap())
     }
 
     fn put_mac(&self, mac: Mac, vtep: u8) {

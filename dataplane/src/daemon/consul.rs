@@ -5,6 +5,7 @@
 
 use crate::afxdp::localmac::LocalMacQueue;
 use crate::fdb::FdbTable;
+use crate::vxlan::Vni;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -52,7 +53,7 @@ pub struct Plumbing {
     pub fdb: Arc<FdbTable>,
     /// Set when the FDB changed (the control loop re-resolves next hops).
     pub fdb_changed: Arc<AtomicBool>,
-    pub vni: u32,
+    pub vni: Vni,
     pub local: IpAddr,
     pub dstport: u16,
     pub ageing: Duration,

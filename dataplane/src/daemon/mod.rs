@@ -241,7 +241,7 @@ pub fn run(cfg: Config) -> Result<()> {
         consul::Plumbing {
             fdb: fdb.clone(),
             fdb_changed: fdb_changed.clone(),
-            vni: cfg.vni.get(),
+            vni: cfg.vni,
             local: IpAddr::V4(local),
             dstport: cfg.dstport,
             ageing: cfg.ageing,
