@@ -3,6 +3,7 @@
 //! One definition for every side: the data plane, the CLI (`--vni`), the FDB entry
 //! parsers (`vni V`) and the Consul key schema. `no_std`: a parse error carries the
 //! offending text inline (up to [`BadText::CAPACITY`] bytes), not in a `String`.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 use core::str::FromStr;

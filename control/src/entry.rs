@@ -7,6 +7,7 @@
 //! extension is [`Source`]: every source (static configuration, Consul, learning) keeps
 //! its own layer of entries, and the highest-precedence layer that has a MAC decides
 //! where that MAC goes.
+#![forbid(unsafe_code)]
 
 use crate::mac::{Mac, MacParseError};
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,7 @@
 //! client prints, so neither side reads counters by string key.
 //!
 //! [`Request::Stats`]: crate::ctl::Request::Stats
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

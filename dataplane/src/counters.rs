@@ -4,6 +4,7 @@
 //! it accumulates into a plain [`LocalCounters`] during a batch and publishes with
 //! relaxed stores (no read-modify-write atomics) once per batch. Readers (`vxdp stats`)
 //! load each field and sum over workers.
+#![forbid(unsafe_code)]
 
 use crate::afxdp::xsk::SocketStats;
 use std::sync::atomic::{AtomicU64, Ordering};

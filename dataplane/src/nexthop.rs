@@ -5,6 +5,7 @@
 //! template up per packet in a published, immutable [`NextHops`] snapshot. A remote
 //! whose neighbour is not resolved yet has no template, and its frames are dropped as
 //! `no_neighbour` until it is.
+#![forbid(unsafe_code)]
 
 use crate::vxlan::{EncapParams, OuterTemplate, Vni};
 use std::collections::HashMap;

@@ -25,6 +25,7 @@
 //! connections are dropped), [`TestConsul::fail_next`] (HTTP 500s),
 //! [`TestConsul::set_hang`] (KV reads never answer), [`TestConsul::restore_backwards`]
 //! (a snapshot restore: indexes go back to small numbers).
+#![forbid(unsafe_code)]
 
 use base64::Engine;
 use std::collections::{BTreeMap, HashMap};

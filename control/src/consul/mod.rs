@@ -7,6 +7,7 @@
 //! - [`advertise`]: the advertiser thread (a session with a TTL; VTEP and MAC keys).
 //!
 //! See `docs/CONSUL.md` for the schema, the rules followed and the fault handling.
+#![forbid(unsafe_code)]
 
 pub mod advertise;
 pub mod client;

@@ -1,4 +1,5 @@
 //! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+#![forbid(unsafe_code)]
 
 mod consul_args;
 mod run_args;

@@ -2,6 +2,7 @@
 //! to the data plane. The watcher's diffs become one `apply_batch` on the FDB with
 //! source `consul` (one snapshot publish per Consul answer; workers never wait); MACs
 //! the workers see behind the overlay feed the advertiser.
+#![forbid(unsafe_code)]
 
 use crate::afxdp::localmac::LocalMacQueue;
 use crate::fdb::FdbTable;

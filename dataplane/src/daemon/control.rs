@@ -1,4 +1,5 @@
 //! The daemon's side of the control socket: `vxdp fdb` changes and `vxdp stats`.
+#![forbid(unsafe_code)]
 
 use crate::counters::{LocalCounters, WorkerCounters};
 use crate::fdb::FdbTable;

@@ -35,6 +35,7 @@
 //!
 //! [`Remote`] is `vxdp_control::entry::Remote` itself: it is `Copy` (32 bytes), so
 //! snapshots store it inline and the hot path reads it without conversion.
+#![forbid(unsafe_code)]
 
 use arc_swap::{ArcSwap, Guard};
 use crossbeam_queue::ArrayQueue;
