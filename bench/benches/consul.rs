@@ -1,7 +1,7 @@
 //! Consul control-plane figures (plain `main`, not criterion: these are latencies and
 //! rates of a running system, not a closure timed in a loop).
 //!
-//! The Consul HTTP API is the in-process test server (`testserver`), run in a child
+//! The Consul HTTP API is the in-process test server (`vxdp_testsupport::consul`), run in a child
 //! process so that its memory and CPU are not counted as vxdp's. The watcher applies to
 //! a real `FdbTable` exactly as `vxdp run --consul` does (`vxdp::daemon::consul::apply`).
 //!
@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vxdp::fdb::{FdbTable, DEFAULT_AGEING};
-use vxdp_control::consul::testserver::TestConsul;
+use vxdp::vxlan::Vni;
 use vxdp_control::consul::{Change, Client, ConsulConfig, Keys, WatchConfig, Watcher};
+use vxdp_testsupport::consul::TestConsul;
 
 const SERVE_ENV: &str = "VXDP_BENCH_CONSUL_SERVE";
 
@@ -62,7 +63,7 @@ impl Drop for Server {
 
 fn serve(preload: u32) -> ! {
     let s = TestConsul::start().expect("test server");
-    let keys = Keys::new("vxdp/", 42);
+    let keys = Keys::new("vxdp/", Vni::new(42).unwrap());
     for i in 0..preload {
         s.put(&keys.mac(vxdp_control::Mac(mac(i))), value(i).as_bytes());
     }
@@ -85,7 +86,7 @@ fn rss_kib(field: &str) -> u64 {
 fn watch(url: &str, fdb: &Arc<FdbTable>) -> Watcher {
     let f = fdb.clone();
     let changed = Arc::new(AtomicBool::new(false));
-    let cfg = WatchConfig::new(Keys::new("vxdp/", 42));
+    let cfg = WatchConfig::new(Keys::new("vxdp/", Vni::new(42).unwrap()));
     Watcher::spawn(Client::new(ConsulConfig::new(url)).expect("client"), cfg, move |c: &[Change]| {
         vxdp::daemon::consul::apply(&f, &changed, None, c)
     })
@@ -106,7 +107,7 @@ fn propagation() {
     let fdb = Arc::new(FdbTable::new(false, DEFAULT_AGEING));
     let _w = watch(&server.url, &fdb);
     let client = Client::new(ConsulConfig::new(&server.url)).expect("client");
-    let keys = Keys::new("vxdp/", 42);
+    let keys = Keys::new("vxdp/", Vni::new(42).unwrap());
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     std::thread::sleep(Duration::from_millis(300)); // the watcher's first (empty) listing
     for i in 0..1000u32 {
@@ -185,7 +186,7 @@ fn churn() {
     let url = server.url.clone();
     let writer = std::thread::spawn(move || {
         let client = Client::new(ConsulConfig::new(&url)).expect("client");
-        let keys = Keys::new("vxdp/", 42);
+        let keys = Keys::new("vxdp/", Vni::new(42).unwrap());
         let start = Instant::now();
         for i in 0..10_000u32 {
             let target = if i % 2 == 0 { i } else { 10_000 + i };

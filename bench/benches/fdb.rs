@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use vxdp::fdb::{mac_key, FdbTable, MacBuildHasher, Remote, DEFAULT_AGEING};
-use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Source};
 use vxdp_control::mac::Mac;
 
 const BATCH: usize = 64;

@@ -1,5 +1,6 @@
 //! [`counter_enum!`](crate::counter_enum): one definition of an enum that indexes a
 //! counter array, its length, its index order and its stable names.
+#![forbid(unsafe_code)]
 
 /// Defines a fieldless enum whose variants index a counter array, with explicit
 /// indices and a stable name each, and generates:

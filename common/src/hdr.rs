@@ -5,6 +5,7 @@
 //! Offsets are from the start of their own header. Values (EtherTypes, protocol
 //! numbers, flags, the port) are in host byte order; the XDP program swaps what it
 //! loads, or swaps a constant once at compile time.
+#![forbid(unsafe_code)]
 
 /// Ethernet II (IEEE 802.3 framing with an EtherType).
 pub mod eth {

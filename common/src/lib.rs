@@ -8,6 +8,8 @@ mod counter_enum;
 pub mod express;
 pub mod flow;
 pub mod hdr;
+mod vni;
+pub use vni::{ParseVniError, Vni};
 
 /// Names of the maps in the eBPF object, used by the loader to find them.
 pub mod maps {

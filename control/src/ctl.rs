@@ -10,8 +10,9 @@
 //! requests. Only root or the daemon's own uid may connect (checked with
 //! `SO_PEERCRED`); anyone else gets one [`Response::Error`] and the connection closes.
 
-use crate::fdb::{FdbRequest, Remote, Source};
+use crate::entry::{FdbRequest, Remote, Source};
 use crate::mac::Mac;
+pub use crate::stats::{Drops, Stats, WorkerStats};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -57,7 +58,7 @@ pub enum Response {
     /// The request failed; the text says why, naming what is wrong.
     Error(String),
     Fdb(Vec<FdbShowEntry>),
-    Stats(serde_json::Value),
+    Stats(Stats),
 }
 
 /// One remote of one FDB entry, as `fdb show` reports it.
@@ -456,7 +457,7 @@ pub fn fmt_fdb_show(entries: &[FdbShowEntry], dev: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::FdbOp;
+    use crate::entry::FdbOp;
     use std::time::Instant;
 
     /// A unique device name per test, so parallel tests do not collide.
@@ -466,7 +467,7 @@ mod tests {
         format!("t{}{tag}{n}", std::process::id() % 10000)
     }
 
-    /// Echoes FDB requests back as a one-entry show; answers Stats with a counter.
+    /// Echoes FDB requests back as a one-entry show; answers Stats with its call count.
     struct Echo {
         calls: AtomicU64,
     }
@@ -483,9 +484,15 @@ mod tests {
                     age_secs: None,
                 }]),
                 Request::FdbShow => Response::Ok,
-                Request::Stats => Response::Stats(serde_json::json!({ "calls": self.calls.load(Ordering::Relaxed) })),
+                Request::Stats => Response::Stats(calls(self.calls.load(Ordering::Relaxed))),
             }
         }
+    }
+
+    /// What [`Echo`] answers to its `n`th call: `n` in a fixed and a drop counter.
+    fn calls(n: u64) -> Stats {
+        let drops = Drops([("calls".to_string(), n)].into());
+        Stats { total: WorkerStats { decap_frames: n, drops, ..Default::default() }, ..Default::default() }
     }
 
     fn echo() -> Arc<dyn Handler> {
@@ -514,7 +521,7 @@ mod tests {
         );
         // Several requests on one connection.
         assert_eq!(client.call(&Request::FdbShow).unwrap(), Response::Ok);
-        assert_eq!(client.call(&Request::Stats).unwrap(), Response::Stats(serde_json::json!({ "calls": 3 })));
+        assert_eq!(client.call(&Request::Stats).unwrap(), Response::Stats(calls(3)));
         let del = FdbRequest::new(FdbOp::Del, req.mac, None);
         assert_eq!(client.call(&Request::Fdb(del)).unwrap(), Response::Error("no entry for 02:00:00:00:00:01".into()));
     }

@@ -1,10 +1,12 @@
 //! vxdp-control: where vxdp's FDB entries come from, in `bridge fdb` terms.
 //!
-//! - [`mac`]: the [`Mac`](mac::Mac) address type.
-//! - [`fdb`]: FDB requests and sources, and parsing `bridge fdb`-style arguments and
-//!   `--fdb` files.
+//! - [`mac`]: the [`Mac`] address type.
+//! - [`entry`]: FDB entries as requested (ops, remotes, sources), and parsing
+//!   `bridge fdb`-style arguments and `--fdb` files. Named `entry` so it is not taken
+//!   for the data plane's table itself (`vxdp::fdb`).
 //! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
 //!   socket) and `fdb show` formatting.
+//! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
 //! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
 //!
 //! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
@@ -12,7 +14,8 @@
 
 pub mod consul;
 pub mod ctl;
-pub mod fdb;
+pub mod entry;
 pub mod mac;
+pub mod stats;
 
 pub use mac::Mac;

@@ -1,4 +1,5 @@
 //! Ethernet MAC addresses as the control plane reads and writes them.
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

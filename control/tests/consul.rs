@@ -1,7 +1,7 @@
 //! The Consul watcher and advertiser against a Consul HTTP API.
 //!
 //! By default every test runs against the in-process test server
-//! (`vxdp_control::consul::testserver`). With `CONSUL_HTTP_ADDR` set (and
+//! (`vxdp_testsupport::consul`). With `CONSUL_HTTP_ADDR` set (and
 //! `CONSUL_HTTP_TOKEN` if ACLs are on), the same tests run against that real Consul,
 //! each under its own key prefix, removed afterwards; the fault-injection tests, which
 //! need to make the server misbehave, then skip with a message.
@@ -11,13 +11,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vxdp_common::Vni;
 use vxdp_control::consul::advertise::AdvertiseConfig;
-use vxdp_control::consul::testserver::TestConsul;
 use vxdp_control::consul::{
     Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
 };
-use vxdp_control::fdb::Remote;
+use vxdp_control::entry::Remote;
 use vxdp_control::Mac;
+use vxdp_testsupport::consul::TestConsul;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 const VNI: u32 = 42;
@@ -63,7 +64,7 @@ impl Backend {
     }
 
     fn keys(&self) -> Keys {
-        Keys::new(&self.prefix, VNI)
+        Keys::new(&self.prefix, Vni::new(VNI).unwrap())
     }
 
     fn put_mac(&self, mac: Mac, vtep: u8) {

@@ -4,10 +4,11 @@
 //! it accumulates into a plain [`LocalCounters`] during a batch and publishes with
 //! relaxed stores (no read-modify-write atomics) once per batch. Readers (`vxdp stats`)
 //! load each field and sum over workers.
+#![forbid(unsafe_code)]
 
 use crate::afxdp::xsk::SocketStats;
-use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
+use vxdp_control::ctl::{Drops, WorkerStats};
 
 vxdp_common::counter_enum! {
     /// Why a frame was dropped by the data path. Indexes the drop counters; the name is
@@ -136,20 +137,25 @@ impl WorkerCounters {
     }
 }
 
-/// Counters as reported over the control socket: name → value, in a stable order.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CounterSet(pub Vec<(String, u64)>);
-
-impl From<&LocalCounters> for CounterSet {
+/// Counters as reported over the control socket (`vxdp stats`): the fixed counters by
+/// field, the drops by [`DropReason::name`].
+impl From<&LocalCounters> for WorkerStats {
     fn from(c: &LocalCounters) -> Self {
-        let mut v = Vec::with_capacity(Counter::COUNT + DropReason::COUNT);
-        for k in Counter::ALL {
-            v.push((k.name().to_string(), c.traffic[k as usize]));
+        let t = |k: Counter| c.traffic[k as usize];
+        WorkerStats {
+            decap_bytes: t(Counter::DecapBytes),
+            decap_frames: t(Counter::DecapFrames),
+            drops: Drops(DropReason::ALL.iter().map(|&r| (r.name().to_string(), c.drops[r as usize])).collect()),
+            encap_bytes: t(Counter::EncapBytes),
+            encap_frames: t(Counter::EncapFrames),
+            flooded: t(Counter::Flooded),
+            learn_queue_full: t(Counter::LearnQueueFull),
+            learned: t(Counter::Learned),
+            overlay_rx_bytes: t(Counter::OverlayRxBytes),
+            overlay_rx_frames: t(Counter::OverlayRxFrames),
+            underlay_rx_bytes: t(Counter::UnderlayRxBytes),
+            underlay_rx_frames: t(Counter::UnderlayRxFrames),
         }
-        for r in DropReason::ALL {
-            v.push((format!("drop_{}", r.name()), c.drops[r as usize]));
-        }
-        CounterSet(v)
     }
 }
 
@@ -187,12 +193,31 @@ mod tests {
         let over = SocketStats { rx_ring_full: 11, rx_dropped: 5, ..Default::default() };
         c.set_kernel_drops(&under, &over);
         c.set_kernel_drops(&under, &over);
-        let set = CounterSet::from(&c);
-        let get = |n: &str| set.0.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        let json = serde_json::to_value(WorkerStats::from(&c)).unwrap();
+        let get = |n: &str| json[n].as_u64();
         assert_eq!(get("drop_underlay_rx_ring_full"), Some(7));
         assert_eq!(get("drop_overlay_rx_ring_full"), Some(11));
         assert_eq!(get("drop_underlay_no_rx_buffer"), Some(3));
         assert_eq!(get("drop_overlay_no_rx_buffer"), Some(5));
+    }
+
+    #[test]
+    fn stats_keys_are_the_counter_and_reason_names() {
+        let mut c = LocalCounters::default();
+        for (i, k) in Counter::ALL.into_iter().enumerate() {
+            c.add(k, 100 + i as u64);
+        }
+        for (i, r) in DropReason::ALL.into_iter().enumerate() {
+            c.drops[r as usize] = 200 + i as u64;
+        }
+        let json = serde_json::to_value(WorkerStats::from(&c)).unwrap();
+        let mut want: Vec<(String, u64)> =
+            Counter::ALL.iter().map(|&k| (k.name().to_string(), 100 + k as u64)).collect();
+        want.extend(DropReason::ALL.iter().map(|&r| (format!("drop_{}", r.name()), 200 + r as u64)));
+        want.sort();
+        let got: Vec<(String, u64)> =
+            json.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+        assert_eq!(got, want);
     }
 }
 
@@ -225,7 +250,7 @@ impl OverloadWatch {
 
     /// Compares `now_counters` (one per worker) with the previous call's; returns the
     /// workers and sides that dropped more frames than they received (and at least
-    /// [`Self::MIN_DROPS`]) and were not reported within `quiet`.
+    /// `MIN_DROPS`) and were not reported within `quiet`.
     pub fn check(&mut self, now_counters: &[LocalCounters], now: std::time::Instant) -> Vec<Overload> {
         let mut out = Vec::new();
         for (w, (cur, prev)) in now_counters.iter().zip(self.last.iter()).enumerate() {

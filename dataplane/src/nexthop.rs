@@ -5,11 +5,12 @@
 //! template up per packet in a published, immutable [`NextHops`] snapshot. A remote
 //! whose neighbour is not resolved yet has no template, and its frames are dropped as
 //! `no_neighbour` until it is.
+#![forbid(unsafe_code)]
 
 use crate::vxlan::{EncapParams, OuterTemplate, Vni};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use vxdp_control::fdb::Remote;
+use vxdp_control::entry::Remote;
 
 /// A remote VTEP as the wire sees it: address, UDP port and VNI, defaults filled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,6 +1,6 @@
 //! rtnetlink client against a real kernel, inside throwaway network namespaces.
 //!
-//! Root only (skips with a message otherwise). Each test builds two namespaces joined
+//! Root only (skips with a message otherwise, fails under `VXDP_REQUIRE_ROOT=1`). Each test builds two namespaces joined
 //! by a veth pair, `va` (192.0.2.1/24) <-> `vb` (192.0.2.2/24), plus a route
 //! 198.51.100.0/25 via 192.0.2.2 in the first; a guard deletes both namespaces on drop,
 //! also when the test panics. Netlink calls run on a thread that has `setns()` into
@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vxdp::netlink::{self, ChangeMonitor, Neighbour, Netlink, NetlinkError};
+use vxdp_testsupport::require_root;
 
 const A_IP: &str = "192.0.2.1";
 const B_IP: &str = "192.0.2.2";
@@ -24,9 +25,7 @@ struct Topology {
 impl Topology {
     /// None (after printing why) when not root.
     fn new(tag: &str, ipv6: bool) -> Option<Topology> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipping netlink integration test {tag}: needs root (network namespaces)");
+        if !require_root(&format!("netlink integration test {tag}")) {
             return None;
         }
         let pid = std::process::id();

@@ -1,5 +1,6 @@
-//! Root-only: loads and attaches the XDP programs on a veth between two throwaway network
-//! namespaces and checks verdicts, counters, detach on drop and detach on SIGKILL.
+//! Root-only (skips otherwise, fails under `VXDP_REQUIRE_ROOT=1`): loads and attaches the
+//! XDP programs on a veth between two throwaway network namespaces and checks verdicts,
+//! counters, detach on drop and detach on SIGKILL.
 //!
 //! Traffic stays inside the namespaces created here, on 192.0.2.0/24 (TEST-NET-1).
 
@@ -16,6 +17,7 @@ use std::{
 
 use vxdp::xdp::{XdpMode, XdpPrograms};
 use vxdp_common::{UnderlayConfig, XdpCounter};
+use vxdp_testsupport::require_root;
 
 const VTEP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -25,11 +27,6 @@ const VXLAN_PORT: u16 = 4789;
 const OTHER_PORT: u16 = 9999;
 /// Environment variable that turns the `sigkill_child` test into the child process.
 const CHILD_ENV: &str = "VXDP_XDP_ATTACH_CHILD";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Two namespaces joined by a veth; deletes them (and with them the veth) on drop.
 struct Netns {
@@ -220,8 +217,7 @@ fn send_until_received(tx: &UdpSocket, rx: &UdpSocket, to: SocketAddr, from_ip: 
 
 #[test]
 fn underlay_counts_and_passes_then_detaches_on_drop() {
-    if !is_root() {
-        eprintln!("SKIP underlay_counts_and_passes_then_detaches_on_drop: needs root");
+    if !require_root("underlay_counts_and_passes_then_detaches_on_drop") {
         return;
     }
     let net = Netns::new("a");
@@ -349,8 +345,7 @@ fn send_raw(ns: &str, ifname: &str, frame: Vec<u8>, n: usize) {
 /// receives them.
 #[test]
 fn underlay_steers_vlan_tagged_vxlan() {
-    if !is_root() {
-        eprintln!("SKIP underlay_steers_vlan_tagged_vxlan: needs root");
+    if !require_root("underlay_steers_vlan_tagged_vxlan") {
         return;
     }
     let net = Netns::new("t");
@@ -403,8 +398,7 @@ fn sigkill_child() {
 
 #[test]
 fn underlay_detaches_on_sigkill() {
-    if !is_root() {
-        eprintln!("SKIP underlay_detaches_on_sigkill: needs root");
+    if !require_root("underlay_detaches_on_sigkill") {
         return;
     }
     if std::env::var_os(CHILD_ENV).is_some() {

@@ -30,17 +30,10 @@ pub use serial::serial;
 pub use topology::{Host, Side, Topology, VtepKind};
 pub use vtep::kernel_vtep;
 
-/// True when the tests can create namespaces; otherwise prints why the
-/// test is skipped and returns false, and the test returns early.
-pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        eprintln!("skipping: needs root (CAP_NET_ADMIN) to create network namespaces");
-        return false;
-    }
-    true
-}
+/// `require_root("test name")`: true when the test can create namespaces; otherwise it
+/// says why the test is skipped and returns false (the test returns early), or fails
+/// the test under `VXDP_REQUIRE_ROOT=1` (CI).
+pub use vxdp_testsupport::require_root;
 
 /// Polls `cond` every 50 ms until it returns true or `timeout` passes;
 /// returns whether it became true. Use instead of fixed sleeps.

@@ -57,7 +57,7 @@ fn drops(stats: &Stats) -> Vec<(&'static str, u64)> {
 
 #[test]
 fn bad_input_counted() {
-    if !require_root() {
+    if !require_root("bad_input_counted") {
         return;
     }
     let _serial = serial();

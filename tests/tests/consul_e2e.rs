@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use vxdp_control::consul::testserver::TestConsul;
 use vxdp_tests::multi::{Cluster, UNDERLAY_SERVICE_IP};
 use vxdp_tests::traffic::ping;
 use vxdp_tests::{in_netns, require_root, serial, wait_until};
+use vxdp_testsupport::consul::TestConsul;
 
 const PREFIX: &str = "vxdp/vni/42/";
 
@@ -21,7 +21,7 @@ fn has_line(table: &str, mac: &str, dst: &str) -> bool {
 
 #[test]
 fn consul_e2e() {
-    if !require_root() {
+    if !require_root("consul_e2e") {
         return;
     }
     let _serial = serial();

@@ -19,7 +19,7 @@ fn line_for<'a>(table: &'a str, mac: &str) -> Option<&'a str> {
 
 #[test]
 fn fdb_control() {
-    if !require_root() {
+    if !require_root("fdb_control") {
         return;
     }
     let _serial = serial();
@@ -80,7 +80,7 @@ fn fdb_control() {
 
 #[test]
 fn nolearning_floods_unknown_unicast() {
-    if !require_root() {
+    if !require_root("nolearning_floods_unknown_unicast") {
         return;
     }
     let _serial = serial();

@@ -6,7 +6,7 @@ use vxdp_tests::{require_root, serial, Topology, VtepKind};
 
 #[test]
 fn interop_kernel_peer() {
-    if !require_root() {
+    if !require_root("interop_kernel_peer") {
         return;
     }
     let _serial = serial();

@@ -16,7 +16,7 @@ fn link_bytes(ns: &Netns, dev: &str) -> (u64, u64) {
 
 #[test]
 fn kernel_both_ends() {
-    if !require_root() {
+    if !require_root("kernel_both_ends") {
         return;
     }
     let _serial = serial();
@@ -35,7 +35,7 @@ fn kernel_both_ends() {
 /// so the checks above cannot pass by accident.
 #[test]
 fn kernel_vni_mismatch_isolates() {
-    if !require_root() {
+    if !require_root("kernel_vni_mismatch_isolates") {
         return;
     }
     let _serial = serial();

@@ -13,7 +13,7 @@ const NEW_MAC: &str = "02:00:00:00:0b:0b";
 
 #[test]
 fn nexthop_follows_neighbour_changes() {
-    if !require_root() {
+    if !require_root("nexthop_follows_neighbour_changes") {
         return;
     }
     let _serial = serial();

@@ -12,7 +12,7 @@ use vxdp_tests::{require_root, serial, wait_until, Side, Topology, VtepKind};
 
 #[test]
 fn underlay_survives() {
-    if !require_root() {
+    if !require_root("underlay_survives") {
         return;
     }
     let _serial = serial();

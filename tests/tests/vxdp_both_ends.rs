@@ -18,7 +18,7 @@ fn allowed_cpus(pid: u32, name: &str) -> Option<String> {
 
 #[test]
 fn vxdp_both_ends() {
-    if !require_root() {
+    if !require_root("vxdp_both_ends") {
         return;
     }
     let _serial = serial();

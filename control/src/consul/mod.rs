@@ -5,15 +5,13 @@
 //! - [`client`]: a small blocking client for KV, blocking queries and sessions.
 //! - [`watch`]: the watcher thread (blocking queries → diffs → the data plane's table).
 //! - [`advertise`]: the advertiser thread (a session with a TTL; VTEP and MAC keys).
-//! - `testserver` (feature `test-server`): an in-process Consul HTTP API for tests.
 //!
 //! See `docs/CONSUL.md` for the schema, the rules followed and the fault handling.
+#![forbid(unsafe_code)]
 
 pub mod advertise;
 pub mod client;
 pub mod schema;
-#[cfg(feature = "test-server")]
-pub mod testserver;
 pub mod watch;
 
 pub use advertise::{AdvertiseConfig, Advertiser, AdvertiserHandle};

@@ -14,11 +14,12 @@
 //! MACs are written lower-case `aa:bb:cc:dd:ee:ff`; a key's MAC is the authority, the
 //! value does not repeat it.
 
-use crate::fdb::Remote;
+use crate::entry::Remote;
 use crate::mac::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use vxdp_common::Vni;
 
 /// The schema version this code writes and the highest it reads.
 pub const VERSION: u32 = 1;
@@ -64,12 +65,12 @@ pub enum SchemaError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
-    vni: u32,
+    vni: Vni,
 }
 
 impl Keys {
     /// `prefix` should end in `/` (one is added if not).
-    pub fn new(prefix: &str, vni: u32) -> Keys {
+    pub fn new(prefix: &str, vni: Vni) -> Keys {
         let mut prefix = prefix.trim_start_matches('/').to_string();
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
@@ -153,9 +154,13 @@ mod tests {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, d))
     }
 
+    fn vni(v: u32) -> Vni {
+        Vni::new(v).unwrap()
+    }
+
     #[test]
     fn keys_and_values_round_trip() {
-        let k = Keys::new("vxdp", 42);
+        let k = Keys::new("vxdp", vni(42));
         assert_eq!(k.vni_prefix(), "vxdp/vni/42/");
         let mac: Mac = "02:00:00:00:00:01".parse().unwrap();
         assert_eq!(k.mac(mac), "vxdp/vni/42/mac/02:00:00:00:00:01");
@@ -170,7 +175,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored_unknown_kinds_skipped() {
-        let k = Keys::new("vxdp/", 7);
+        let k = Keys::new("vxdp/", vni(7));
         let v = br#"{"v":1,"vtep":"192.0.2.9","future":"x"}"#;
         assert!(k.parse("vxdp/vni/7/mac/02:00:00:00:00:09", v).unwrap().is_some());
         assert_eq!(k.parse("vxdp/vni/7/route/10.0.0.0_8", b"{}"), Ok(None));
@@ -178,7 +183,7 @@ mod tests {
 
     #[test]
     fn malformed_keys_and_values_are_errors() {
-        let k = Keys::new("vxdp/", 7);
+        let k = Keys::new("vxdp/", vni(7));
         let good = br#"{"v":1,"vtep":"192.0.2.9"}"#;
         assert_eq!(
             k.parse("vxdp/vni/7/mac/zz:00:00:00:00:09", good),

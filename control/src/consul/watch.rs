@@ -20,7 +20,7 @@
 
 use super::client::{Client, ConsulError};
 use super::schema::{diff, Desired, Keys};
-use crate::fdb::Remote;
+use crate::entry::Remote;
 use crate::mac::Mac;
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn decode_skips_bad_keys_and_remembers_only_those_still_bad() {
-        let mut cfg = WatchConfig::new(Keys::new("vxdp/", 5));
+        let mut cfg = WatchConfig::new(Keys::new("vxdp/", vxdp_common::Vni::new(5).unwrap()));
         cfg.local = Some("192.0.2.1".parse().unwrap());
         let good = pair("vxdp/vni/5/mac/02:00:00:00:00:01", r#"{"v":1,"vtep":"192.0.2.2"}"#);
         let mine = pair("vxdp/vni/5/mac/02:00:00:00:00:02", r#"{"v":1,"vtep":"192.0.2.1"}"#);

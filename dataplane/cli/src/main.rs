@@ -1,4 +1,5 @@
 //! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+#![forbid(unsafe_code)]
 
 mod consul_args;
 mod run_args;
@@ -10,7 +11,7 @@ use run_args::RunArgs;
 use stats::fmt_stats;
 use vxdp::daemon;
 use vxdp_control::ctl::{Client, Request, Response};
-use vxdp_control::fdb::FdbOp;
+use vxdp_control::entry::FdbOp;
 
 /// Userspace VXLAN (RFC 7348) data plane on AF_XDP: a drop-in for the kernel vxlan device.
 #[derive(Parser, Debug)]
@@ -86,7 +87,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let op: FdbOp = op.parse()?;
-            let parsed = vxdp_control::fdb::parse_fdb_args(&args)?;
+            let parsed = vxdp_control::entry::parse_fdb_args(&args)?;
             let req = parsed.request(op)?;
             let dev = parsed.dev.unwrap_or_else(|| "vx0".into());
             match call(&dev, &Request::Fdb(req))? {

@@ -18,7 +18,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "vx0")]
     name: String,
     /// VXLAN Network Identifier (0-16777215).
-    #[arg(long, value_parser = parse_vni)]
+    #[arg(long)]
     vni: Vni,
     /// UDP destination port of the remote VTEPs (and the one vxdp listens on).
     #[arg(long, default_value_t = 4789)]
@@ -79,11 +79,6 @@ pub struct RunArgs {
     datapath: Datapath,
     #[command(flatten)]
     consul: ConsulArgs,
-}
-
-fn parse_vni(s: &str) -> Result<Vni, String> {
-    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
-    Vni::new(v).ok_or_else(|| format!("{v} is out of range (0-16777215)"))
 }
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
@@ -220,6 +215,7 @@ mod tests {
     fn bad_values_are_refused_naming_the_option() {
         for (args, option, says) in [
             (&["--vni", "16777216"][..], "--vni", "out of range"),
+            (&["--vni", "blue"], "--vni", "\"blue\""),
             (&["--ttl", "0"], "--ttl", "not a TTL"),
             (&["--tos", "0x100"], "--tos", "not a TOS"),
             (&["--srcport", "5000", "4000"], "--srcport 5000 4000", "MIN must be below MAX"),

@@ -1,54 +1,117 @@
 //! The text form of `vxdp stats`.
 
-/// Text form of `vxdp stats`: totals, then per-worker lines for non-zero counters.
-pub fn fmt_stats(v: &serde_json::Value) -> String {
+use vxdp_control::ctl::Stats;
+
+/// Text form of `vxdp stats`: totals, then per-worker lines when there are several
+/// workers. Drop and XDP counters are listed by name, in name order.
+pub fn fmt_stats(s: &Stats) -> String {
     let mut out = String::new();
-    let name = v["name"].as_str().unwrap_or("?");
-    out.push_str(&format!("{name}:\n"));
-    let t = &v["total"];
-    let g = |k: &str| t[k].as_u64().unwrap_or(0);
+    out.push_str(&format!("{}:\n", s.name));
+    let t = &s.total;
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "", "frames", "bytes"));
-    out.push_str(&format!(
-        "    {:<18} {:>14} {:>18}\n",
-        "underlay rx",
-        g("underlay_rx_frames"),
-        g("underlay_rx_bytes")
-    ));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", g("decap_frames"), g("decap_bytes")));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", g("overlay_rx_frames"), g("overlay_rx_bytes")));
-    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", g("encap_frames"), g("encap_bytes")));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "underlay rx", t.underlay_rx_frames, t.underlay_rx_bytes));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", t.decap_frames, t.decap_bytes));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", t.overlay_rx_frames, t.overlay_rx_bytes));
+    out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", t.encap_frames, t.encap_bytes));
     out.push_str(&format!(
         "    flooded {}  learned {}  learn_queue_full {}\n",
-        g("flooded"),
-        g("learned"),
-        g("learn_queue_full")
+        t.flooded, t.learned, t.learn_queue_full
     ));
     out.push_str("    drops:");
-    if let Some(m) = t.as_object() {
-        for (k, val) in m.iter().filter(|(k, _)| k.starts_with("drop_")) {
-            out.push_str(&format!(" {}={}", &k[5..], val));
-        }
+    for (reason, n) in &t.drops.0 {
+        out.push_str(&format!(" {reason}={n}"));
     }
     out.push('\n');
-    if let Some(x) = v["xdp"].as_object() {
-        out.push_str("    xdp:");
-        for (k, val) in x {
-            out.push_str(&format!(" {}={}", k.trim_start_matches("xdp_"), val));
-        }
-        out.push('\n');
+    out.push_str("    xdp:");
+    for (name, n) in &s.xdp {
+        out.push_str(&format!(" {}={n}", name.trim_start_matches("xdp_")));
     }
-    if let Some(ws) = v["workers"].as_array() {
-        if ws.len() > 1 {
-            for (i, w) in ws.iter().enumerate() {
-                let f = |k: &str| w[k].as_u64().unwrap_or(0);
-                out.push_str(&format!(
-                    "    worker {i}: decap {} encap {} flooded {}\n",
-                    f("decap_frames"),
-                    f("encap_frames"),
-                    f("flooded")
-                ));
-            }
+    out.push('\n');
+    if s.workers.len() > 1 {
+        for (i, w) in s.workers.iter().enumerate() {
+            out.push_str(&format!(
+                "    worker {i}: decap {} encap {} flooded {}\n",
+                w.decap_frames, w.encap_frames, w.flooded
+            ));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vxdp_control::ctl::{Drops, Stats, WorkerStats};
+
+    /// Two workers, every counter distinct, some drops and XDP counters non-zero.
+    fn sample() -> Stats {
+        let reasons = [
+            "bad_flags",
+            "bad_header",
+            "mtu_exceeded",
+            "no_fdb_entry",
+            "no_frame",
+            "no_neighbour",
+            "not_vxlan",
+            "overlay_no_rx_buffer",
+            "overlay_rx_ring_full",
+            "truncated",
+            "tx_ring_full",
+            "underlay_no_rx_buffer",
+            "underlay_rx_ring_full",
+            "wrong_vni",
+        ];
+        let worker = |base: u64| WorkerStats {
+            decap_bytes: base + 1,
+            decap_frames: base + 2,
+            drops: Drops(reasons.iter().zip(base + 3..).map(|(r, n)| (r.to_string(), n)).collect()),
+            encap_bytes: base + 20,
+            encap_frames: base + 21,
+            flooded: base + 22,
+            learn_queue_full: base + 28,
+            learned: base + 23,
+            overlay_rx_bytes: base + 24,
+            overlay_rx_frames: base + 25,
+            underlay_rx_bytes: base + 26,
+            underlay_rx_frames: base + 27,
+        };
+        Stats {
+            name: "vx0".into(),
+            resolved_remotes: 2,
+            total: worker(1000),
+            workers: vec![worker(0), worker(100)],
+            xdp: [("xdp_pass_not_udp".to_string(), 5), ("xdp_underlay_steered".to_string(), 9)].into(),
+        }
+    }
+
+    #[test]
+    fn text_form_is_unchanged() {
+        assert_eq!(
+            fmt_stats(&sample()),
+            "vx0:
+                               frames              bytes
+    underlay rx                  1027               1026
+    decap -> overlay             1002               1001
+    overlay rx                   1025               1024
+    encap -> underlay            1021               1020
+    flooded 1022  learned 1023  learn_queue_full 1028
+    drops: bad_flags=1003 bad_header=1004 mtu_exceeded=1005 no_fdb_entry=1006 no_frame=1007 no_neighbour=1008 \
+not_vxlan=1009 overlay_no_rx_buffer=1010 overlay_rx_ring_full=1011 truncated=1012 tx_ring_full=1013 \
+underlay_no_rx_buffer=1014 underlay_rx_ring_full=1015 wrong_vni=1016
+    xdp: pass_not_udp=5 underlay_steered=9
+    worker 0: decap 2 encap 21 flooded 22
+    worker 1: decap 102 encap 121 flooded 122
+"
+        );
+    }
+
+    #[test]
+    fn one_worker_and_unreadable_xdp_counters() {
+        let mut one = sample();
+        one.workers.truncate(1);
+        one.xdp.clear();
+        let text = fmt_stats(&one);
+        assert!(text.ends_with(" wrong_vni=1016\n    xdp:\n"), "{text}");
+        assert!(!text.contains("worker"), "{text}");
+    }
 }

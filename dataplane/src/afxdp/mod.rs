@@ -1,7 +1,7 @@
 //! AF_XDP: the memory and rings shared with the kernel, and the threads that use them.
 //!
 //! - [`umem`]: the UMEM area and [`Frame`](umem::Frame), the handle that says userspace
-//!   owns a chunk; [`ring`]: one mapped ring; [`xsk`]: sockets (bind, options, stats)
+//!   owns a chunk; `ring`: one mapped ring; [`xsk`]: sockets (bind, options, stats)
 //!   and the batch operations that move frames through their four rings. These three
 //!   are the only modules with `unsafe`; [`xsk`] re-exports what the rest needs.
 //! - [`worker`]: the per-queue threads that move frames between the underlay and

@@ -11,7 +11,7 @@
 //! The kernel is not trusted to keep that bargain: the UMEM records who owns each chunk
 //! (userspace, or the fill or TX ring of one socket), and a descriptor coming back from a
 //! ring is only turned into a `Frame` if it lies inside one chunk and that chunk was on
-//! the matching ring of the same socket ([`Umem::claim`]). Anything else is refused, and
+//! the matching ring of the same socket (`Umem::claim`). Anything else is refused, and
 //! the socket counts it.
 
 use std::cell::Cell;

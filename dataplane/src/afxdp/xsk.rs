@@ -1,7 +1,7 @@
 //! AF_XDP sockets: bind, socket options, kernel statistics, and the batch operations on
 //! a socket's four rings, which move [`Frame`] handles in and out of userspace.
 //!
-//! With [`umem`](super::umem) and [`ring`](super::ring), this is where vxdp touches raw
+//! With [`umem`](super::umem) and `ring`, this is where vxdp touches raw
 //! kernel memory. Everything these modules expose outside `afxdp` is safe to call; each
 //! `unsafe` block says why it holds.
 //!

@@ -2,9 +2,11 @@
 //! to the data plane. The watcher's diffs become one `apply_batch` on the FDB with
 //! source `consul` (one snapshot publish per Consul answer; workers never wait); MACs
 //! the workers see behind the overlay feed the advertiser.
+#![forbid(unsafe_code)]
 
 use crate::afxdp::localmac::LocalMacQueue;
 use crate::fdb::FdbTable;
+use crate::vxlan::Vni;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -15,7 +17,7 @@ use std::time::Instant;
 use vxdp_control::consul::{
     AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
 };
-use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Source};
 use vxdp_control::Mac;
 
 /// Validated Consul settings for `vxdp run` (the command line builds them; see the
@@ -52,7 +54,7 @@ pub struct Plumbing {
     pub fdb: Arc<FdbTable>,
     /// Set when the FDB changed (the control loop re-resolves next hops).
     pub fdb_changed: Arc<AtomicBool>,
-    pub vni: u32,
+    pub vni: Vni,
     pub local: IpAddr,
     pub dstport: u16,
     pub ageing: Duration,
@@ -157,7 +159,7 @@ mod tests {
     use super::*;
     use crate::fdb::DEFAULT_AGEING;
     use std::collections::BTreeSet;
-    use vxdp_control::fdb::Remote;
+    use vxdp_control::entry::Remote;
 
     fn ip(d: u8) -> IpAddr {
         IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, d))

@@ -1,16 +1,18 @@
 //! The daemon's side of the control socket: `vxdp fdb` changes and `vxdp stats`.
+#![forbid(unsafe_code)]
 
-use crate::counters::{CounterSet, LocalCounters, WorkerCounters};
+use crate::counters::{LocalCounters, WorkerCounters};
 use crate::express::Express;
 use crate::fdb::FdbTable;
 use crate::nexthop::NextHops;
 use crate::xdp::XdpPrograms;
 use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use vxdp_common::XdpCounter;
-use vxdp_control::ctl::{Handler, Request, Response};
-use vxdp_control::fdb::Source;
+use vxdp_control::ctl::{Handler, Request, Response, Stats, WorkerStats};
+use vxdp_control::entry::Source;
 
 /// What the control socket needs to answer requests.
 pub(super) struct Control {
@@ -29,36 +31,31 @@ impl Control {
         express.sync(&self.fdb.snapshot(), &self.nexthops.load(), self.fdb.coarse_now_secs()).map(|_| ())
     }
 
-    fn stats_json(&self) -> serde_json::Value {
+    /// The workers' counters, and in the totals the express path's frames too: a frame
+    /// the express path decapsulated or encapsulated never reaches a worker, so every
+    /// frame is counted once (the per-worker figures stay the workers' own).
+    fn stats(&self) -> Stats {
         let mut total = LocalCounters::default();
         let mut workers = Vec::new();
         for c in &self.counters {
             let s = c.snapshot();
             total.accumulate(&s);
-            workers.push(counter_object(&CounterSet::from(&s)));
+            workers.push(WorkerStats::from(&s));
         }
-        let mut xdp = serde_json::Map::new();
+        let mut xdp = BTreeMap::new();
+        let mut total = WorkerStats::from(&total);
         if let Ok(values) = self.xdp.lock().map_err(|_| ()).and_then(|x| x.counters().map_err(|_| ())) {
             for c in XdpCounter::ALL {
-                xdp.insert(c.name().to_string(), values[c as usize].into());
+                xdp.insert(c.name().to_string(), values[c as usize]);
             }
+            let v = |c: XdpCounter| values[c as usize];
+            total.decap_frames += v(XdpCounter::ExpressDecap);
+            total.decap_bytes += v(XdpCounter::ExpressDecapBytes);
+            total.encap_frames += v(XdpCounter::ExpressEncap);
+            total.encap_bytes += v(XdpCounter::ExpressEncapBytes);
         }
-        serde_json::json!({
-            "name": self.name,
-            "total": counter_object(&CounterSet::from(&total)),
-            "workers": workers,
-            "xdp": xdp,
-            "resolved_remotes": self.nexthops.load().len(),
-        })
+        Stats { name: self.name.clone(), resolved_remotes: self.nexthops.load().len() as u64, total, workers, xdp }
     }
-}
-
-fn counter_object(set: &CounterSet) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for (k, v) in &set.0 {
-        m.insert(k.clone(), (*v).into());
-    }
-    serde_json::Value::Object(m)
 }
 
 impl Handler for Control {
@@ -77,7 +74,7 @@ impl Handler for Control {
                 Err(e) => Response::Error(e.to_string()),
             },
             Request::FdbShow => Response::Fdb(self.fdb.show()),
-            Request::Stats => Response::Stats(self.stats_json()),
+            Request::Stats => Response::Stats(self.stats()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (at most 50 ms) it maintains the FDB (learning, ageing), re-resolves next hops when
 //! the FDB or the kernel's routes and neighbours change, and every 2 s checks whether a
 //! worker falls behind its sockets.
+#![forbid(unsafe_code)]
 
 use super::SIGNALLED;
 use crate::counters::{LocalCounters, OverloadWatch, WorkerCounters};

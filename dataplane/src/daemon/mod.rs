@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vxdp_common::UnderlayConfig;
 use vxdp_control::ctl::{self};
-use vxdp_control::fdb::{FdbOp, FdbRequest, Remote, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Remote, Source};
 use vxdp_control::mac::Mac;
 
 /// A validated `vxdp run` configuration.
@@ -138,7 +138,8 @@ pub fn run(cfg: Config) -> Result<()> {
         .collect();
     if let Some(path) = &cfg.fdb_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("--fdb {}: cannot read", path.display()))?;
-        let entries = vxdp_control::fdb::parse_fdb_file(&text).with_context(|| format!("--fdb {}", path.display()))?;
+        let entries =
+            vxdp_control::entry::parse_fdb_file(&text).with_context(|| format!("--fdb {}", path.display()))?;
         for (mac, remote) in entries {
             statics.push((FdbRequest { op: FdbOp::Append, mac, remote: Some(remote) }, Source::Static));
         }
@@ -273,7 +274,7 @@ pub fn run(cfg: Config) -> Result<()> {
         consul::Plumbing {
             fdb: fdb.clone(),
             fdb_changed: fdb_changed.clone(),
-            vni: cfg.vni.get(),
+            vni: cfg.vni,
             local: IpAddr::V4(local),
             dstport: cfg.dstport,
             ageing: cfg.ageing,

@@ -1,5 +1,6 @@
 //! The overlay netdev: a veth pair whose user end (`--name`) is bridged or addressed
 //! like a kernel `vxlan0`, and whose other end vxdp's sockets and XDP program serve.
+#![forbid(unsafe_code)]
 
 use crate::netlink::Netlink;
 

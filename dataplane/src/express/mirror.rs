@@ -197,7 +197,7 @@ mod tests {
     use crate::nexthop::EncapDefaults;
     use crate::vxlan::Vni;
     use std::net::Ipv4Addr;
-    use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+    use vxdp_control::entry::{FdbOp, FdbRequest, Source};
     use vxdp_control::Mac;
 
     const VNI: u32 = 42;

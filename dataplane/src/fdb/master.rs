@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Source};
 use vxdp_control::mac::Mac;
 
 /// One source's entry for one MAC.

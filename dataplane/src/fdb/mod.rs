@@ -33,8 +33,9 @@
 //! is refreshed by `needs_learning`; `maintain` expires learned entries idle longer
 //! than the ageing time (0 disables ageing, as in the kernel).
 //!
-//! [`Remote`] is `vxdp_control::fdb::Remote` itself: it is `Copy` (32 bytes), so
+//! [`Remote`] is `vxdp_control::entry::Remote` itself: it is `Copy` (32 bytes), so
 //! snapshots store it inline and the hot path reads it without conversion.
+#![forbid(unsafe_code)]
 
 use arc_swap::{ArcSwap, Guard};
 use crossbeam_queue::ArrayQueue;
@@ -44,10 +45,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vxdp_control::ctl::FdbShowEntry;
-use vxdp_control::fdb::{FdbOp, FdbRequest, Source};
+use vxdp_control::entry::{FdbOp, FdbRequest, Source};
 use vxdp_control::mac::Mac;
 
-pub use vxdp_control::fdb::Remote;
+pub use vxdp_control::entry::Remote;
 
 mod hash;
 mod master;

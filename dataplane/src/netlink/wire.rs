@@ -3,6 +3,7 @@
 //! Pure byte handling, no I/O: the builder produces one request message with aligned
 //! `nlmsghdr`/`rtattr` framing, the parsers walk reply buffers and check every length
 //! once. Netlink uses host byte order throughout (except where noted).
+#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 

@@ -6,6 +6,7 @@
 //! [`flow_hash`] and [`SrcPortRange`] pick the outer UDP source port the way Linux's
 //! `udp_flow_src_port` does. Behaviour follows the Linux `vxlan` driver wherever the
 //! wire shows it; each such choice names the kernel function it mirrors.
+#![forbid(unsafe_code)]
 
 mod decap;
 mod encap;

@@ -8,6 +8,7 @@
 //! `new_checked` validates the length once, after which accessors index without
 //! further checks failing. Nothing here allocates or knows about VXLAN policy: that is
 //! [`crate::vxlan`].
+#![forbid(unsafe_code)]
 
 pub mod checksum;
 pub mod ethernet;

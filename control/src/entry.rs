@@ -1,4 +1,5 @@
-//! FDB requests in `bridge fdb` terms, and the two text forms they arrive in: the CLI
+//! FDB entries as requested, in `bridge fdb` terms (the table itself is the data
+//! plane's, `vxdp::fdb`), and the two text forms they arrive in: the CLI
 //! keyword tail (`MAC dst IP [port P] [vni V] [dev NAME]`) and `--fdb` files (one
 //! such entry per line).
 //!
@@ -6,15 +7,14 @@
 //! extension is [`Source`]: every source (static configuration, Consul, learning) keeps
 //! its own layer of entries, and the highest-precedence layer that has a MAC decides
 //! where that MAC goes.
+#![forbid(unsafe_code)]
 
 use crate::mac::{Mac, MacParseError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-
-/// The largest VNI, 2^24 - 1.
-pub const VNI_MAX: u32 = 0xff_ffff;
+use vxdp_common::Vni;
 
 /// Where an FDB entry came from. Precedence: `Static` > `Consul` > `Learned`.
 ///
@@ -267,12 +267,8 @@ fn parse_words<'a>(words: impl Iterator<Item = &'a str>, allow_dev: bool) -> Res
             }
             "vni" => {
                 let text = value("vni", &mut words)?;
-                let v: u32 = text
-                    .parse()
-                    .ok()
-                    .filter(|v| *v <= VNI_MAX)
-                    .ok_or_else(|| FdbParseError::BadVni(text.to_string()))?;
-                once(&mut vni, "vni", v)?;
+                let v: Vni = text.parse().map_err(|_| FdbParseError::BadVni(text.to_string()))?;
+                once(&mut vni, "vni", v.get())?;
             }
             "dev" => {
                 if !allow_dev {

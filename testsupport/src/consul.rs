@@ -1,4 +1,4 @@
-//! An in-process Consul HTTP API server for tests (feature `test-server`), written
+//! An in-process Consul HTTP API server for tests, written
 //! against Consul's documented semantics, std only so it is easy to audit:
 //!
 //! - KV: `GET /v1/kv/<key>` with `recurse`, `keys`, `separator`, blocking `index` and
@@ -25,6 +25,7 @@
 //! connections are dropped), [`TestConsul::fail_next`] (HTTP 500s),
 //! [`TestConsul::set_hang`] (KV reads never answer), [`TestConsul::restore_backwards`]
 //! (a snapshot restore: indexes go back to small numbers).
+#![forbid(unsafe_code)]
 
 use base64::Engine;
 use std::collections::{BTreeMap, HashMap};

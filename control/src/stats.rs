@@ -1,0 +1,191 @@
+//! `vxdp stats` as typed data: what the daemon answers [`Request::Stats`] with and the
+//! client prints, so neither side reads counters by string key.
+//!
+//! [`Request::Stats`]: crate::ctl::Request::Stats
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The daemon's counters, the answer to [`Request::Stats`](crate::ctl::Request::Stats) (`vxdp stats`).
+///
+/// Fields are declared in name order, as are the named counter maps, so the JSON
+/// (`vxdp stats --json`) lists keys in the same order as it always has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The device the daemon serves.
+    pub name: String,
+    /// Remote VTEPs whose underlay next hop is resolved.
+    pub resolved_remotes: u64,
+    /// All workers summed.
+    pub total: WorkerStats,
+    /// One entry per worker, in worker order.
+    pub workers: Vec<WorkerStats>,
+    /// The XDP programs' counters by name (`xdp_underlay_steered`, ...); empty when
+    /// the daemon could not read them.
+    pub xdp: BTreeMap<String, u64>,
+}
+
+/// One worker's data-path counters (or their sum). The field names are the counter
+/// names the data plane uses (`vxdp::counters::Counter::name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub decap_bytes: u64,
+    pub decap_frames: u64,
+    /// In the JSON, one `drop_<reason>` key per reason, between `decap_frames` and
+    /// `encap_bytes` (name order).
+    #[serde(flatten)]
+    pub drops: Drops,
+    pub encap_bytes: u64,
+    pub encap_frames: u64,
+    pub flooded: u64,
+    pub learn_queue_full: u64,
+    pub learned: u64,
+    pub overlay_rx_bytes: u64,
+    pub overlay_rx_frames: u64,
+    pub underlay_rx_bytes: u64,
+    pub underlay_rx_frames: u64,
+}
+
+/// Drop counters by reason name (`wrong_vni`, ...; `vxdp::counters::DropReason::name`),
+/// in name order. Serialized as `drop_<reason>` keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drops(pub BTreeMap<String, u64>);
+
+/// The JSON key prefix of a drop counter.
+const DROP_PREFIX: &str = "drop_";
+
+impl Serialize for Drops {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (reason, n) in &self.0 {
+            m.serialize_entry(&format!("{DROP_PREFIX}{reason}"), n)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Drops {
+    /// Takes the `drop_*` keys and ignores any other key (as the derived structs of
+    /// this protocol ignore unknown fields).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Drops;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("drop_<reason> counters")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Drops, A::Error> {
+                let mut drops = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.strip_prefix(DROP_PREFIX) {
+                        Some(reason) => {
+                            drops.insert(reason.to_string(), map.next_value()?);
+                        }
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Drops(drops))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::Response;
+
+    /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
+    const WORKER_KEYS: [&str; 26] = [
+        "decap_bytes",
+        "decap_frames",
+        "drop_bad_descriptor",
+        "drop_bad_flags",
+        "drop_bad_header",
+        "drop_mtu_exceeded",
+        "drop_no_fdb_entry",
+        "drop_no_frame",
+        "drop_no_neighbour",
+        "drop_not_vxlan",
+        "drop_overlay_no_rx_buffer",
+        "drop_overlay_rx_ring_full",
+        "drop_truncated",
+        "drop_tx_ring_full",
+        "drop_underlay_no_rx_buffer",
+        "drop_underlay_rx_ring_full",
+        "drop_wrong_vni",
+        "encap_bytes",
+        "encap_frames",
+        "flooded",
+        "learn_queue_full",
+        "learned",
+        "overlay_rx_bytes",
+        "overlay_rx_frames",
+        "underlay_rx_bytes",
+        "underlay_rx_frames",
+    ];
+
+    /// Stats as a daemon with two workers reports them, every counter distinct.
+    fn two_worker_stats() -> Stats {
+        let worker = |base: u64| {
+            let drops = WORKER_KEYS.iter().filter_map(|k| k.strip_prefix("drop_"));
+            WorkerStats {
+                decap_bytes: base + 1,
+                decap_frames: base + 2,
+                drops: Drops(drops.zip(base + 3..).map(|(r, n)| (r.to_string(), n)).collect()),
+                encap_bytes: base + 20,
+                encap_frames: base + 21,
+                flooded: base + 22,
+                learn_queue_full: base + 28,
+                learned: base + 23,
+                overlay_rx_bytes: base + 24,
+                overlay_rx_frames: base + 25,
+                underlay_rx_bytes: base + 26,
+                underlay_rx_frames: base + 27,
+            }
+        };
+        Stats {
+            name: "vx0".into(),
+            resolved_remotes: 2,
+            total: worker(1000),
+            workers: vec![worker(0), worker(100)],
+            xdp: [("xdp_pass_not_udp".to_string(), 5), ("xdp_underlay_steered".to_string(), 9)].into(),
+        }
+    }
+
+    #[test]
+    fn stats_json_round_trips() {
+        let stats = two_worker_stats();
+        let json = serde_json::to_string(&stats).unwrap();
+        assert_eq!(serde_json::from_str::<Stats>(&json).unwrap(), stats);
+        let resp = Response::Stats(stats);
+        assert_eq!(serde_json::from_str::<Response>(&serde_json::to_string(&resp).unwrap()).unwrap(), resp);
+        // An empty xdp object (counters unreadable) stays one.
+        let bare = Stats { name: "vx1".into(), ..Default::default() };
+        assert_eq!(serde_json::from_str::<Stats>(&serde_json::to_string(&bare).unwrap()).unwrap(), bare);
+    }
+
+    #[test]
+    fn stats_json_keeps_todays_keys_and_shape() {
+        let v = serde_json::to_value(two_worker_stats()).unwrap();
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&v), ["name", "resolved_remotes", "total", "workers", "xdp"]);
+        assert_eq!((v["name"].as_str(), v["resolved_remotes"].as_u64()), (Some("vx0"), Some(2)));
+        for w in std::iter::once(&v["total"]).chain(v["workers"].as_array().unwrap()) {
+            assert_eq!(keys(w), WORKER_KEYS);
+            assert!(w.as_object().unwrap().values().all(|n| n.is_u64()), "{w}");
+        }
+        assert_eq!(v["workers"].as_array().unwrap().len(), 2);
+        assert_eq!(v["total"]["drop_wrong_vni"].as_u64(), Some(1017));
+        assert_eq!(v["xdp"], serde_json::json!({ "xdp_pass_not_udp": 5, "xdp_underlay_steered": 9 }));
+        // The pretty text `--json` prints lists the keys in that order, too.
+        let pretty = serde_json::to_string_pretty(&two_worker_stats()).unwrap();
+        let at = |k: &str| pretty.find(&format!("\"{k}\"")).unwrap();
+        assert!(at("decap_frames") < at("drop_bad_flags") && at("drop_wrong_vni") < at("encap_bytes"));
+    }
+}
