@@ -55,6 +55,16 @@ pub struct Daemon {
     log: PathBuf,
 }
 
+/// The datapath scenarios run vxdp with: `VXDP_DATAPATH` (`auto` or `afxdp`), `auto`
+/// when unset. `cargo xtask test` runs the scenarios once with each.
+pub fn datapath() -> &'static str {
+    match std::env::var("VXDP_DATAPATH").as_deref() {
+        Ok("afxdp") => "afxdp",
+        Ok("auto") | Err(_) => "auto",
+        Ok(other) => panic!("VXDP_DATAPATH={other:?}: expected auto or afxdp"),
+    }
+}
+
 impl Daemon {
     /// Starts `vxdp run --name NAME ARGS...` in `ns` and waits until it
     /// answers `stats`. `args` are the remaining `run` flags, e.g.
@@ -75,6 +85,7 @@ impl Daemon {
             .arg(&bin)
             .args(["run", "--name", name])
             .args(args)
+            .args(if args.contains(&"--datapath") { vec![] } else { vec!["--datapath", datapath()] })
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(out)

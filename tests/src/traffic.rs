@@ -154,6 +154,20 @@ pub fn check_vxdp_counters(host: &Host) {
             stats.0
         );
     }
+    // After the 10 MB transfers, the express path carried most unicast in `auto`, and
+    // nothing in `afxdp`. The totals count the express frames too.
+    for (express, total) in [("xdp_express_decap", "decap_frames"), ("xdp_express_encap", "encap_frames")] {
+        let (x, t) = (stats.xdp(express), stats.total(total));
+        match crate::daemon::datapath() {
+            "afxdp" => assert_eq!(x, 0, "vxdp in {}: {express} with --datapath afxdp: {}", host.ns.name(), stats.0),
+            _ => assert!(
+                2 * x >= t && x > 0,
+                "vxdp in {}: the express path carried {x} of {t} ({express} of total.{total}); stats: {}",
+                host.ns.name(),
+                stats.0
+            ),
+        }
+    }
 }
 
 /// True if `dev` in `ns` has an XDP program attached (any mode).

@@ -157,9 +157,19 @@ fn test(bin: &Path, extra: &[String]) -> Result<()> {
     if !is_root() {
         eprintln!("xtask: not root: the namespace integration tests will skip themselves");
     }
+    // First everything with the default datapath (`auto`: the XDP express path in front
+    // of the workers), then the namespace scenarios again with the workers alone.
     run(Command::new(env!("CARGO"))
         .args(["test", "--workspace", "--exclude", "xtask"])
         .args(extra)
         .env("VXDP_BIN", bin)
+        .env("VXDP_DATAPATH", "auto")
+        .current_dir(root()))?;
+    eprintln!("xtask: the namespace scenarios again, with --datapath afxdp");
+    run(Command::new(env!("CARGO"))
+        .args(["test", "-p", "vxdp-tests"])
+        .args(extra)
+        .env("VXDP_BIN", bin)
+        .env("VXDP_DATAPATH", "afxdp")
         .current_dir(root()))
 }
