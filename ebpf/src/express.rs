@@ -213,7 +213,7 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
         }
     }
     // SAFETY: the value is read before the program returns, while the map holds it.
-    let entry = unsafe { X_FDB.get(&FdbKey::new(cfg.vni, dst)) }.ok_or(XdpCounter::ToWorkersMiss)?;
+    let entry = unsafe { X_FDB.get(FdbKey::new(cfg.vni, dst)) }.ok_or(XdpCounter::ToWorkersMiss)?;
     if entry.remote == NO_REMOTE {
         return Err(XdpCounter::ToWorkersUnresolved);
     }
@@ -263,7 +263,7 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
 #[inline(always)]
 fn report_local(cfg: &ExpressConfig, mac: [u8; 6]) -> Result<(), XdpCounter> {
     let key = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0];
-    match X_LOCAL_MACS.get_ptr_mut(&key) {
+    match X_LOCAL_MACS.get_ptr_mut(key) {
         Some(t) => {
             // SAFETY: a successful lookup points at the map's value for this run.
             let t = unsafe { &mut *t };
@@ -274,7 +274,7 @@ fn report_local(cfg: &ExpressConfig, mac: [u8; 6]) -> Result<(), XdpCounter> {
             Ok(())
         }
         None => {
-            let _ = X_LOCAL_MACS.insert(&key, &cfg.clock, 0);
+            let _ = X_LOCAL_MACS.insert(key, cfg.clock, 0);
             Err(XdpCounter::ToWorkersRefresh)
         }
     }

@@ -4,8 +4,9 @@
 //! worker falls behind its sockets.
 #![forbid(unsafe_code)]
 
+use super::control::Control;
 use super::SIGNALLED;
-use crate::counters::{LocalCounters, OverloadWatch, WorkerCounters};
+use crate::counters::{LocalCounters, OverloadWatch};
 use crate::express::Express;
 use crate::fdb::FdbTable;
 use crate::netlink::{self, ChangeMonitor, Netlink};
@@ -14,24 +15,24 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the control loop compares the workers' kernel drops with their traffic.
 const OVERLOAD_CHECK: Duration = Duration::from_secs(2);
 
-/// Keeps the FDB maintained (learning, ageing) and the next hops resolved until a signal.
+/// Keeps the FDB maintained (learning, ageing), the next hops resolved and the express
+/// path's maps mirrored until a signal. The tables are the ones the control socket serves.
 pub(super) fn control_loop(
     nl: &mut Netlink,
-    fdb: &FdbTable,
-    nexthops: &ArcSwap<NextHops>,
+    tables: &Control,
     defaults: EncapDefaults,
     underlay_ifindex: u32,
-    fdb_changed: &AtomicBool,
-    counters: &[Arc<WorkerCounters>],
-    express: &Mutex<Express>,
 ) -> Result<()> {
+    let Control { fdb, nexthops, fdb_changed, counters, express, .. } = tables;
+    let (fdb, nexthops, fdb_changed, counters, express) =
+        (&**fdb, &**nexthops, &**fdb_changed, counters.as_slice(), &**express);
     let mut monitor = ChangeMonitor::open().context("subscribing to rtnetlink changes")?;
     let mut overload = OverloadWatch::new(counters.len(), Duration::from_secs(60));
     let mut last_overload_check = Instant::now();
