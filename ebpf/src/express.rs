@@ -48,7 +48,6 @@ fn is_unicast(mac: &[u8; 6]) -> bool {
     mac[0] & 1 == 0 && (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) != 0
 }
 
-
 /// Takes one learning report from this CPU's budget, refilled every
 /// `LEARN_REPORT_WINDOW_NS`.
 #[inline(always)]
