@@ -17,6 +17,8 @@ const ETHTOOL_GSSET_INFO: u32 = 0x37;
 const ETHTOOL_GFEATURES: u32 = 0x3a;
 const ETHTOOL_SFEATURES: u32 = 0x3b;
 const ETH_SS_FEATURES: u32 = 4;
+const ETH_SS_STATS: u32 = 1;
+const ETHTOOL_GSTATS: u32 = 0x1d;
 const ETH_GSTRING_LEN: usize = 32;
 /// Upper bound on feature names, so a bogus count cannot make us allocate without limit.
 const MAX_FEATURES: usize = 1024;
@@ -54,28 +56,60 @@ pub fn enable_gro(name: &str) -> Result<(), NetlinkError> {
     Ok(())
 }
 
-/// Sets every feature `pick` names to `on`, and checks that it took.
-fn set_features(name: &str, pick: impl Fn(&str) -> bool, on: bool) -> Result<(), NetlinkError> {
+/// Frames the device has sent that an XDP program redirected to it (`ndo_xdp_xmit`),
+/// summed over its queues: the `tx_queue_N_xdp_xmit` statistics a veth reports.
+/// `None` when the device reports no such statistic (not a veth).
+pub fn xdp_xmit_frames(name: &str) -> Result<Option<u64>, NetlinkError> {
+    let (sock, err) = open(name)?;
+    let names = string_set(&sock, name, ETH_SS_STATS).map_err(|e| err("reading the statistics names", e))?;
+    let picked: Vec<usize> = (0..names.len()).filter(|i| is_xdp_xmit(&names[*i])).collect();
+    if picked.is_empty() {
+        return Ok(None);
+    }
+    // struct ethtool_stats { u32 cmd; u32 n_stats; u64 data[n_stats]; }
+    let mut get = u32s(&[ETHTOOL_GSTATS, names.len() as u32]);
+    get.resize(8 + names.len() * 8, 0);
+    ethtool(&sock, name, &mut get).map_err(|e| err("reading the statistics", e))?;
+    let at = |i: usize| u64::from_ne_bytes(get[8 + i * 8..16 + i * 8].try_into().expect("8 bytes"));
+    Ok(Some(picked.into_iter().map(at).sum()))
+}
+
+/// `tx_queue_<N>_xdp_xmit`, not its `_errors` sibling.
+fn is_xdp_xmit(stat: &str) -> bool {
+    stat.strip_prefix("tx_queue_")
+        .and_then(|s| s.strip_suffix("_xdp_xmit"))
+        .is_some_and(|q| !q.is_empty() && q.bytes().all(|b| b.is_ascii_digit()))
+}
+
+type ErrFn = Box<dyn Fn(&str, io::Error) -> NetlinkError>;
+
+/// An ethtool socket, and the error mapping that names the interface.
+fn open(name: &str) -> Result<(OwnedFd, ErrFn), NetlinkError> {
     let what = format!("interface {name:?}");
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
         return Err(NetlinkError::Invalid { what, reason: "not a valid interface name".into() });
     }
-    let err = |op: &str, source: io::Error| {
+    let err: ErrFn = Box::new(move |op: &str, source: io::Error| {
         if source.raw_os_error() == Some(libc::ENODEV) {
             NetlinkError::NotFound { what: what.clone() }
         } else {
             NetlinkError::Io { op: format!("{op} of {what}"), source }
         }
-    };
+    });
     // SAFETY: plain socket(2) call with constant arguments; the result is checked.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
         return Err(err("opening an ethtool socket", io::Error::last_os_error()));
     }
     // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok((unsafe { OwnedFd::from_raw_fd(raw) }, err))
+}
 
-    let names = feature_names(&sock, name).map_err(|e| err("reading the feature names", e))?;
+/// Sets every feature `pick` names to `on`, and checks that it took.
+fn set_features(name: &str, pick: impl Fn(&str) -> bool, on: bool) -> Result<(), NetlinkError> {
+    let what = format!("interface {name:?}");
+    let (sock, err) = open(name)?;
+    let names = string_set(&sock, name, ETH_SS_FEATURES).map_err(|e| err("reading the feature names", e))?;
     let words = names.len().div_ceil(32);
     let mut mask = vec![0u32; words];
     for (i, n) in names.iter().enumerate() {
@@ -104,11 +138,11 @@ fn set_features(name: &str, pick: impl Fn(&str) -> bool, on: bool) -> Result<(),
     Ok(())
 }
 
-/// The names of the device's features, indexed by feature bit.
-fn feature_names(sock: &OwnedFd, dev: &str) -> io::Result<Vec<String>> {
+/// The names of string set `set` (features, statistics), in index order.
+fn string_set(sock: &OwnedFd, dev: &str, set: u32) -> io::Result<Vec<String>> {
     // struct ethtool_sset_info { u32 cmd; u32 reserved; u64 sset_mask; u32 data[]; }
     let mut info = u32s(&[ETHTOOL_GSSET_INFO, 0]);
-    info.extend((1u64 << ETH_SS_FEATURES).to_ne_bytes());
+    info.extend((1u64 << set).to_ne_bytes());
     info.extend(u32s(&[0]));
     ethtool(sock, dev, &mut info)?;
     let count = u32_at(&info, 16) as usize;
@@ -116,7 +150,7 @@ fn feature_names(sock: &OwnedFd, dev: &str) -> io::Result<Vec<String>> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("implausible feature count {count}")));
     }
     // struct ethtool_gstrings { u32 cmd; u32 string_set; u32 len; u8 data[len * 32]; }
-    let mut strings = u32s(&[ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count as u32]);
+    let mut strings = u32s(&[ETHTOOL_GSTRINGS, set, count as u32]);
     strings.resize(12 + count * ETH_GSTRING_LEN, 0);
     ethtool(sock, dev, &mut strings)?;
     Ok(strings[12..]
@@ -165,7 +199,17 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::must_disable;
+    use super::{is_xdp_xmit, must_disable};
+
+    #[test]
+    fn xdp_xmit_statistics_are_picked_by_name() {
+        for yes in ["tx_queue_0_xdp_xmit", "tx_queue_17_xdp_xmit"] {
+            assert!(is_xdp_xmit(yes), "{yes}");
+        }
+        for no in ["tx_queue_0_xdp_xmit_errors", "rx_queue_0_xdp_redirect", "tx_queue__xdp_xmit", "xdp_xmit"] {
+            assert!(!is_xdp_xmit(no), "{no}");
+        }
+    }
 
     #[test]
     fn offload_features_to_disable_are_chosen_by_name() {

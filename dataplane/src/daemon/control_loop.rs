@@ -29,7 +29,9 @@ pub(super) fn control_loop(
     tables: &Control,
     defaults: EncapDefaults,
     underlay_ifindex: u32,
+    underlay: &str,
 ) -> Result<()> {
+    let mut encap_watch = EncapWatch::default();
     let Control { fdb, nexthops, fdb_changed, counters, express, .. } = tables;
     let (fdb, nexthops, fdb_changed, counters, express) =
         (&**fdb, &**nexthops, &**fdb_changed, counters.as_slice(), &**express);
@@ -59,6 +61,7 @@ pub(super) fn control_loop(
                 );
             }
         }
+        encap_watch.check(tables, underlay);
         let changed_entries = fdb.maintain(Instant::now());
         let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
         mirror(express, fdb, nexthops, fdb_dirty);
@@ -120,5 +123,62 @@ fn mirror(express: &Mutex<Express>, fdb: &FdbTable, nexthops: &ArcSwap<NextHops>
     });
     if let Err(e) = r {
         log::warn!("XDP express path: {e}");
+    }
+}
+
+/// Frames the express path hands the underlay that the underlay does not send: a veth
+/// whose peer has no NAPI drops every frame redirected into it, without an error the
+/// program could see. Watched through the veth's `tx_queue_N_xdp_xmit` statistics; when
+/// fewer than half of the frames the express path encapsulated since the last look were
+/// sent, express encap is turned off (once, logged) and the workers encapsulate. A NIC
+/// without these statistics is not watched.
+#[derive(Default)]
+struct EncapWatch {
+    last: Option<(u64, u64)>,
+    done: bool,
+}
+
+impl EncapWatch {
+    /// Frames encapsulated since the last look before the comparison means anything.
+    const MIN_FRAMES: u64 = 3;
+
+    fn check(&mut self, tables: &Control, underlay: &str) {
+        if self.done {
+            return;
+        }
+        let mut express = tables.express.lock().unwrap_or_else(|e| e.into_inner());
+        if !express.encap_on() {
+            self.done = true;
+            return;
+        }
+        let sent = match crate::ethtool::xdp_xmit_frames(underlay) {
+            Ok(Some(n)) => n,
+            Ok(None) | Err(_) => {
+                self.done = true; // not a veth (or no statistics): nothing to watch
+                return;
+            }
+        };
+        let Ok(counters) = tables.xdp.lock().map_err(|_| ()).and_then(|x| x.counters().map_err(|_| ())) else {
+            return;
+        };
+        let encapsulated = counters[vxdp_common::XdpCounter::ExpressEncap as usize];
+        if let Some((enc0, sent0)) = self.last {
+            let (enc, sent) = (encapsulated.saturating_sub(enc0), sent.saturating_sub(sent0));
+            if enc < Self::MIN_FRAMES {
+                return; // keep the baseline until the window holds enough frames
+            }
+            if sent.saturating_mul(2) < enc {
+                log::warn!(
+                    "XDP express path: {underlay} sent {sent} of the {enc} frames encapsulated for it; it is a \
+                     veth whose peer has no NAPI (turn GRO on there, after the link is up, or attach XDP), \
+                     so express encap is off and the workers encapsulate from now on"
+                );
+                if let Err(e) = express.disable_encap() {
+                    log::warn!("XDP express path: {e}");
+                }
+                self.done = true;
+            }
+        }
+        self.last = Some((encapsulated, sent));
     }
 }

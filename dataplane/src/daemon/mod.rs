@@ -293,7 +293,7 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.workers
     );
 
-    let result = control_loop(&mut nl, &control, defaults, under.index);
+    let result = control_loop(&mut nl, &control, defaults, under.index, &cfg.dev);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
     drop(consul); // withdraws our advertised keys while the data path still runs

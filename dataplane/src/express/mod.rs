@@ -138,6 +138,17 @@ impl Express {
         self.write_config(self.cfg)
     }
 
+    /// Whether the express path encapsulates.
+    pub fn encap_on(&self) -> bool {
+        self.cfg.flags & CFG_ENCAP != 0
+    }
+
+    /// Stops encapsulating in XDP: every overlay frame goes to the workers from now on.
+    pub fn disable_encap(&mut self) -> Result<(), XdpError> {
+        self.cfg.flags &= !CFG_ENCAP;
+        self.write_config(self.cfg)
+    }
+
     /// Whether the express path is on at all.
     pub fn active(&self) -> bool {
         self.cfg.flags != 0
