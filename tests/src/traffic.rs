@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::daemon::datapath;
 use crate::netns::{in_netns, Netns};
 use crate::topology::{link_mac, Host, Side, Topology};
 use crate::wait_until;
@@ -153,6 +154,40 @@ pub fn check_vxdp_counters(host: &Host) {
             host.ns.name(),
             stats.0
         );
+    }
+}
+
+/// After [`check_overlay`] (10 MB of TCP each way): the datapath of this run
+/// carried it. With the express path ([`Datapath::express`](crate::daemon::Datapath::express)) it moved at least
+/// half of the decapsulated and of the encapsulated frames (express frames
+/// `xdp.xdp_express_{decap,encap}` ≥ worker frames `total.{decap,encap}_frames`);
+/// with `afxdp` it moved none.
+pub fn check_datapath_counters(host: &Host) {
+    let stats = host.daemon().stats();
+    let dp = datapath();
+    for (express_key, worker_key) in [("xdp_express_decap", "decap_frames"), ("xdp_express_encap", "encap_frames")] {
+        let (express, workers) = (stats.xdp(express_key), stats.total(worker_key));
+        eprintln!(
+            "vxdp in {} (datapath {dp}): xdp.{express_key} {express}, total.{worker_key} {workers}",
+            host.ns.name()
+        );
+        if dp.express() {
+            assert!(
+                express > 0 && express >= workers,
+                "vxdp in {} with datapath {dp}: the express path moved {express} frames (xdp.{express_key}), \
+                 the workers {workers} (total.{worker_key}); expected at least half by express; stats: {}",
+                host.ns.name(),
+                stats.0
+            );
+        } else {
+            assert_eq!(
+                express,
+                0,
+                "vxdp in {} with datapath {dp}: xdp.{express_key} moved; stats: {}",
+                host.ns.name(),
+                stats.0
+            );
+        }
     }
 }
 
