@@ -191,6 +191,20 @@ pub fn check_datapath_counters(host: &Host) {
     }
 }
 
+/// RX packets of `dev` in `ns`, read from `/proc/thread-self/net/dev` on a
+/// thread inside `ns`: no process is started, so it can be sampled within a
+/// millisecond (for timing-sensitive checks). Panics if `dev` is not there.
+pub fn rx_packets(ns: &Netns, dev: &str) -> u64 {
+    let table = in_netns(ns, || std::fs::read_to_string("/proc/thread-self/net/dev"))
+        .unwrap_or_else(|e| panic!("read /proc/net/dev in {}: {e}", ns.name()));
+    // "  vxlan0: rx_bytes rx_packets ..."
+    table
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(dev)?.strip_prefix(':').map(str::to_string))
+        .and_then(|rest| rest.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {dev} in /proc/net/dev of {}:\n{table}", ns.name()))
+}
+
 /// True if `dev` in `ns` has an XDP program attached (any mode).
 pub fn has_xdp(ns: &Netns, dev: &str) -> bool {
     let out = ns.run(format!("ip -d -j link show dev {dev}"));
