@@ -6,6 +6,9 @@
 //! the same namespace (the control socket is namespace-scoped). Dropping
 //! the guard sends SIGTERM, then SIGKILL after a deadline; if the test is
 //! panicking the daemon's log is printed.
+//!
+//! The datapath comes from `$VXDP_DATAPATH` ([`datapath`]): every daemon the
+//! harness starts gets `--datapath` from it, so one scenario runs in both.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -46,6 +49,58 @@ pub fn vxdp_bin() -> PathBuf {
     })
 }
 
+/// The environment variable naming the datapath every `vxdp run` gets.
+pub const DATAPATH_VAR: &str = "VXDP_DATAPATH";
+
+/// `vxdp run --datapath` for this test run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datapath {
+    /// `$VXDP_DATAPATH` unset: no flag, the daemon's default (`auto`).
+    Default,
+    /// `--datapath auto`: the XDP express path in front of the workers.
+    Auto,
+    /// `--datapath afxdp`: the AF_XDP workers alone.
+    Afxdp,
+}
+
+impl Datapath {
+    /// Whether the daemon runs the XDP express path (the default does).
+    pub fn express(self) -> bool {
+        self != Datapath::Afxdp
+    }
+
+    /// The `vxdp run` flags selecting it (none for the default).
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            Datapath::Default => &[],
+            Datapath::Auto => &["--datapath", "auto"],
+            Datapath::Afxdp => &["--datapath", "afxdp"],
+        }
+    }
+}
+
+impl std::fmt::Display for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Datapath::Default => "default (auto)",
+            Datapath::Auto => "auto",
+            Datapath::Afxdp => "afxdp",
+        })
+    }
+}
+
+/// The datapath named by `$VXDP_DATAPATH` (`auto` or `afxdp`; unset or empty:
+/// [`Datapath::Default`]). Panics naming the variable on any other value.
+pub fn datapath() -> Datapath {
+    match std::env::var(DATAPATH_VAR).as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("") => Datapath::Default,
+        Ok("auto") => Datapath::Auto,
+        Ok("afxdp") => Datapath::Afxdp,
+        Ok(other) => panic!("{DATAPATH_VAR}={other} is not a datapath (auto or afxdp)"),
+        Err(e) => panic!("{DATAPATH_VAR}: {e}"),
+    }
+}
+
 /// A running `vxdp run` daemon; stopped on drop.
 pub struct Daemon {
     ns: String,
@@ -55,23 +110,20 @@ pub struct Daemon {
     log: PathBuf,
 }
 
-/// The datapath scenarios run vxdp with: `VXDP_DATAPATH` (`auto` or `afxdp`), `auto`
-/// when unset. `cargo xtask test` runs the scenarios once with each.
-pub fn datapath() -> &'static str {
-    match std::env::var("VXDP_DATAPATH").as_deref() {
-        Ok("afxdp") => "afxdp",
-        Ok("auto") | Err(_) => "auto",
-        Ok(other) => panic!("VXDP_DATAPATH={other:?}: expected auto or afxdp"),
-    }
-}
-
 impl Daemon {
     /// Starts `vxdp run --name NAME ARGS...` in `ns` and waits until it
     /// answers `stats`. `args` are the remaining `run` flags, e.g.
-    /// `["--dev", "eth0", "--vni", "42", "--remote", "192.0.2.2"]`.
+    /// `["--dev", "eth0", "--vni", "42", "--remote", "192.0.2.2"]`; the
+    /// [`datapath`] flags are added unless `args` has `--datapath`.
     /// Panics with the daemon's log if it exits or is not ready in time.
     pub fn start(ns: &Netns, name: &str, args: &[&str]) -> Daemon {
         let bin = vxdp_bin();
+        let dp = datapath();
+        let mut args = args.to_vec();
+        if !args.contains(&"--datapath") {
+            args.extend_from_slice(dp.args());
+        }
+        eprintln!("vxdp run --name {name} in {} (datapath {dp}): {args:?}", ns.name());
         let log = std::env::temp_dir().join(format!(
             "vxdp-{}-{}-{}.log",
             ns.name(),
@@ -84,8 +136,7 @@ impl Daemon {
             .args(["netns", "exec", ns.name()])
             .arg(&bin)
             .args(["run", "--name", name])
-            .args(args)
-            .args(if args.contains(&"--datapath") { vec![] } else { vec!["--datapath", datapath()] })
+            .args(&args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(out)
@@ -93,7 +144,7 @@ impl Daemon {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let mut daemon = Daemon { ns: ns.name().to_string(), name: name.to_string(), bin, child: Some(child), log };
-        daemon.wait_ready(args);
+        daemon.wait_ready(&args);
         daemon
     }
 

@@ -24,7 +24,7 @@ pub mod topology;
 pub mod traffic;
 pub mod vtep;
 
-pub use daemon::{Daemon, Stats};
+pub use daemon::{datapath, Daemon, Datapath, Stats};
 pub use netns::{in_netns, spawn_in_netns, Netns};
 pub use serial::serial;
 pub use topology::{Host, Side, Topology, VtepKind};

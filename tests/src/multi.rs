@@ -70,6 +70,9 @@ impl Cluster {
             let ip = format!("192.0.2.{i}");
             underlay.run(format!("ip link add p{i} type veth peer name eth0 netns {}", ns.name()));
             underlay.run(format!("ip link set p{i} master brU up"));
+            // vxdp's express path redirects into the host's eth0, which a veth delivers
+            // only if its peer has NAPI: GRO on p{i}, once up (see topology.rs).
+            underlay.run(format!("ethtool -K p{i} gro on"));
             ns.run(format!("ip addr add {ip}/24 dev eth0"));
             // Finished checksums on the wire, as a NIC would (see topology.rs).
             ns.run("ethtool -K eth0 tx off");
