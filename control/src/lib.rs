@@ -7,7 +7,9 @@
 //! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
 //!   socket) and `fdb show` formatting.
 //! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
-//! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
+//! - [`store`]: cluster stores (Consul, etcd) as a source of entries: one interface,
+//!   the watcher, advertiser and key schema written once on top of it.
+//! - [`consul`]: the Consul HTTP client the Consul store uses.
 //!
 //! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
 //! this crate only describes changes to it and carries them.
@@ -17,5 +19,6 @@ pub mod ctl;
 pub mod entry;
 pub mod mac;
 pub mod stats;
+pub mod store;
 
 pub use mac::Mac;

@@ -6,10 +6,10 @@
 //! process is killed, the kernel detaches the XDP programs with the process's link file
 //! descriptors, and the underlay passes all traffic again.
 
-pub mod consul;
 mod control;
 mod control_loop;
 mod overlay;
+pub mod store;
 
 use control::Control;
 use control_loop::control_loop;
@@ -59,8 +59,9 @@ pub struct Config {
     pub xdp_mode: XdpMode,
     /// `--datapath`: the XDP express path in front of the workers, or the workers alone.
     pub datapath: Datapath,
-    /// Consul as a source of entries (and the advertiser), if given.
-    pub consul: Option<consul::ConsulSettings>,
+    /// A cluster store (Consul, etcd) as a source of entries (and the advertiser), if
+    /// given.
+    pub store: Option<store::StoreSettings>,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -181,7 +182,7 @@ pub fn run(cfg: Config) -> Result<()> {
         EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
     let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
     let local_macs = cfg
-        .consul
+        .store
         .as_ref()
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
@@ -269,9 +270,9 @@ pub fn run(cfg: Config) -> Result<()> {
         express: express.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
-    let consul = consul::start(
-        cfg.consul.as_ref(),
-        consul::Plumbing {
+    let store = store::start(
+        cfg.store.as_ref(),
+        store::Plumbing {
             fdb: fdb.clone(),
             fdb_changed: fdb_changed.clone(),
             vni: cfg.vni,
@@ -296,7 +297,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let result = control_loop(&mut nl, &control, defaults, under.index, &cfg.dev);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
-    drop(consul); // withdraws our advertised keys while the data path still runs
+    drop(store); // withdraws our advertised keys while the data path still runs
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();
