@@ -31,6 +31,9 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Key/value pairs as listed.
+type Pairs = Vec<(String, Vec<u8>)>;
+
 /// Keys per `kv/range` page.
 pub const PAGE: u64 = 10_000;
 
@@ -136,7 +139,7 @@ impl EtcdStore {
     }
 
     /// Keys under `prefix` (for tests and tools).
-    pub fn list(&mut self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub fn list(&mut self, prefix: &str) -> Result<Pairs, StoreError> {
         self.range_all(prefix).map(|(pairs, _)| pairs)
     }
 
@@ -211,7 +214,7 @@ impl EtcdStore {
     }
 
     /// Every key under `prefix` and the revision of that snapshot.
-    fn range_all(&mut self, prefix: &str) -> Result<(Vec<(String, Vec<u8>)>, i64), StoreError> {
+    fn range_all(&mut self, prefix: &str) -> Result<(Pairs, i64), StoreError> {
         let end = prefix_end(prefix);
         let mut from = prefix.as_bytes().to_vec();
         let mut rev = 0i64;
