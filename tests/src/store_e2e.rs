@@ -147,7 +147,7 @@ pub fn ping_count(ns: &crate::Netns, ip: &str, count: u32, interval: &str) -> (u
     let line = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("ping said:\n{out}"));
     let num = |word: &str| -> u32 {
         let before = line.split(word).next().unwrap_or("");
-        before.split([',', ' ']).filter(|s| !s.is_empty()).last().and_then(|n| n.parse().ok()).unwrap_or(0)
+        before.split([',', ' ']).rfind(|s| !s.is_empty()).and_then(|n| n.parse().ok()).unwrap_or(0)
     };
     (num(" packets transmitted"), num(" received"))
 }
