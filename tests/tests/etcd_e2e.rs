@@ -5,7 +5,8 @@
 //! registration comes back, a MAC moves from host B to C, a SIGKILLed host's entries
 //! vanish after the lease TTL), and the etcd leader SIGKILLed during traffic: no ping
 //! is lost (the data path never waits for the store), the cluster elects a new leader,
-//! and a change written after the election reaches every host.
+//! and a change written after the election reaches every host; a malformed value is
+//! skipped and its key logged once while later changes apply.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,7 +88,23 @@ fn etcd_e2e() {
                 node.fdb_show()
             );
         }
-        let log = cluster.nodes[0].daemon().log_text();
+        // A malformed value is skipped and its key logged once, however many answers
+        // follow while it stays bad; the rest still applies.
+        let bad = format!("{PREFIX}mac/02:aa:00:00:00:03");
+        etcd.put(&bad, b"{not json");
+        for i in 4..7 {
+            etcd.put(&format!("{PREFIX}mac/02:aa:00:00:00:0{i}"), br#"{"v":1,"vtep":"192.0.2.2"}"#);
+        }
+        let host1 = &cluster.nodes[0];
+        assert!(
+            wait_until(Duration::from_secs(10), || has_line(&host1.fdb_show(), "02:aa:00:00:00:06", "192.0.2.2")),
+            "changes after a malformed value missing on host 1:\n{}",
+            host1.fdb_show()
+        );
+        assert!(!host1.fdb_show().contains("02:aa:00:00:00:03"), "the malformed entry was installed");
+        let log = host1.daemon().log_text();
+        let said = log.lines().filter(|l| l.contains(&format!("skipping key {bad}:"))).count();
+        assert_eq!(said, 1, "the malformed key was not logged exactly once:\n{log}");
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("etcd")).collect();
         eprintln!("host 1's etcd log lines:\n{}", lines.join("\n"));
     });
