@@ -2,7 +2,7 @@
 //!
 //! The watcher feeds every [`Update`] of every store through [`View::apply`]: a full
 //! listing is compared with what was there, events change single keys. Each key is
-//! parsed in one place, [`View::judge`]; a malformed one is skipped, counted while it
+//! parsed in one place, `View::judge`; a malformed one is skipped, counted while it
 //! stays malformed and logged once by name when it turns bad. Only the MACs whose
 //! remote sets changed come out, as [`Change`]s.
 
