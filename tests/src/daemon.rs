@@ -266,6 +266,12 @@ impl Stats {
         self.get("xdp", key)
     }
 
+    /// A counter from `control`, e.g. `learn_refused_unknown_source` (0 when the
+    /// section or the key is absent: the daemon leaves an empty section out).
+    pub fn control(&self, key: &str) -> u64 {
+        self.0["control"][key].as_u64().unwrap_or(0)
+    }
+
     /// Number of per-worker entries.
     pub fn workers(&self) -> usize {
         self.0["workers"].as_array().map_or(0, Vec::len)

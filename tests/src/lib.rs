@@ -11,6 +11,7 @@
 //! - [`vtep`]: [`kernel_vtep`], a Linux kernel vxlan device as reference peer.
 //! - [`topology`]: the two-host, two-container [`Topology`].
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
+//! - [`raw`]: crafted (spoofed) VXLAN frames on raw sockets, and counting arrivals.
 //! - [`serial`](mod@serial): [`serial()`] so scenarios never overlap.
 //!
 //! Scenarios live in `tests/tests/*.rs`; they need root (see
@@ -19,6 +20,7 @@
 pub mod daemon;
 pub mod multi;
 pub mod netns;
+pub mod raw;
 pub mod serial;
 pub mod topology;
 pub mod traffic;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vxdp::daemon::Config;
 use vxdp::express::Datapath;
+use vxdp::guard::{AcceptPolicy, LearningFrom};
 use vxdp::vxlan::{SrcPortRange, Vni};
 use vxdp::xdp::XdpMode;
 
@@ -77,6 +78,16 @@ pub struct RunArgs {
     /// frame to the workers (zero-copy NICs, benchmarking the workers).
     #[arg(long, value_name = "auto|afxdp", default_value = "auto")]
     datapath: Datapath,
+    /// Outer sources VXLAN is taken from, enforced in XDP (which runs before the host
+    /// firewall): `any` (the kernel's behaviour), or `known` (the VTEPs of static,
+    /// flood-list and store entries) and/or IPv4 CIDR prefixes, comma-separated or
+    /// repeated. The host's own addresses are refused in every mode.
+    #[arg(long, value_name = "any|known|CIDR", num_args = 1.., default_value = "any")]
+    accept: Vec<String>,
+    /// Whose frames may teach the FDB where a MAC lives: `any` accepted source, or only
+    /// `known` VTEPs (static, flood-list and store entries).
+    #[arg(long, value_name = "known|any", default_value = "any")]
+    learning_from: LearningFrom,
     #[command(flatten)]
     consul: ConsulArgs,
 }
@@ -160,7 +171,10 @@ impl RunArgs {
                 bail!("--remote {r}: IPv6 underlay is not supported yet");
             }
         }
+        let accept = AcceptPolicy::parse(&self.accept).map_err(|e| anyhow::anyhow!("--accept: {e}"))?;
         Ok(Config {
+            accept,
+            learning_from: self.learning_from,
             name: self.name,
             vni: self.vni,
             dstport: self.dstport,
@@ -209,6 +223,10 @@ mod tests {
         assert_eq!(c.datapath, Datapath::Auto);
         assert_eq!(run(&["--datapath", "afxdp"]).unwrap().datapath, Datapath::Afxdp);
         assert_eq!((c.workers, c.ageing), (1, Duration::from_secs(300)));
+        assert_eq!((c.accept, c.learning_from), (AcceptPolicy::default(), LearningFrom::Any));
+        let k = run(&["--accept", "known", "10.0.0.0/8", "--learning-from", "known"]).unwrap();
+        assert_eq!(k.accept.to_string(), "known,10.0.0.0/8");
+        assert_eq!(k.learning_from, LearningFrom::Known);
     }
 
     #[test]
@@ -228,6 +246,10 @@ mod tests {
             (&["--cpus", "100000"], "--cpus", "does not exist"),
             (&["--cpus", "0", "--workers", "2"], "--cpus 0", "one CPU per worker"),
             (&["--datapath", "fast"], "--datapath", "not a datapath"),
+            (&["--accept", "any,known"], "--accept", "cannot be combined"),
+            (&["--accept", "10.0.0.0/40"], "--accept", "prefix length"),
+            (&["--accept", "fd00::/8"], "--accept", "IPv6"),
+            (&["--learning-from", "friends"], "--learning-from", "not known or any"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

@@ -54,7 +54,15 @@ impl Control {
             total.encap_frames += v(XdpCounter::ExpressEncap);
             total.encap_bytes += v(XdpCounter::ExpressEncapBytes);
         }
-        Stats { name: self.name.clone(), resolved_remotes: self.nexthops.load().len() as u64, total, workers, xdp }
+        let control = [("learn_refused_unknown_source".to_string(), self.fdb.learn_refused())].into();
+        Stats {
+            control,
+            name: self.name.clone(),
+            resolved_remotes: self.nexthops.load().len() as u64,
+            total,
+            workers,
+            xdp,
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod consul;
 mod control;
 mod control_loop;
+mod guard;
 mod overlay;
 
 use control::Control;
@@ -29,7 +30,7 @@ use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vxdp_common::UnderlayConfig;
@@ -61,6 +62,10 @@ pub struct Config {
     pub datapath: Datapath,
     /// Consul as a source of entries (and the advertiser), if given.
     pub consul: Option<consul::ConsulSettings>,
+    /// `--accept`: the outer sources VXLAN is taken from.
+    pub accept: crate::guard::AcceptPolicy,
+    /// `--learning-from`: whose frames may teach the FDB.
+    pub learning_from: crate::guard::LearningFrom,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -185,8 +190,28 @@ pub fn run(cfg: Config) -> Result<()> {
         .as_ref()
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
-    let shared =
-        Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
+    let own_mac = Arc::new(AtomicU64::new(crate::afxdp::worker::NO_OWN_MAC));
+    let shared = Shared {
+        fdb: fdb.clone(),
+        nexthops: nexthops.clone(),
+        stop: stop.clone(),
+        local_macs: local_macs.clone(),
+        own_mac: own_mac.clone(),
+    };
+    // The source filter is complete before the underlay program is attached: no frame
+    // from a refused source is ever taken.
+    if cfg.learning_from == crate::guard::LearningFrom::Known {
+        fdb.set_learn_sources(Some(Default::default()));
+    }
+    let mut guard = guard::GuardDuty::new(
+        crate::guard::Guard::new(&mut xdp, cfg.accept.clone()).context("setting up the --accept list")?,
+        cfg.learning_from,
+        cfg.name.clone(),
+        own_mac,
+    );
+    guard.fdb_changed(&fdb.show(), &fdb);
+    guard.tick(&mut nl, true)?;
+    log::info!("--accept {} --learning-from {}", cfg.accept, cfg.learning_from);
     let wcfg = WorkerConfig {
         decap: DecapConfig {
             vni: cfg.vni,
@@ -293,7 +318,7 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.workers
     );
 
-    let result = control_loop(&mut nl, &control, defaults, under.index, &cfg.dev);
+    let result = control_loop(&mut nl, &control, &mut guard, defaults, under.index, &cfg.dev);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
     drop(consul); // withdraws our advertised keys while the data path still runs

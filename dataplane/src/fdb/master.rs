@@ -50,6 +50,8 @@ pub(super) struct Master {
     /// Published snapshots that readers may still hold; freed here once they do not.
     pub(super) retired: Vec<Arc<FdbSnapshot>>,
     pub(super) last_ageing_scan: u32,
+    /// `--learning-from known`: the VTEPs learning events are taken from (None: any).
+    pub(super) learn_sources: Option<std::collections::HashSet<IpAddr>>,
 }
 
 impl Master {

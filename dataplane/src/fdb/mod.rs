@@ -41,7 +41,7 @@ use arc_swap::{ArcSwap, Guard};
 use crossbeam_queue::ArrayQueue;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vxdp_control::ctl::FdbShowEntry;
@@ -58,7 +58,7 @@ use hash::key_mac;
 pub use hash::{mac_key, MacBuildHasher, MacHasher};
 use master::{Layers, Master};
 use snapshot::clock_secs;
-pub use snapshot::FdbSnapshot;
+pub use snapshot::{FdbSnapshot, Snoop};
 
 /// Kernel default ageing time (`ageing 300`).
 pub const DEFAULT_AGEING: Duration = Duration::from_secs(300);
@@ -97,6 +97,8 @@ pub struct FdbTable {
     /// what workers pass to `needs_learning` without reading the system clock.
     clock: AtomicU32,
     hasher: MacBuildHasher,
+    /// Learning events refused by `--learning-from known` (the source is not a known VTEP).
+    learn_refused: AtomicU64,
 }
 
 impl FdbTable {
@@ -108,7 +110,12 @@ impl FdbTable {
     /// An empty table whose clock starts at `epoch` (tests inject a clock this way).
     pub fn with_epoch(learning: bool, ageing: Duration, epoch: Instant) -> Self {
         let hasher = MacBuildHasher::default();
-        let master = Master { entries: HashMap::with_hasher(hasher), retired: Vec::new(), last_ageing_scan: 0 };
+        let master = Master {
+            entries: HashMap::with_hasher(hasher),
+            retired: Vec::new(),
+            last_ageing_scan: 0,
+            learn_sources: None,
+        };
         let empty = master.build(hasher, learning, epoch);
         FdbTable {
             current: ArcSwap::from_pointee(empty),
@@ -119,6 +126,7 @@ impl FdbTable {
             epoch,
             clock: AtomicU32::new(0),
             hasher,
+            learn_refused: AtomicU64::new(0),
         }
     }
 
@@ -230,6 +238,17 @@ impl FdbTable {
         self.learning && self.learned.push((mac, vtep)).is_ok()
     }
 
+    /// `--learning-from known`: learning events are taken only from these VTEPs (the
+    /// known ones, which the control loop keeps current); `None` takes any (the default).
+    pub fn set_learn_sources(&self, allowed: Option<HashSet<IpAddr>>) {
+        self.lock().learn_sources = allowed;
+    }
+
+    /// Learning events refused because their source is not a known VTEP.
+    pub fn learn_refused(&self) -> u64 {
+        self.learn_refused.load(Ordering::Relaxed)
+    }
+
     /// Control thread, every control-loop tick (at most 50 ms apart): drain learning events (never overriding Static or
     /// Consul entries), expire learned entries idle longer than the ageing time (scanned
     /// at most once a second), publish at most once. Returns how many entries changed.
@@ -238,8 +257,16 @@ impl FdbTable {
         self.clock.store(now, Ordering::Relaxed);
         let mut master = self.lock();
         let mut changed = 0;
+        let mut refused = 0;
         while let Some((mac, vtep)) = self.learned.pop() {
+            if master.learn_sources.as_ref().is_some_and(|allowed| !allowed.contains(&vtep)) {
+                refused += 1;
+                continue;
+            }
             changed += usize::from(master.learn(mac, vtep, now));
+        }
+        if refused > 0 {
+            self.learn_refused.fetch_add(refused, Ordering::Relaxed);
         }
         let ageing_secs = self.ageing.as_secs().min(u32::MAX as u64) as u32;
         if !self.ageing.is_zero() && now.wrapping_sub(master.last_ageing_scan) >= AGEING_SCAN_INTERVAL_SECS {
@@ -421,6 +448,26 @@ mod tests {
             t.apply(&req(FdbOp::Add, "01:00:5e:00:00:01", Some(r(1))), Source::Learned),
             Err(FdbError::NotLearnable { .. })
         ));
+    }
+
+    #[test]
+    fn learning_from_known_takes_only_known_vteps() {
+        let t = table();
+        t.set_learn_sources(Some([ip(1)].into()));
+        t.learn(mac(A).0, ip(1));
+        t.learn(mac(B).0, ip(66));
+        assert_eq!(t.maintain(Instant::now()), 1);
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(t.snapshot().lookup(&mac(B).0), None);
+        assert_eq!(t.learn_refused(), 1);
+        // Nor may an unknown source move a MAC learned from a known one.
+        t.learn(mac(A).0, ip(66));
+        assert_eq!(t.maintain(Instant::now()), 0);
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(t.learn_refused(), 2);
+        t.set_learn_sources(None);
+        t.learn(mac(B).0, ip(66));
+        assert_eq!(t.maintain(Instant::now()), 1);
     }
 
     #[test]
