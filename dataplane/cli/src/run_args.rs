@@ -88,9 +88,23 @@ pub struct RunArgs {
     /// `known` VTEPs (static, flood-list and store entries).
     #[arg(long, value_name = "known|any", default_value = "any")]
     learning_from: LearningFrom,
+    /// Most MACs in the FDB before learning adds no new one (the kernel's `maxaddress`;
+    /// 0: unlimited). Static and store entries count toward it but are never refused or
+    /// evicted. The default is what the XDP express path's table holds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FDB)]
+    max_fdb: usize,
+    /// Most new or moved MACs learned from one remote VTEP per second (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    learn_rate: u32,
+    /// Most distinct remote VTEPs that learned entries may point at (0: unlimited); each
+    /// one costs a route lookup and a neighbour entry.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_learned_remotes: usize,
     #[command(flatten)]
     consul: ConsulArgs,
 }
+
+use vxdp::fdb::DEFAULT_MAX_FDB;
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
     if s == "auto" || s == "inherit" {
@@ -175,6 +189,11 @@ impl RunArgs {
         Ok(Config {
             accept,
             learning_from: self.learning_from,
+            learn_limits: vxdp::fdb::LearnLimits {
+                max_entries: self.max_fdb,
+                per_source_per_sec: self.learn_rate,
+                max_learned_remotes: self.max_learned_remotes,
+            },
             name: self.name,
             vni: self.vni,
             dstport: self.dstport,
@@ -227,6 +246,10 @@ mod tests {
         let k = run(&["--accept", "known", "10.0.0.0/8", "--learning-from", "known"]).unwrap();
         assert_eq!(k.accept.to_string(), "known,10.0.0.0/8");
         assert_eq!(k.learning_from, LearningFrom::Known);
+        let l = c.learn_limits;
+        assert_eq!((l.max_entries, l.per_source_per_sec, l.max_learned_remotes), (65_536, 1000, 1024));
+        let u = run(&["--max-fdb", "0", "--learn-rate", "0", "--max-learned-remotes", "0"]).unwrap().learn_limits;
+        assert_eq!(u, vxdp::fdb::LearnLimits::default(), "0 is unlimited");
     }
 
     #[test]

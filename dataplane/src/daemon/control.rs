@@ -54,7 +54,16 @@ impl Control {
             total.encap_frames += v(XdpCounter::ExpressEncap);
             total.encap_bytes += v(XdpCounter::ExpressEncapBytes);
         }
-        let control = [("learn_refused_unknown_source".to_string(), self.fdb.learn_refused())].into();
+        let (full, rate_limited, remotes_capped) = self.fdb.learn_bounded();
+        let control = [
+            ("fdb_full", full),
+            ("learn_rate_limited", rate_limited),
+            ("learn_refused_unknown_source", self.fdb.learn_refused()),
+            ("learn_remotes_capped", remotes_capped),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         Stats {
             control,
             name: self.name.clone(),

@@ -66,6 +66,8 @@ pub struct Config {
     pub accept: crate::guard::AcceptPolicy,
     /// `--learning-from`: whose frames may teach the FDB.
     pub learning_from: crate::guard::LearningFrom,
+    /// `--max-fdb`, `--learn-rate`, `--max-learned-remotes`: what learning may add.
+    pub learn_limits: crate::fdb::LearnLimits,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -129,6 +131,7 @@ pub fn run(cfg: Config) -> Result<()> {
 
     // Static entries first, so a bad --fdb file stops us before anything is created.
     let fdb = Arc::new(FdbTable::new(cfg.learning, cfg.ageing));
+    fdb.set_limits(cfg.learn_limits);
     let mut statics: Vec<(FdbRequest, Source)> = cfg
         .remotes
         .iter()
