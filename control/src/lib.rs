@@ -8,6 +8,7 @@
 //!   socket) and `fdb show` formatting.
 //! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
 //! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
+//! - [`validate`]: the checks and caps every store backend applies to its values.
 //!
 //! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
 //! this crate only describes changes to it and carries them.
@@ -17,5 +18,6 @@ pub mod ctl;
 pub mod entry;
 pub mod mac;
 pub mod stats;
+pub mod validate;
 
 pub use mac::Mac;

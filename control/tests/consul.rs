@@ -221,6 +221,40 @@ fn malformed_values_are_skipped_and_counted() {
 }
 
 #[test]
+fn invalid_store_values_are_skipped_counted_and_the_answer_capped() {
+    let b = Backend::new();
+    let c = b.client();
+    let k = b.keys();
+    let put = |key: String, v: &str| assert!(c.kv_put(&key, v.as_bytes(), None, None).unwrap());
+    put(k.mac(mac(1)), r#"{"v":1,"vtep":"224.0.0.9"}"#);
+    put(k.mac(mac(2)), r#"{"v":1,"vtep":"127.0.0.1"}"#);
+    put(k.mac(mac(3)), r#"{"v":1,"vtep":"2001:db8::3"}"#);
+    put(k.mac(mac(4)), r#"{"v":1,"vtep":"192.0.2.4","port":0}"#);
+    put(k.mac(mac(5)), r#"{"v":1,"vtep":"198.51.100.77"}"#); // one of "our" addresses
+    put(format!("{}vtep/255.255.255.255", k.vni_prefix()), r#"{"v":1}"#);
+    for i in 10..15 {
+        b.put_mac(mac(i), 20 + i as u8);
+    }
+    let table = Table::default();
+    let mut cfg = WatchConfig::new(b.keys());
+    cfg.wait = Duration::from_secs(30);
+    cfg.rules.own = ["198.51.100.77".parse().unwrap()].into();
+    cfg.rules.max_entries = 3;
+    let t = table.clone();
+    let w = Watcher::spawn(b.client(), cfg, move |ch: &[Change]| t.apply(ch)).expect("spawn watcher");
+    wait_for("the listing", Duration::from_secs(5), || table.len() == 3);
+    assert_eq!(w.stats().skipped.load(Ordering::Relaxed), 6);
+    assert_eq!(w.stats().capped.load(Ordering::Relaxed), 2);
+    for i in 1..6 {
+        assert_eq!(table.get(mac(i)), None, "invalid entry {i} installed");
+    }
+    // Within the cap, what was accepted stays while the rest keep arriving.
+    b.put_mac(mac(16), 36);
+    wait_for("the next answer", Duration::from_secs(5), || w.stats().capped.load(Ordering::Relaxed) == 3);
+    assert_eq!(table.len(), 3);
+}
+
+#[test]
 fn a_burst_of_10000_changes_arrives_whole_in_few_batches() {
     let b = Backend::new();
     let (w, t) = b.watch(Duration::from_secs(30));

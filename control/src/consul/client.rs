@@ -277,17 +277,23 @@ fn header_index(resp: &ureq::Response) -> u64 {
     resp.header("X-Consul-Index").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Largest answer accepted (a listing of 1,000,000 entries is ~150 MB).
-const MAX_BODY: u64 = 512 << 20;
-
 fn read_body(resp: ureq::Response) -> Result<String, ConsulError> {
-    use std::io::Read;
     // Not `into_string`: it stops at 10 MB, less than a listing of 100,000 entries.
+    read_capped(resp.into_reader(), crate::validate::MAX_ANSWER_BYTES)
+}
+
+/// Reads at most `cap` bytes; a longer answer is refused whole (not truncated into
+/// something that might still parse), so the last good state stays.
+fn read_capped(reader: impl std::io::Read, cap: u64) -> Result<String, ConsulError> {
+    use std::io::Read;
     let mut body = String::new();
-    resp.into_reader()
-        .take(MAX_BODY)
+    reader
+        .take(cap + 1)
         .read_to_string(&mut body)
         .map_err(|e| ConsulError::Transport(format!("reading the answer: {e}")))?;
+    if body.len() as u64 > cap {
+        return Err(ConsulError::Decode(format!("the answer is larger than {} MiB; refused", cap >> 20)));
+    }
     Ok(body)
 }
 
@@ -313,6 +319,15 @@ fn error(e: ureq::Error) -> ConsulError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_past_the_cap_are_refused_whole() {
+        let body = "x".repeat(100);
+        assert_eq!(read_capped(body.as_bytes(), 100).unwrap().len(), 100);
+        let e = read_capped(body.as_bytes(), 99).unwrap_err();
+        assert!(matches!(e, ConsulError::Decode(ref m) if m.contains("larger than")), "{e}");
+        assert_eq!(crate::validate::MAX_ANSWER_BYTES, 64 << 20);
+    }
 
     #[test]
     fn addresses_normalize_like_consul_http_addr() {

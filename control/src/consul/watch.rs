@@ -22,7 +22,8 @@ use super::client::{Client, ConsulError};
 use super::schema::{diff, Desired, Keys};
 use crate::entry::Remote;
 use crate::mac::Mac;
-use std::collections::{BTreeSet, HashSet};
+use crate::validate::{StoreRules, StoreValidator};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct WatchConfig {
     pub burst: u32,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// What a value must satisfy to reach the FDB ([`crate::validate`]).
+    pub rules: StoreRules,
 }
 
 impl WatchConfig {
@@ -81,6 +84,7 @@ impl WatchConfig {
             burst: 10,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            rules: StoreRules::default(),
         }
     }
 }
@@ -95,8 +99,11 @@ pub struct WatchStats {
     pub answers: AtomicU64,
     /// MAC changes handed to the sink.
     pub changes: AtomicU64,
-    /// Keys skipped as malformed in the last answer.
+    /// Keys skipped as malformed or invalid ([`crate::validate`]) in the last answer.
     pub skipped: AtomicU64,
+    /// Entries refused in the last answer because it had more than
+    /// [`StoreRules::max_entries`].
+    pub capped: AtomicU64,
     /// Failed queries.
     pub errors: AtomicU64,
     /// Index resets (backwards or below 1).
@@ -214,7 +221,7 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
     let mut ever_connected = false;
     let mut reported_error = false;
     let mut backoff = Backoff::new(cfg.min_backoff, cfg.max_backoff);
-    let mut logged_bad: HashSet<String> = HashSet::new();
+    let mut validator = StoreValidator::new("consul", cfg.rules.clone());
     let mut limiter = TokenBucket::new(cfg.burst, cfg.min_interval);
 
     while !stop.load(Ordering::Relaxed) {
@@ -241,8 +248,9 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
         backoff.reset();
         stats.answers.fetch_add(1, Ordering::Relaxed);
 
-        let (desired, own, skipped) = decode(&cfg, &listing.pairs, &mut logged_bad);
+        let (desired, own, skipped, capped) = decode(&cfg, &listing.pairs, &mut validator);
         stats.skipped.store(skipped, Ordering::Relaxed);
+        stats.capped.store(capped, Ordering::Relaxed);
         let changes: Vec<Change> = diff(&current, &desired)
             .into_iter()
             .map(|(mac, remotes)| Change { mac, existed: current.contains_key(&mac), remotes })
@@ -293,40 +301,33 @@ fn log_lost(addr: &str, e: &ConsulError, connected: bool, ever: bool, entries: u
     }
 }
 
-/// Parses a listing into the desired FDB, skipping malformed keys. `logged` holds the
-/// keys that were malformed in the previous listing: a key is logged when it turns bad,
-/// not on every answer while it stays bad (and the set holds only keys still bad).
-/// Also returns the MACs whose entries point at this node (not in the desired FDB).
+/// Parses a listing into the desired FDB, skipping malformed keys and those the
+/// validator refuses (which logs a key when it turns bad, not on every answer while it
+/// stays bad). Also returns the MACs whose entries point at this node (not in the
+/// desired FDB), and (keys skipped, entries refused by the cap).
 fn decode(
     cfg: &WatchConfig,
     pairs: &[super::client::KvPair],
-    logged: &mut HashSet<String>,
-) -> (Desired, BTreeSet<Mac>, u64) {
+    validator: &mut StoreValidator,
+) -> (Desired, BTreeSet<Mac>, u64, u64) {
     let mut desired = Desired::new();
     let mut own = BTreeSet::new();
-    let mut skipped = 0;
-    let mut bad_now = HashSet::new();
+    validator.begin();
     for p in pairs {
         match cfg.keys.parse(&p.key, &p.value) {
             Ok(Some((mac, remote))) => {
                 if Some(remote.ip) == cfg.local {
                     own.insert(mac);
-                } else {
+                } else if validator.admit(&p.key, mac, &remote, p.session.is_some()) {
                     desired.entry(mac).or_default().insert(remote);
                 }
             }
             Ok(None) => {}
-            Err(e) => {
-                skipped += 1;
-                if !logged.contains(&p.key) {
-                    log::warn!("consul: skipping key {}: {e}", p.key);
-                }
-                bad_now.insert(p.key.clone());
-            }
+            Err(e) => validator.refuse(&p.key, &e.to_string()),
         }
     }
-    *logged = bad_now;
-    (desired, own, skipped)
+    let (skipped, capped) = validator.end();
+    (desired, own, skipped, capped)
 }
 
 #[cfg(test)]
@@ -352,15 +353,50 @@ mod tests {
         let good = pair("vxdp/vni/5/mac/02:00:00:00:00:01", r#"{"v":1,"vtep":"192.0.2.2"}"#);
         let mine = pair("vxdp/vni/5/mac/02:00:00:00:00:02", r#"{"v":1,"vtep":"192.0.2.1"}"#);
         let bad = pair("vxdp/vni/5/mac/02:00:00:00:00:03", "{");
-        let mut logged = HashSet::new();
-        let (d, own, skipped) = decode(&cfg, &[good.clone(), mine.clone(), bad.clone()], &mut logged);
+        let mut v = StoreValidator::new("consul", cfg.rules.clone());
+        let (d, own, skipped, _) = decode(&cfg, &[good.clone(), mine.clone(), bad.clone()], &mut v);
         assert_eq!((d.len(), skipped), (1, 1));
         assert_eq!(own, BTreeSet::from([Mac([2, 0, 0, 0, 0, 2])]));
-        assert!(logged.contains(&bad.key));
         let fixed = pair(&bad.key, r#"{"v":1,"vtep":"192.0.2.3"}"#);
-        let (d, _, skipped) = decode(&cfg, &[good, mine, fixed], &mut logged);
+        let (d, _, skipped, _) = decode(&cfg, &[good, mine, fixed], &mut v);
         assert_eq!((d.len(), skipped), (2, 0));
-        assert!(logged.is_empty(), "a fixed key is still remembered as bad");
+    }
+
+    #[test]
+    fn decode_refuses_invalid_values_and_caps_the_answer() {
+        let mut cfg = WatchConfig::new(Keys::new("vxdp/", vxdp_common::Vni::new(5).unwrap()));
+        cfg.local = Some("192.0.2.1".parse().unwrap());
+        cfg.rules.own = ["10.9.9.9".parse().unwrap()].into();
+        cfg.rules.max_entries = 3;
+        let mac = |i: u8, vtep: &str| {
+            pair(&format!("vxdp/vni/5/mac/02:00:00:00:00:{i:02x}"), &format!(r#"{{"v":1,"vtep":"{vtep}"}}"#))
+        };
+        let pairs = [
+            mac(1, "224.0.0.5"),
+            mac(2, "127.0.0.1"),
+            mac(3, "10.9.9.9"),
+            mac(4, "2001:db8::4"),
+            pair("vxdp/vni/5/mac/02:00:00:00:00:05", r#"{"v":1,"vtep":"192.0.2.5","port":0}"#),
+            pair("vxdp/vni/5/vtep/0.0.0.0", r#"{"v":1}"#),
+            mac(6, "192.0.2.6"),
+            mac(7, "192.0.2.7"),
+            pair("vxdp/vni/5/vtep/192.0.2.8", r#"{"v":1}"#),
+            mac(9, "192.0.2.9"),
+            mac(10, "192.0.2.1"),
+        ];
+        let mut v = StoreValidator::new("consul", cfg.rules.clone());
+        let (d, own, skipped, capped) = decode(&cfg, &pairs, &mut v);
+        assert_eq!((skipped, capped), (6, 1));
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert!(d.contains_key(&Mac([2, 0, 0, 0, 0, 6])) && d.contains_key(&Mac::ZERO));
+        assert_eq!(own.len(), 1, "the local VTEP is ours, not an error");
+        // Keys no session holds, when the rules require one.
+        cfg.rules.require_held = true;
+        let mut v = StoreValidator::new("consul", cfg.rules.clone());
+        let mut held = mac(6, "192.0.2.6");
+        held.session = Some("s1".into());
+        let (d, _, skipped, _) = decode(&cfg, &[held, mac(7, "192.0.2.7")], &mut v);
+        assert_eq!((d.len(), skipped), (1, 1));
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct ConsulArgs {
     /// Publish this node as a VTEP of the VNI and the MACs seen behind the overlay device.
     #[arg(long, requires = "consul_address")]
     pub advertise: bool,
+    /// Take a MAC key from Consul only if a session holds it (as every key `--advertise`
+    /// writes is): a key written without one is skipped, counted and logged.
+    #[arg(long, requires = "consul_address")]
+    pub consul_require_session: bool,
     /// TTL of the advertising session in seconds (10-86400): how long a dead node's entries stay.
     #[arg(long = "consul-ttl", value_name = "SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(10..=86400))]
     pub consul_ttl: u64,
@@ -68,6 +72,7 @@ impl ConsulArgs {
             prefix: self.consul_prefix.clone(),
             advertise: self.advertise,
             ttl: Duration::from_secs(self.consul_ttl),
+            require_session: self.consul_require_session,
         }))
     }
 }
@@ -113,6 +118,9 @@ mod tests {
         assert_eq!(c.client.consistency, Consistency::Stale);
         assert_eq!(c.client.datacenter.as_deref(), Some("dc2"));
         assert_eq!((c.ttl, c.prefix.as_str(), c.advertise), (Duration::from_secs(10), "vxdp/", true));
+        assert!(!c.require_session);
+        let r = parse(&["--consul", "10.0.0.1:8500", "--consul-require-session"]).unwrap();
+        assert!(r.settings().unwrap().unwrap().require_session);
 
         let e = parse(&["--consul", "x:1", "--consul-consistency", "strong"]).unwrap_err();
         assert!(e.contains("--consul-consistency") && e.contains("strong"), "{e}");

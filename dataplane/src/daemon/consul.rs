@@ -33,6 +33,8 @@ pub struct ConsulSettings {
     pub advertise: bool,
     /// TTL of the advertising session: how long a dead node's entries stay.
     pub ttl: Duration,
+    /// `--consul-require-session`: MAC keys no session holds are skipped.
+    pub require_session: bool,
 }
 
 /// The running Consul threads; dropping stops them (and withdraws our keys).
@@ -60,6 +62,10 @@ pub struct Plumbing {
     pub ageing: Duration,
     /// MACs the workers saw behind the overlay (present when advertising).
     pub local_macs: Option<Arc<LocalMacQueue>>,
+    /// This host's addresses: never a remote VTEP (`vxdp_control::validate`).
+    pub own_addrs: std::collections::BTreeSet<IpAddr>,
+    /// Where the watcher's counters are published for `vxdp stats`.
+    pub store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::consul::WatchStats>>>,
 }
 
 /// Starts the watcher (and the advertiser with `--advertise`). Consul being unreachable
@@ -88,8 +94,11 @@ pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<Co
 
     let mut wcfg = WatchConfig::new(keys);
     wcfg.local = Some(p.local);
+    wcfg.rules.own = p.own_addrs.iter().copied().filter(|a| *a != p.local).collect();
+    wcfg.rules.require_held = args.require_session;
     let sink = FdbSink { fdb: p.fdb.clone(), changed: p.fdb_changed.clone(), advertiser: handle.clone() };
     let watcher = Watcher::spawn(client()?, wcfg, sink).context("starting the Consul watcher")?;
+    let _ = p.store_stats.set(watcher.stats().clone());
 
     let feed_stop = Arc::new(AtomicBool::new(false));
     if let (Some(queue), Some(handle)) = (p.local_macs, handle) {

@@ -23,6 +23,8 @@ pub(super) struct Control {
     pub(super) nexthops: Arc<ArcSwap<NextHops>>,
     pub(super) fdb_changed: Arc<AtomicBool>,
     pub(super) express: Arc<Mutex<Express>>,
+    /// The store watcher's counters, once it runs.
+    pub(super) store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::consul::WatchStats>>>,
 }
 
 impl Control {
@@ -62,6 +64,9 @@ impl Control {
             ("learn_remotes_capped", remotes_capped),
         ]
         .into_iter()
+        .chain(self.store_stats.get().into_iter().flat_map(|w| {
+            [("store_skipped", w.skipped.load(Ordering::Relaxed)), ("store_capped", w.capped.load(Ordering::Relaxed))]
+        }))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         Stats {

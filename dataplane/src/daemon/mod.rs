@@ -287,7 +287,9 @@ pub fn run(cfg: Config) -> Result<()> {
     }
 
     let fdb_changed = Arc::new(AtomicBool::new(true));
+    let store_stats = Arc::new(std::sync::OnceLock::new());
     let control = Arc::new(Control {
+        store_stats: store_stats.clone(),
         name: cfg.name.clone(),
         fdb: fdb.clone(),
         counters,
@@ -307,6 +309,13 @@ pub fn run(cfg: Config) -> Result<()> {
             dstport: cfg.dstport,
             ageing: cfg.ageing,
             local_macs,
+            own_addrs: nl
+                .local_ipv4_addrs()
+                .context("reading the host's addresses")?
+                .into_iter()
+                .map(IpAddr::V4)
+                .collect(),
+            store_stats: store_stats.clone(),
         },
     )?;
 
