@@ -29,8 +29,8 @@ impl std::str::FromStr for Consistency {
     }
 }
 
-/// Where and how to reach Consul.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how to reach Consul. `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConsulConfig {
     /// `http://host:port`, `https://host:port` or `host:port` (http).
     pub address: String,
@@ -50,6 +50,18 @@ impl ConsulConfig {
             ca_file: None,
             consistency: Consistency::Default,
         }
+    }
+}
+
+impl std::fmt::Debug for ConsulConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsulConfig")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("datacenter", &self.datacenter)
+            .field("ca_file", &self.ca_file)
+            .field("consistency", &self.consistency)
+            .finish()
     }
 }
 
@@ -113,7 +125,15 @@ pub struct Client {
 impl Client {
     pub fn new(cfg: ConsulConfig) -> Result<Client, ConsulError> {
         let base = normalize(&cfg.address)?;
-        let mut builder = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).max_idle_connections(4);
+        if cfg.token.is_some() && base.starts_with("http://") {
+            log::warn!(
+                "consul: the ACL token goes to {base} over plain http, readable on the path; use https (--consul-ca)"
+            );
+        }
+        // No redirects: ureq would follow one carrying X-Consul-Token to wherever it points
+        // (it strips only Authorization); a 3xx answer is an error instead.
+        let mut builder =
+            ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).max_idle_connections(4).redirects(0);
         if let Some(path) = &cfg.ca_file {
             builder = builder.tls_config(tls_with_ca(path)?);
         }
@@ -226,7 +246,7 @@ impl Client {
     /// Renews a session's TTL. `Ok(false)`: the session no longer exists.
     pub fn session_renew(&self, id: &str) -> Result<bool, ConsulError> {
         match self.request("PUT", &format!("session/renew/{id}"), Duration::from_secs(10)).call() {
-            Ok(_) => Ok(true),
+            Ok(resp) => read_body(resp).map(|_| true),
             Err(ureq::Error::Status(404, _)) => Ok(false),
             Err(e) => Err(error(e)),
         }
@@ -278,6 +298,13 @@ fn header_index(resp: &ureq::Response) -> u64 {
 }
 
 fn read_body(resp: ureq::Response) -> Result<String, ConsulError> {
+    if (300..400).contains(&resp.status()) {
+        let to = resp.header("Location").unwrap_or("?").to_string();
+        return Err(ConsulError::Status {
+            status: resp.status(),
+            body: format!("redirect to {to} not followed (the ACL token would go along)"),
+        });
+    }
     // Not `into_string`: it stops at 10 MB, less than a listing of 100,000 entries.
     read_capped(resp.into_reader(), crate::validate::MAX_ANSWER_BYTES)
 }
@@ -319,6 +346,36 @@ fn error(e: ureq::Error) -> ConsulError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_are_not_followed_and_the_token_stays_home() {
+        use std::io::{Read, Write};
+        use std::net::TcpListener;
+        // The redirect target records whether a request (and a token) reached it.
+        let target = TcpListener::bind("127.0.0.1:0").unwrap();
+        target.set_nonblocking(true).unwrap();
+        let to = target.local_addr().unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{to}/v1/kv/x\r\nContent-Length: 0\r\n\r\n"
+            );
+            s.write_all(answer.as_bytes()).unwrap();
+        });
+        let mut cfg = ConsulConfig::new(&format!("http://{addr}"));
+        cfg.token = Some("s3cr3t-token".into());
+        let c = Client::new(cfg.clone()).unwrap();
+        let e = c.kv_get("x").unwrap_err();
+        t.join().unwrap();
+        assert!(e.to_string().contains("redirect") && e.to_string().contains("not followed"), "{e}");
+        assert!(target.accept().is_err(), "the client followed the redirect");
+        let debug = format!("{cfg:?} {:?}", c.config());
+        assert!(!debug.contains("s3cr3t") && debug.contains("<redacted>"), "{debug}");
+    }
 
     #[test]
     fn answers_past_the_cap_are_refused_whole() {

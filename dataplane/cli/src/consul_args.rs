@@ -7,8 +7,8 @@ use std::time::Duration;
 use vxdp::daemon::consul::ConsulSettings;
 use vxdp_control::consul::{Client, Consistency, ConsulConfig};
 
-/// The Consul options of `vxdp run`.
-#[derive(clap::Args, Debug, Clone)]
+/// The Consul options of `vxdp run`. `Debug` never shows the token.
+#[derive(clap::Args, Clone)]
 pub struct ConsulArgs {
     /// Consul HTTP address (http://host:port, https://host:port or host:port): watch it for FDB entries.
     #[arg(long = "consul", value_name = "URL", env = "CONSUL_HTTP_ADDR")]
@@ -16,6 +16,10 @@ pub struct ConsulArgs {
     /// Consul ACL token.
     #[arg(long = "consul-token", value_name = "TOKEN", env = "CONSUL_HTTP_TOKEN", hide_env_values = true)]
     pub consul_token: Option<String>,
+    /// File holding the Consul ACL token (first line; a token on the command line shows
+    /// in /proc/PID/cmdline to every local user).
+    #[arg(long = "consul-token-file", value_name = "FILE", conflicts_with = "consul_token")]
+    pub consul_token_file: Option<PathBuf>,
     /// Consul datacenter to query (default: the agent's).
     #[arg(long = "consul-dc", value_name = "DC")]
     pub consul_dc: Option<String>,
@@ -44,6 +48,20 @@ fn parse_consistency(s: &str) -> Result<Consistency, String> {
     s.parse()
 }
 
+impl std::fmt::Debug for ConsulArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsulArgs")
+            .field("consul_address", &self.consul_address)
+            .field("consul_token", &self.consul_token.as_ref().map(|_| "<redacted>"))
+            .field("consul_token_file", &self.consul_token_file)
+            .field("consul_dc", &self.consul_dc)
+            .field("consul_ca", &self.consul_ca)
+            .field("consul_prefix", &self.consul_prefix)
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConsulArgs {
     /// Checks the options (address, CA file) without contacting Consul. `None`
     /// without `--consul`.
@@ -61,7 +79,18 @@ impl ConsulArgs {
         }
         let cfg = ConsulConfig {
             address: address.clone(),
-            token: self.consul_token.clone().filter(|t| !t.is_empty()),
+            token: match &self.consul_token_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--consul-token-file {}: cannot read", path.display()))?;
+                    let token = text.lines().next().unwrap_or("").trim().to_string();
+                    if token.is_empty() {
+                        bail!("--consul-token-file {}: the file holds no token", path.display());
+                    }
+                    Some(token)
+                }
+                None => self.consul_token.clone().filter(|t| !t.is_empty()),
+            },
             datacenter: self.consul_dc.clone(),
             ca_file: self.consul_ca.clone(),
             consistency: self.consul_consistency,
@@ -126,6 +155,19 @@ mod tests {
         assert!(e.contains("--consul-consistency") && e.contains("strong"), "{e}");
         let e = parse(&["--consul", "x:1", "--consul-ttl", "5"]).unwrap_err();
         assert!(e.contains("--consul-ttl"), "{e}");
+        let dir = std::env::temp_dir().join(format!("vxdp-token-test-{}", std::process::id()));
+        std::fs::write(&dir, "tok-from-file\n").unwrap();
+        let f = parse(&["--consul", "10.0.0.1:8500", "--consul-token-file", dir.to_str().unwrap()]).unwrap();
+        assert_eq!(f.settings().unwrap().unwrap().client.token.as_deref(), Some("tok-from-file"));
+        std::fs::write(&dir, "\n").unwrap();
+        let e = format!("{:#}", f.settings().unwrap_err());
+        assert!(e.contains("--consul-token-file") && e.contains("no token"), "{e}");
+        std::fs::remove_file(&dir).unwrap();
+        let e = parse(&["--consul", "x:1", "--consul-token", "a", "--consul-token-file", "/x"]).unwrap_err();
+        assert!(e.contains("--consul-token-file"), "{e}");
+        let t = parse(&["--consul", "10.0.0.1:8500", "--consul-token", "s3cr3t"]).unwrap();
+        let debug = format!("{t:?} {:?}", t.settings().unwrap().unwrap());
+        assert!(!debug.contains("s3cr3t"), "{debug}");
         let e = parse(&["--advertise"]).unwrap_err();
         assert!(e.contains("--consul"), "{e}");
         let e =
