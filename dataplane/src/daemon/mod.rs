@@ -156,9 +156,18 @@ pub fn run(cfg: Config) -> Result<()> {
 
     // Overlay netdev: a veth pair; the user sees `name`, vxdp attaches to the peer.
     let peer = peer_name(&cfg.name);
-    if nl.link(&peer).is_ok() {
+    if let Ok(existing) = nl.link(&peer) {
         // We hold the instance lock, so no live vxdp owns this pair: a previous run was
-        // killed before it could clean up.
+        // killed before it could clean up. Only a veth pair of exactly these two names
+        // is ours; anything else is left alone.
+        if !overlay::is_our_pair(&mut nl, &cfg.name, &existing) {
+            bail!(
+                "--name {}: a device named {peer} exists and is not the overlay pair of {}; vxdp deletes only \
+                 devices it created, so rename or remove it",
+                cfg.name,
+                cfg.name
+            );
+        }
         log::warn!("removing {} / {peer} left behind by a vxdp that did not exit cleanly", cfg.name);
         nl.delete_link(&peer).with_context(|| format!("removing the stale overlay device {peer}"))?;
     }

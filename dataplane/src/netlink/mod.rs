@@ -89,6 +89,8 @@ pub struct Link {
     pub up: bool,
     pub num_rx_queues: u32,
     pub num_tx_queues: u32,
+    /// `IFLA_LINK`: the interface this one is linked to (a veth's peer), if any.
+    pub link: Option<u32>,
 }
 
 /// The kernel's answer to `ip route get`.
@@ -561,6 +563,7 @@ pub(crate) fn parse_link(msg: &Message<'_>) -> Result<Link, WireError> {
         up: h.flags & IFF_UP != 0,
         num_rx_queues: attrs.u32(IFLA_NUM_RX_QUEUES)?.unwrap_or(1),
         num_tx_queues: attrs.u32(IFLA_NUM_TX_QUEUES)?.unwrap_or(1),
+        link: attrs.u32(IFLA_LINK)?.filter(|i| *i != 0 && *i != h.index),
     })
 }
 
