@@ -7,6 +7,7 @@
 mod counter_enum;
 pub mod express;
 pub mod flow;
+pub mod guard;
 pub mod hdr;
 mod vni;
 pub use vni::{ParseVniError, Vni};
@@ -34,8 +35,12 @@ pub mod maps {
     /// `PerCpuArray<ExpressCpu>` with one element: each CPU's learning-report budget
     /// and IPv4 identification counter.
     pub const EXPRESS_CPU: &str = "VXDP_X_CPU";
+    /// `Array<GuardConfig>` with one element: the underlay guard's settings.
+    pub const GUARD_CONFIG: &str = "VXDP_G_CONFIG";
+    /// `LpmTrie<[u8; 4], u32>`: outer IPv4 sources VXLAN is accepted from (see [`guard`](crate::guard)).
+    pub const GUARD_ACCEPT_V4: &str = "VXDP_G_ACCEPT_V4";
     /// Every map, for the build's symbol list.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 12] = [
         CONFIG,
         UNDERLAY_XSKS,
         OVERLAY_XSKS,
@@ -46,6 +51,8 @@ pub mod maps {
         EXPRESS_DEVS,
         EXPRESS_LOCAL_MACS,
         EXPRESS_CPU,
+        GUARD_CONFIG,
+        GUARD_ACCEPT_V4,
     ];
 }
 
@@ -139,6 +146,12 @@ counter_enum! {
         ExpressLearnLimited = 20 => "xdp_express_learn_limited",
         /// The redirect helper refused the target (device gone): the frame went to a worker.
         ExpressRedirectFailed = 21 => "xdp_express_redirect_failed",
+        /// Underlay: VXLAN to a local VTEP from a source `--accept` does not take, or from
+        /// one of the host's own addresses: dropped.
+        DropSourceRejected = 22 => "xdp_drop_source_rejected",
+        /// Steered: the inner source MAC is the overlay device's own, invalid, or pinned by
+        /// a static or store entry behind another VTEP (the workers drop and count it).
+        ToWorkersSnoop = 23 => "xdp_to_workers_snoop",
     }
 }
 

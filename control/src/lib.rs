@@ -10,6 +10,7 @@
 //! - [`store`]: cluster stores (Consul, etcd) as a source of entries: one interface,
 //!   the watcher, advertiser and key schema written once on top of it.
 //! - [`consul`]: the Consul HTTP client the Consul store uses.
+//! - [`validate`]: the checks and caps every store backend's values pass.
 //!
 //! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
 //! this crate only describes changes to it and carries them.
@@ -20,5 +21,6 @@ pub mod entry;
 pub mod mac;
 pub mod stats;
 pub mod store;
+pub mod validate;
 
 pub use mac::Mac;

@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 /// (`vxdp stats --json`) lists keys in the same order as it always has.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
+    /// The control plane's counters by name (`learn_refused_unknown_source`, ...): what
+    /// the daemon refused outside the data path. Left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub control: BTreeMap<String, u64>,
     /// The device the daemon serves.
     pub name: String,
     /// Remote VTEPs whose underlay next hop is resolved.
@@ -155,6 +159,7 @@ mod tests {
             total: worker(1000),
             workers: vec![worker(0), worker(100)],
             xdp: [("xdp_pass_not_udp".to_string(), 5), ("xdp_underlay_steered".to_string(), 9)].into(),
+            ..Default::default()
         }
     }
 
@@ -168,6 +173,9 @@ mod tests {
         // An empty xdp object (counters unreadable) stays one.
         let bare = Stats { name: "vx1".into(), ..Default::default() };
         assert_eq!(serde_json::from_str::<Stats>(&serde_json::to_string(&bare).unwrap()).unwrap(), bare);
+        // Control counters, when there are some, come back too.
+        let control = Stats { control: [("learn_refused_unknown_source".to_string(), 3)].into(), ..bare };
+        assert_eq!(serde_json::from_str::<Stats>(&serde_json::to_string(&control).unwrap()).unwrap(), control);
     }
 
     #[test]

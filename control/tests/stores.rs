@@ -199,6 +199,7 @@ both!(
     watcher_follows_adds_changes_and_deletes,
     entries_of_this_node_are_not_installed,
     malformed_values_are_skipped_and_counted,
+    invalid_store_values_are_skipped_counted_and_the_answer_capped,
     a_burst_of_10000_changes_arrives_whole_in_few_batches,
     advertiser_publishes_under_a_session_and_withdraws_on_exit,
     a_dead_nodes_keys_vanish_after_the_session_ttl,
@@ -309,6 +310,36 @@ fn malformed_values_are_skipped_and_counted(b: Backend) {
     b.put_mac(mac(2), 5);
     wait_for("the fixed key", Duration::from_secs(5), || t.get(mac(2)) == Some(vec![ip(5)]));
     assert_eq!(w.stats().skipped.load(Ordering::Relaxed), 2);
+}
+
+fn invalid_store_values_are_skipped_counted_and_the_answer_capped(b: Backend) {
+    let k = b.keys();
+    b.put(&k.mac(mac(1)), br#"{"v":1,"vtep":"224.0.0.9"}"#);
+    b.put(&k.mac(mac(2)), br#"{"v":1,"vtep":"127.0.0.1"}"#);
+    b.put(&k.mac(mac(3)), br#"{"v":1,"vtep":"2001:db8::3"}"#);
+    b.put(&k.mac(mac(4)), br#"{"v":1,"vtep":"192.0.2.4","port":0}"#);
+    b.put(&k.mac(mac(5)), br#"{"v":1,"vtep":"198.51.100.77"}"#); // one of "our" addresses
+    b.put(&format!("{}vtep/255.255.255.255", k.vni_prefix()), br#"{"v":1}"#);
+    for i in 10..15 {
+        b.put_mac(mac(i), 20 + i as u8);
+    }
+    let table = Table::default();
+    let mut cfg = WatchConfig::new(b.keys());
+    cfg.wait = Duration::from_secs(30);
+    cfg.rules.own = ["198.51.100.77".parse().unwrap()].into();
+    cfg.rules.max_entries = 3;
+    let t = table.clone();
+    let w = Watcher::spawn(b.store(), cfg, move |ch: &[Change]| t.apply(ch)).expect("spawn watcher");
+    wait_for("the listing", Duration::from_secs(5), || table.len() == 3);
+    assert_eq!(w.stats().skipped.load(Ordering::Relaxed), 6);
+    assert_eq!(w.stats().capped.load(Ordering::Relaxed), 2);
+    for i in 1..6 {
+        assert_eq!(table.get(mac(i)), None, "invalid entry {i} installed");
+    }
+    // At the cap, what was accepted stays while new keys keep being refused.
+    b.put_mac(mac(16), 36);
+    wait_for("the next answer", Duration::from_secs(5), || w.stats().capped.load(Ordering::Relaxed) == 3);
+    assert_eq!(table.len(), 3);
 }
 
 fn a_burst_of_10000_changes_arrives_whole_in_few_batches(b: Backend) {

@@ -48,6 +48,14 @@ vxdp_common::counter_enum! {
         /// give the kernel (outside the UMEM, across a chunk, or a chunk not on that
         /// ring): dropped without touching it.
         BadDescriptor = 14 => "bad_descriptor",
+        /// Decap: the inner source MAC is the overlay device's own (a loop), as the
+        /// kernel's `vxlan_set_mac` drops.
+        SrcMacOwn = 15 => "src_mac_own",
+        /// Decap, learning on: a static or store entry pins the inner source MAC behind
+        /// another VTEP (`vxlan_snoop`: "don't migrate static entries, drop packets").
+        SrcMacPinned = 16 => "src_mac_pinned",
+        /// Decap, learning on: the inner source MAC is zero or multicast (`vxlan_snoop`).
+        SrcMacInvalid = 17 => "src_mac_invalid",
     }
 }
 

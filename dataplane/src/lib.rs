@@ -11,6 +11,7 @@
 //! - [`xdp`]: loading and attaching the embedded eBPF programs that steer frames to the
 //!   workers; [`express`]: mirroring the tables into the maps of their express path,
 //!   which decapsulates and encapsulates known unicast in XDP.
+//! - [`guard`]: `--accept`, the source allow-list the underlay program enforces.
 //! - [`counters`]: drop reasons and per-worker counters.
 //! - [`netlink`], [`ethtool`], [`cpus`]: the kernel interfaces the daemon configures.
 //! - [`daemon`]: `vxdp run`, wiring everything together: setup, the control loop, the
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod ethtool;
 pub mod express;
 pub mod fdb;
+pub mod guard;
 pub mod netlink;
 pub mod nexthop;
 pub mod vxlan;

@@ -131,6 +131,7 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
         return Err(XdpCounter::ToWorkersOther);
     }
 
+    crate::guard::inner_source(&frame, inner, cfg.flags & CFG_LEARNING != 0)?;
     if cfg.flags & CFG_LEARNING != 0 {
         let mac = frame.read::<6>(inner + eth::SOURCE).ok_or(XdpCounter::ToWorkersOther)?;
         if is_unicast(&mac) {
@@ -163,7 +164,7 @@ fn learn(cfg: &ExpressConfig, key: &FdbKey, vtep: u32) -> Result<(), XdpCounter>
             // program run; a racing store of `reported` by another CPU is harmless.
             let v = unsafe { &mut *v };
             if v.flags & FDB_LEARNED == 0 {
-                Ok(())
+                crate::guard::pinned_elsewhere(v.vtep_v4, vtep)
             } else if v.vtep_v4 != vtep {
                 report_new()
             } else if cfg.clock.wrapping_sub(v.reported) >= REPORT_INTERVAL_SECS {

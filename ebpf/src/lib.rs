@@ -21,6 +21,7 @@ use aya_ebpf::{
 use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MAX_QUEUES};
 
 mod express;
+mod guard;
 mod hdr;
 use hdr::{eth, ip_proto, ipv4, ipv6, udp, vlan};
 
@@ -54,6 +55,8 @@ const _: () = {
     assert!(str_eq(names::EXPRESS_DEVS, "VXDP_X_DEVS"));
     assert!(str_eq(names::EXPRESS_LOCAL_MACS, "VXDP_X_LOCAL_MACS"));
     assert!(str_eq(names::EXPRESS_CPU, "VXDP_X_CPU"));
+    assert!(str_eq(names::GUARD_CONFIG, "VXDP_G_CONFIG"));
+    assert!(str_eq(names::GUARD_ACCEPT_V4, "VXDP_G_ACCEPT_V4"));
 };
 
 pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
@@ -77,6 +80,10 @@ pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
 pub fn vxdp_underlay(ctx: XdpContext) -> u32 {
     match classify_underlay(&ctx) {
         Verdict::Steer { l3, ihl } => {
+            if !guard::source_accepted(&Frame::new(&ctx), l3, ihl != 0) {
+                count(XdpCounter::DropSourceRejected);
+                return xdp_action::XDP_DROP;
+            }
             if ihl != 0 {
                 match express::decap(&ctx, l3, ihl) {
                     Ok(action) => return action,

@@ -117,6 +117,12 @@ impl Daemon {
     /// [`datapath`] flags are added unless `args` has `--datapath`.
     /// Panics with the daemon's log if it exits or is not ready in time.
     pub fn start(ns: &Netns, name: &str, args: &[&str]) -> Daemon {
+        Daemon::start_wrapped(ns, name, &[], args)
+    }
+
+    /// [`Daemon::start`] with `wrapper` (e.g. `setpriv ...`) run in front of the binary,
+    /// inside the namespace.
+    pub fn start_wrapped(ns: &Netns, name: &str, wrapper: &[&str], args: &[&str]) -> Daemon {
         let bin = vxdp_bin();
         let dp = datapath();
         let mut args = args.to_vec();
@@ -134,6 +140,7 @@ impl Daemon {
         let err = out.try_clone().expect("dup log fd");
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
+            .args(wrapper)
             .arg(&bin)
             .args(["run", "--name", name])
             .args(&args)
@@ -264,6 +271,12 @@ impl Stats {
     /// A counter from `xdp`, e.g. `xdp_pass_other_port`.
     pub fn xdp(&self, key: &str) -> u64 {
         self.get("xdp", key)
+    }
+
+    /// A counter from `control`, e.g. `learn_refused_unknown_source` (0 when the
+    /// section or the key is absent: the daemon leaves an empty section out).
+    pub fn control(&self, key: &str) -> u64 {
+        self.0["control"][key].as_u64().unwrap_or(0)
     }
 
     /// Number of per-worker entries.

@@ -11,6 +11,7 @@
 //! - [`vtep`]: [`kernel_vtep`], a Linux kernel vxlan device as reference peer.
 //! - [`topology`]: the two-host, two-container [`Topology`].
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
+//! - [`raw`]: crafted (spoofed) VXLAN frames on raw sockets, and counting arrivals.
 //! - [`serial`](mod@serial): [`serial()`] so scenarios never overlap.
 //! - [`store_e2e`]: the three-host cluster-store scenario every store runs.
 //!
@@ -20,6 +21,7 @@
 pub mod daemon;
 pub mod multi;
 pub mod netns;
+pub mod raw;
 pub mod serial;
 pub mod store_e2e;
 pub mod topology;

@@ -9,16 +9,20 @@
 //!   the namespace scenarios again with `VXDP_DATAPATH=afxdp` (the workers alone).
 //! - `cargo xtask bench [--quick|--micro]`: vxdp against the kernel vxlan device (see
 //!   `bench.rs` and docs/BENCHMARKS.md).
+//! - `cargo xtask fuzz [--secs N] [TARGET...]`: the cargo-fuzz targets in `fuzz/`, with
+//!   nightly (see `fuzz.rs` and docs/FUZZING.md).
 
 mod bench;
 mod demo;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 type Result<T> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <setup|build|demo|lint|test|bench> [-- extra cargo test args | bench flags]";
+const USAGE: &str =
+    "usage: cargo xtask <setup|build|demo|lint|test|bench|fuzz> [-- extra cargo test args | bench flags | fuzz flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
 const PACKAGES: &[(&str, &str)] = &[
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         "lint" => setup().and_then(|_| lint()),
         "test" => setup().and_then(|_| build_daemon()).and_then(|bin| test(&bin, &rest)),
         "bench" => setup().and_then(|_| build_daemon()).and_then(|bin| bench::bench(&bin, &rest)),
+        "fuzz" => fuzz::fuzz(&rest),
         _ => Err(format!("unknown command '{cmd}'\n{USAGE}")),
     };
     match r {

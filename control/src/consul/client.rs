@@ -29,8 +29,8 @@ impl std::str::FromStr for Consistency {
     }
 }
 
-/// Where and how to reach Consul.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how to reach Consul. `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConsulConfig {
     /// `http://host:port`, `https://host:port` or `host:port` (http).
     pub address: String,
@@ -50,6 +50,18 @@ impl ConsulConfig {
             ca_file: None,
             consistency: Consistency::Default,
         }
+    }
+}
+
+impl std::fmt::Debug for ConsulConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsulConfig")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("datacenter", &self.datacenter)
+            .field("ca_file", &self.ca_file)
+            .field("consistency", &self.consistency)
+            .finish()
     }
 }
 
@@ -113,7 +125,15 @@ pub struct Client {
 impl Client {
     pub fn new(cfg: ConsulConfig) -> Result<Client, ConsulError> {
         let base = normalize(&cfg.address)?;
-        let mut builder = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).max_idle_connections(4);
+        if cfg.token.is_some() && base.starts_with("http://") {
+            log::warn!(
+                "consul: the ACL token goes to {base} over plain http, readable on the path; use https (--consul-ca)"
+            );
+        }
+        // No redirects: ureq would follow one carrying X-Consul-Token to wherever it points
+        // (it strips only Authorization); a 3xx answer is an error instead.
+        let mut builder =
+            ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).max_idle_connections(4).redirects(0);
         if let Some(path) = &cfg.ca_file {
             builder = builder.tls_config(tls_with_ca(path)?);
         }
@@ -226,7 +246,7 @@ impl Client {
     /// Renews a session's TTL. `Ok(false)`: the session no longer exists.
     pub fn session_renew(&self, id: &str) -> Result<bool, ConsulError> {
         match self.request("PUT", &format!("session/renew/{id}"), Duration::from_secs(10)).call() {
-            Ok(_) => Ok(true),
+            Ok(resp) => read_body(resp).map(|_| true),
             Err(ureq::Error::Status(404, _)) => Ok(false),
             Err(e) => Err(error(e)),
         }
@@ -277,17 +297,30 @@ fn header_index(resp: &ureq::Response) -> u64 {
     resp.header("X-Consul-Index").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Largest answer accepted (a listing of 1,000,000 entries is ~150 MB).
-const MAX_BODY: u64 = 512 << 20;
-
 fn read_body(resp: ureq::Response) -> Result<String, ConsulError> {
-    use std::io::Read;
+    if (300..400).contains(&resp.status()) {
+        let to = resp.header("Location").unwrap_or("?").to_string();
+        return Err(ConsulError::Status {
+            status: resp.status(),
+            body: format!("redirect to {to} not followed (the ACL token would go along)"),
+        });
+    }
     // Not `into_string`: it stops at 10 MB, less than a listing of 100,000 entries.
+    read_capped(resp.into_reader(), crate::validate::MAX_ANSWER_BYTES)
+}
+
+/// Reads at most `cap` bytes; a longer answer is refused whole (not truncated into
+/// something that might still parse), so the last good state stays.
+fn read_capped(reader: impl std::io::Read, cap: u64) -> Result<String, ConsulError> {
+    use std::io::Read;
     let mut body = String::new();
-    resp.into_reader()
-        .take(MAX_BODY)
+    reader
+        .take(cap + 1)
         .read_to_string(&mut body)
         .map_err(|e| ConsulError::Transport(format!("reading the answer: {e}")))?;
+    if body.len() as u64 > cap {
+        return Err(ConsulError::Decode(format!("the answer is larger than {} MiB; refused", cap >> 20)));
+    }
     Ok(body)
 }
 
@@ -313,6 +346,45 @@ fn error(e: ureq::Error) -> ConsulError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_are_not_followed_and_the_token_stays_home() {
+        use std::io::{Read, Write};
+        use std::net::TcpListener;
+        // The redirect target records whether a request (and a token) reached it.
+        let target = TcpListener::bind("127.0.0.1:0").unwrap();
+        target.set_nonblocking(true).unwrap();
+        let to = target.local_addr().unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{to}/v1/kv/x\r\nContent-Length: 0\r\n\r\n"
+            );
+            s.write_all(answer.as_bytes()).unwrap();
+        });
+        let mut cfg = ConsulConfig::new(&format!("http://{addr}"));
+        cfg.token = Some("s3cr3t-token".into());
+        let c = Client::new(cfg.clone()).unwrap();
+        let e = c.kv_get("x").unwrap_err();
+        t.join().unwrap();
+        assert!(e.to_string().contains("redirect") && e.to_string().contains("not followed"), "{e}");
+        assert!(target.accept().is_err(), "the client followed the redirect");
+        let debug = format!("{cfg:?} {:?}", c.config());
+        assert!(!debug.contains("s3cr3t") && debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn answers_past_the_cap_are_refused_whole() {
+        let body = "x".repeat(100);
+        assert_eq!(read_capped(body.as_bytes(), 100).unwrap().len(), 100);
+        let e = read_capped(body.as_bytes(), 99).unwrap_err();
+        assert!(matches!(e, ConsulError::Decode(ref m) if m.contains("larger than")), "{e}");
+        assert_eq!(crate::validate::MAX_ANSWER_BYTES, 64 << 20);
+    }
 
     #[test]
     fn addresses_normalize_like_consul_http_addr() {

@@ -3,14 +3,18 @@
 //! The watcher feeds every [`Update`] of every store through [`View::apply`]: a full
 //! listing is compared with what was there, events change single keys. Each key is
 //! parsed in one place, `View::judge`; a malformed one is skipped, counted while it
-//! stays malformed and logged once by name when it turns bad. Only the MACs whose
-//! remote sets changed come out, as [`Change`]s.
+//! stays malformed and logged once by name when it turns bad. A well-formed entry
+//! the [`StoreRules`] refuse (`crate::validate`: a bad VTEP address, port 0) is
+//! treated the same way, and past [`StoreRules::max_entries`] keys new ones are
+//! refused and counted (logged once while the cap holds) while what is in stays.
+//! Only the MACs whose remote sets changed come out, as [`Change`]s.
 
 use super::schema::{Keys, SchemaError};
 use super::watch::Change;
 use super::{Event, Update};
 use crate::entry::Remote;
 use crate::mac::Mac;
+use crate::validate::{check_entry, Invalid, StoreRules};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -29,6 +33,21 @@ pub struct View {
     desired: BTreeMap<Mac, BTreeMap<Remote, u32>>,
     /// MACs of this node's keys (the all-zeros MAC: its VTEP registration).
     own: BTreeMap<Mac, u32>,
+    /// What an entry must satisfy, and the cap on keys held.
+    rules: StoreRules,
+    /// Keys refused now because [`StoreRules::max_entries`] keys were held.
+    capped: HashSet<String>,
+    /// The cap was logged (reset once nothing is refused by it).
+    capped_logged: bool,
+}
+
+/// Why a key is skipped.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
 }
 
 impl View {
@@ -41,7 +60,16 @@ impl View {
             bad: HashSet::new(),
             desired: BTreeMap::new(),
             own: BTreeMap::new(),
+            rules: StoreRules::default(),
+            capped: HashSet::new(),
+            capped_logged: false,
         }
+    }
+
+    /// Replaces the default [`StoreRules`].
+    pub fn with_rules(mut self, rules: StoreRules) -> View {
+        self.rules = rules;
+        self
     }
 
     /// Applies one update and returns the MACs whose remotes changed.
@@ -54,6 +82,7 @@ impl View {
                     .entries
                     .keys()
                     .chain(self.bad.iter())
+                    .chain(self.capped.iter())
                     .filter(|k| !listed.contains(k.as_str()))
                     .cloned()
                     .collect();
@@ -84,10 +113,17 @@ impl View {
     }
 
     /// Judges one key/value pair from the store: the entry it means, `Ok(None)` for a
-    /// kind of key this version does not know, an error for a malformed one. Every
-    /// pair from every store passes through here.
-    fn judge(&self, key: &str, value: &[u8]) -> Result<Option<(Mac, Remote)>, SchemaError> {
-        self.keys.parse(key, value)
+    /// kind of key this version does not know, an error for a malformed one or one the
+    /// rules refuse. Every pair from every store passes through here. Entries pointing
+    /// at this node's own VTEP address are its own, not an error.
+    fn judge(&self, key: &str, value: &[u8]) -> Result<Option<(Mac, Remote)>, Refusal> {
+        let Some((mac, remote)) = self.keys.parse(key, value)? else { return Ok(None) };
+        if Some(remote.ip) != self.local {
+            // Whether a session or lease holds the key is not carried by the stores'
+            // updates yet, so `require_held` is not applied here.
+            check_entry(mac, &remote, true, &self.rules)?;
+        }
+        Ok(Some((mac, remote)))
     }
 
     fn put(&mut self, key: &str, value: &[u8], before: &mut BTreeMap<Mac, Option<BTreeSet<Remote>>>) {
@@ -98,6 +134,18 @@ impl View {
                     return;
                 }
                 self.remove(key, before);
+                if self.entries.len() >= self.rules.max_entries {
+                    if !self.capped_logged {
+                        log::warn!(
+                            "{}: {} keys held, the most accepted from a store; refusing {key} and later new keys",
+                            self.kind,
+                            self.entries.len()
+                        );
+                        self.capped_logged = true;
+                    }
+                    self.capped.insert(key.to_string());
+                    return;
+                }
                 self.add(key, entry, before);
             }
             Ok(None) => self.remove(key, before),
@@ -123,6 +171,9 @@ impl View {
 
     fn remove(&mut self, key: &str, before: &mut BTreeMap<Mac, Option<BTreeSet<Remote>>>) {
         self.bad.remove(key);
+        if self.capped.remove(key) && self.capped.is_empty() {
+            self.capped_logged = false;
+        }
         let Some((mac, remote)) = self.entries.remove(key) else { return };
         if Some(remote.ip) == self.local {
             if let Some(n) = self.own.get_mut(&mac) {
@@ -160,6 +211,11 @@ impl View {
     /// Keys under the prefix that are malformed now.
     pub fn skipped(&self) -> usize {
         self.bad.len()
+    }
+
+    /// Keys refused now by the cap on keys held.
+    pub fn capped(&self) -> usize {
+        self.capped.len()
     }
 
     /// Remotes from the store in the table now (the flood list counts each VTEP).

@@ -29,6 +29,7 @@ use super::view::View;
 use super::{Store, StoreError, Update};
 use crate::entry::Remote;
 use crate::mac::Mac;
+use crate::validate::StoreRules;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +77,8 @@ pub struct WatchConfig {
     pub burst: u32,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// What a value must satisfy to reach the FDB ([`crate::validate`]).
+    pub rules: StoreRules,
 }
 
 impl WatchConfig {
@@ -88,6 +91,7 @@ impl WatchConfig {
             burst: 10,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            rules: StoreRules::default(),
         }
     }
 }
@@ -102,8 +106,11 @@ pub struct WatchStats {
     pub answers: AtomicU64,
     /// MAC changes handed to the sink.
     pub changes: AtomicU64,
-    /// Keys skipped as malformed in the last answer.
+    /// Keys skipped now as malformed or invalid ([`crate::validate`]).
     pub skipped: AtomicU64,
+    /// Keys refused now because the view already held [`StoreRules::max_entries`]
+    /// entries.
+    pub capped: AtomicU64,
     /// Failed queries.
     pub errors: AtomicU64,
     /// Watch positions lost (Consul's index going backwards, etcd compacting past the
@@ -217,7 +224,7 @@ pub(crate) fn sleep_unless(stop: &AtomicBool, d: Duration) {
 fn run<S: Store>(mut store: S, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool, stats: &WatchStats) {
     let prefix = cfg.keys.vni_prefix();
     let kind = store.kind();
-    let mut view = View::new(cfg.keys.clone(), cfg.local, kind);
+    let mut view = View::new(cfg.keys.clone(), cfg.local, kind).with_rules(cfg.rules.clone());
     let mut resync = true;
     let mut connected = false;
     let mut ever_connected = false;
@@ -261,6 +268,7 @@ fn run<S: Store>(mut store: S, cfg: WatchConfig, mut sink: impl Sink, stop: &Ato
         let changes = view.apply(&poll.update);
         let skipped = view.skipped() as u64;
         stats.skipped.store(skipped, Ordering::Relaxed);
+        stats.capped.store(view.capped() as u64, Ordering::Relaxed);
         if !changes.is_empty() {
             sink.apply(&changes);
             stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);

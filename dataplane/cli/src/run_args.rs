@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vxdp::daemon::Config;
 use vxdp::express::Datapath;
+use vxdp::guard::{AcceptPolicy, LearningFrom};
 use vxdp::vxlan::{SrcPortRange, Vni};
 use vxdp::xdp::XdpMode;
 
@@ -77,9 +78,33 @@ pub struct RunArgs {
     /// frame to the workers (zero-copy NICs, benchmarking the workers).
     #[arg(long, value_name = "auto|afxdp", default_value = "auto")]
     datapath: Datapath,
+    /// Outer sources VXLAN is taken from, enforced in XDP (which runs before the host
+    /// firewall): `any` (the kernel's behaviour), or `known` (the VTEPs of static,
+    /// flood-list and store entries) and/or IPv4 CIDR prefixes, comma-separated or
+    /// repeated. The host's own addresses are refused in every mode.
+    #[arg(long, value_name = "any|known|CIDR", num_args = 1.., default_value = "any")]
+    accept: Vec<String>,
+    /// Whose frames may teach the FDB where a MAC lives: `any` accepted source, or only
+    /// `known` VTEPs (static, flood-list and store entries).
+    #[arg(long, value_name = "known|any", default_value = "any")]
+    learning_from: LearningFrom,
+    /// Most MACs in the FDB before learning adds no new one (the kernel's `maxaddress`;
+    /// 0: unlimited). Static and store entries count toward it but are never refused or
+    /// evicted. The default is what the XDP express path's table holds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FDB)]
+    max_fdb: usize,
+    /// Most new or moved MACs learned from one remote VTEP per second (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    learn_rate: u32,
+    /// Most distinct remote VTEPs that learned entries may point at (0: unlimited); each
+    /// one costs a route lookup and a neighbour entry.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_learned_remotes: usize,
     #[command(flatten)]
     store: StoreArgs,
 }
+
+use vxdp::fdb::DEFAULT_MAX_FDB;
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
     if s == "auto" || s == "inherit" {
@@ -160,7 +185,15 @@ impl RunArgs {
                 bail!("--remote {r}: IPv6 underlay is not supported yet");
             }
         }
+        let accept = AcceptPolicy::parse(&self.accept).map_err(|e| anyhow::anyhow!("--accept: {e}"))?;
         Ok(Config {
+            accept,
+            learning_from: self.learning_from,
+            learn_limits: vxdp::fdb::LearnLimits {
+                max_entries: self.max_fdb,
+                per_source_per_sec: self.learn_rate,
+                max_learned_remotes: self.max_learned_remotes,
+            },
             name: self.name,
             vni: self.vni,
             dstport: self.dstport,
@@ -209,6 +242,14 @@ mod tests {
         assert_eq!(c.datapath, Datapath::Auto);
         assert_eq!(run(&["--datapath", "afxdp"]).unwrap().datapath, Datapath::Afxdp);
         assert_eq!((c.workers, c.ageing), (1, Duration::from_secs(300)));
+        assert_eq!((c.accept, c.learning_from), (AcceptPolicy::default(), LearningFrom::Any));
+        let k = run(&["--accept", "known", "10.0.0.0/8", "--learning-from", "known"]).unwrap();
+        assert_eq!(k.accept.to_string(), "known,10.0.0.0/8");
+        assert_eq!(k.learning_from, LearningFrom::Known);
+        let l = c.learn_limits;
+        assert_eq!((l.max_entries, l.per_source_per_sec, l.max_learned_remotes), (65_536, 1000, 1024));
+        let u = run(&["--max-fdb", "0", "--learn-rate", "0", "--max-learned-remotes", "0"]).unwrap().learn_limits;
+        assert_eq!(u, vxdp::fdb::LearnLimits::default(), "0 is unlimited");
     }
 
     #[test]
@@ -228,6 +269,10 @@ mod tests {
             (&["--cpus", "100000"], "--cpus", "does not exist"),
             (&["--cpus", "0", "--workers", "2"], "--cpus 0", "one CPU per worker"),
             (&["--datapath", "fast"], "--datapath", "not a datapath"),
+            (&["--accept", "any,known"], "--accept", "cannot be combined"),
+            (&["--accept", "10.0.0.0/40"], "--accept", "prefix length"),
+            (&["--accept", "fd00::/8"], "--accept", "IPv6"),
+            (&["--learning-from", "friends"], "--learning-from", "not known or any"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

@@ -27,6 +27,13 @@ pub fn fmt_stats(s: &Stats) -> String {
         out.push_str(&format!(" {}={n}", name.trim_start_matches("xdp_")));
     }
     out.push('\n');
+    if !s.control.is_empty() {
+        out.push_str("    control:");
+        for (name, n) in &s.control {
+            out.push_str(&format!(" {name}={n}"));
+        }
+        out.push('\n');
+    }
     if s.workers.len() > 1 {
         for (i, w) in s.workers.iter().enumerate() {
             out.push_str(&format!(
@@ -81,6 +88,7 @@ mod tests {
             total: worker(1000),
             workers: vec![worker(0), worker(100)],
             xdp: [("xdp_pass_not_udp".to_string(), 5), ("xdp_underlay_steered".to_string(), 9)].into(),
+            ..Default::default()
         }
     }
 

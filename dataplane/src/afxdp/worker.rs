@@ -14,11 +14,11 @@
 use crate::afxdp::localmac::{LocalMacQueue, Reporter};
 use crate::afxdp::xsk::{poll_readable, Frame, Umem, XskSocket, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
-use crate::fdb::FdbTable;
+use crate::fdb::{mac_key, FdbTable, Snoop};
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
 use arc_swap::ArcSwap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Frames read per ring call.
@@ -51,7 +51,13 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// Where local MACs are reported (only when advertising to Consul).
     pub local_macs: Option<Arc<LocalMacQueue>>,
+    /// The overlay device's MAC as [`mac_key`] packs it ([`NO_OWN_MAC`] until known):
+    /// decap drops frames from it (a loop). The control loop keeps it current.
+    pub own_mac: Arc<AtomicU64>,
 }
+
+/// [`Shared::own_mac`] when no MAC is set (no packed MAC is this large).
+pub const NO_OWN_MAC: u64 = u64::MAX;
 
 pub struct Worker {
     id: usize,
@@ -194,6 +200,7 @@ impl Worker {
     fn decap_batch(&mut self) {
         let snap = self.shared.fdb.snapshot();
         let now_secs = self.now_secs;
+        let own_mac = self.shared.own_mac.load(Ordering::Relaxed);
         // Moved out for the loop (no allocation: an empty Vec takes its place).
         let mut rx = std::mem::take(&mut self.rx);
         for mut f in rx.drain(..) {
@@ -202,9 +209,25 @@ impl Worker {
             // A frame lies inside its chunk (the socket refuses descriptors that do not).
             match vxlan::decap(self.umem.frame_mut(&f), &self.cfg.decap) {
                 Decap::Deliver { inner_start, inner_len, src_vtep, inner_src } => {
-                    if snap.needs_learning(&inner_src, src_vtep, now_secs) {
-                        let queued = self.shared.fdb.learn(inner_src, src_vtep);
-                        self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
+                    // The kernel's vxlan_set_mac: loops first, then vxlan_snoop.
+                    if mac_key(&inner_src) == own_mac {
+                        self.drop_frame(f, DropReason::SrcMacOwn);
+                        continue;
+                    }
+                    match snap.snoop(&inner_src, src_vtep, now_secs) {
+                        Snoop::Deliver => {}
+                        Snoop::Learn => {
+                            let queued = self.shared.fdb.learn(inner_src, src_vtep);
+                            self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
+                        }
+                        Snoop::DropInvalid => {
+                            self.drop_frame(f, DropReason::SrcMacInvalid);
+                            continue;
+                        }
+                        Snoop::DropPinned => {
+                            self.drop_frame(f, DropReason::SrcMacPinned);
+                            continue;
+                        }
                     }
                     if f.set_span(f.offset() + inner_start, inner_len) {
                         self.to_overlay.push(f);

@@ -23,6 +23,8 @@ pub(super) struct Control {
     pub(super) nexthops: Arc<ArcSwap<NextHops>>,
     pub(super) fdb_changed: Arc<AtomicBool>,
     pub(super) express: Arc<Mutex<Express>>,
+    /// The store watcher's counters, once it runs.
+    pub(super) store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::store::WatchStats>>>,
 }
 
 impl Control {
@@ -54,7 +56,27 @@ impl Control {
             total.encap_frames += v(XdpCounter::ExpressEncap);
             total.encap_bytes += v(XdpCounter::ExpressEncapBytes);
         }
-        Stats { name: self.name.clone(), resolved_remotes: self.nexthops.load().len() as u64, total, workers, xdp }
+        let (full, rate_limited, remotes_capped) = self.fdb.learn_bounded();
+        let control = [
+            ("fdb_full", full),
+            ("learn_rate_limited", rate_limited),
+            ("learn_refused_unknown_source", self.fdb.learn_refused()),
+            ("learn_remotes_capped", remotes_capped),
+        ]
+        .into_iter()
+        .chain(self.store_stats.get().into_iter().flat_map(|w| {
+            [("store_skipped", w.skipped.load(Ordering::Relaxed)), ("store_capped", w.capped.load(Ordering::Relaxed))]
+        }))
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Stats {
+            control,
+            name: self.name.clone(),
+            resolved_remotes: self.nexthops.load().len() as u64,
+            total,
+            workers,
+            xdp,
+        }
     }
 }
 

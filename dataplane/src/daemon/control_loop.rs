@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 use super::control::Control;
+use super::guard::GuardDuty;
 use super::SIGNALLED;
 use crate::counters::{LocalCounters, OverloadWatch};
 use crate::express::Express;
@@ -27,6 +28,7 @@ const OVERLOAD_CHECK: Duration = Duration::from_secs(2);
 pub(super) fn control_loop(
     nl: &mut Netlink,
     tables: &Control,
+    guard: &mut GuardDuty,
     defaults: EncapDefaults,
     underlay_ifindex: u32,
     underlay: &str,
@@ -41,6 +43,7 @@ pub(super) fn control_loop(
     let mut last_resolve = Instant::now() - Duration::from_secs(10);
     let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
     let mut keys = Vec::new();
+    let mut guard_error: Option<String> = None;
     while !SIGNALLED.load(Ordering::SeqCst) {
         let kernel_changed = monitor.wait(Duration::from_millis(50)).unwrap_or(false);
         if last_overload_check.elapsed() >= OVERLOAD_CHECK {
@@ -67,9 +70,21 @@ pub(super) fn control_loop(
         mirror(express, fdb, nexthops, fdb_dirty);
         let current = nexthops.load();
         if fdb_dirty {
-            keys = fdb.show().iter().filter_map(|e| current.key(&e.remote)).collect();
+            let entries = fdb.show();
+            keys = entries.iter().filter_map(|e| current.key(&e.remote)).collect();
             keys.sort();
             keys.dedup();
+            guard.fdb_changed(&entries, fdb);
+        }
+        match guard.tick(nl, kernel_changed) {
+            Ok(()) => guard_error = None,
+            Err(e) => {
+                let e = format!("{e:#}");
+                if guard_error.as_ref() != Some(&e) {
+                    log::warn!("--accept: {e} (keeping the list XDP has)");
+                    guard_error = Some(e);
+                }
+            }
         }
         let incomplete = keys.len() != current.len();
         let periodic = last_resolve.elapsed() >= Duration::from_secs(if incomplete { 1 } else { 30 });

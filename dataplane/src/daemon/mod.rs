@@ -8,6 +8,7 @@
 
 mod control;
 mod control_loop;
+mod guard;
 mod overlay;
 pub mod store;
 
@@ -29,7 +30,7 @@ use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vxdp_common::UnderlayConfig;
@@ -62,6 +63,12 @@ pub struct Config {
     /// A cluster store (Consul, etcd) as a source of entries (and the advertiser), if
     /// given.
     pub store: Option<store::StoreSettings>,
+    /// `--accept`: the outer sources VXLAN is taken from.
+    pub accept: crate::guard::AcceptPolicy,
+    /// `--learning-from`: whose frames may teach the FDB.
+    pub learning_from: crate::guard::LearningFrom,
+    /// `--max-fdb`, `--learn-rate`, `--max-learned-remotes`: what learning may add.
+    pub learn_limits: crate::fdb::LearnLimits,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -125,6 +132,7 @@ pub fn run(cfg: Config) -> Result<()> {
 
     // Static entries first, so a bad --fdb file stops us before anything is created.
     let fdb = Arc::new(FdbTable::new(cfg.learning, cfg.ageing));
+    fdb.set_limits(cfg.learn_limits);
     let mut statics: Vec<(FdbRequest, Source)> = cfg
         .remotes
         .iter()
@@ -149,9 +157,18 @@ pub fn run(cfg: Config) -> Result<()> {
 
     // Overlay netdev: a veth pair; the user sees `name`, vxdp attaches to the peer.
     let peer = peer_name(&cfg.name);
-    if nl.link(&peer).is_ok() {
+    if let Ok(existing) = nl.link(&peer) {
         // We hold the instance lock, so no live vxdp owns this pair: a previous run was
-        // killed before it could clean up.
+        // killed before it could clean up. Only a veth pair of exactly these two names
+        // is ours; anything else is left alone.
+        if !overlay::is_our_pair(&mut nl, &cfg.name, &existing) {
+            bail!(
+                "--name {}: a device named {peer} exists and is not the overlay pair of {}; vxdp deletes only \
+                 devices it created, so rename or remove it",
+                cfg.name,
+                cfg.name
+            );
+        }
         log::warn!("removing {} / {peer} left behind by a vxdp that did not exit cleanly", cfg.name);
         nl.delete_link(&peer).with_context(|| format!("removing the stale overlay device {peer}"))?;
     }
@@ -186,8 +203,28 @@ pub fn run(cfg: Config) -> Result<()> {
         .as_ref()
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
-    let shared =
-        Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
+    let own_mac = Arc::new(AtomicU64::new(crate::afxdp::worker::NO_OWN_MAC));
+    let shared = Shared {
+        fdb: fdb.clone(),
+        nexthops: nexthops.clone(),
+        stop: stop.clone(),
+        local_macs: local_macs.clone(),
+        own_mac: own_mac.clone(),
+    };
+    // The source filter is complete before the underlay program is attached: no frame
+    // from a refused source is ever taken.
+    if cfg.learning_from == crate::guard::LearningFrom::Known {
+        fdb.set_learn_sources(Some(Default::default()));
+    }
+    let mut guard = guard::GuardDuty::new(
+        crate::guard::Guard::new(&mut xdp, cfg.accept.clone()).context("setting up the --accept list")?,
+        cfg.learning_from,
+        cfg.name.clone(),
+        own_mac,
+    );
+    guard.fdb_changed(&fdb.show(), &fdb);
+    guard.tick(&mut nl, true)?;
+    log::info!("--accept {} --learning-from {}", cfg.accept, cfg.learning_from);
     let wcfg = WorkerConfig {
         decap: DecapConfig {
             vni: cfg.vni,
@@ -260,7 +297,9 @@ pub fn run(cfg: Config) -> Result<()> {
     }
 
     let fdb_changed = Arc::new(AtomicBool::new(true));
+    let store_stats = Arc::new(std::sync::OnceLock::new());
     let control = Arc::new(Control {
+        store_stats: store_stats.clone(),
         name: cfg.name.clone(),
         fdb: fdb.clone(),
         counters,
@@ -280,6 +319,13 @@ pub fn run(cfg: Config) -> Result<()> {
             dstport: cfg.dstport,
             ageing: cfg.ageing,
             local_macs,
+            own_addrs: nl
+                .local_ipv4_addrs()
+                .context("reading the host's addresses")?
+                .into_iter()
+                .map(IpAddr::V4)
+                .collect(),
+            store_stats: store_stats.clone(),
         },
     )?;
 
@@ -294,7 +340,7 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.workers
     );
 
-    let result = control_loop(&mut nl, &control, defaults, under.index, &cfg.dev);
+    let result = control_loop(&mut nl, &control, &mut guard, defaults, under.index, &cfg.dev);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
     drop(store); // withdraws our advertised keys while the data path still runs

@@ -60,6 +60,10 @@ pub struct Plumbing {
     pub ageing: Duration,
     /// MACs the workers saw behind the overlay (present when advertising).
     pub local_macs: Option<Arc<LocalMacQueue>>,
+    /// This host's addresses: never a remote VTEP (`vxdp_control::validate`).
+    pub own_addrs: std::collections::BTreeSet<IpAddr>,
+    /// Where the watcher's counters are published for `vxdp stats`.
+    pub store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::store::WatchStats>>>,
 }
 
 /// Starts the watcher (and the advertiser with `--advertise`). The store being
@@ -90,8 +94,10 @@ pub fn start(settings: Option<&StoreSettings>, p: Plumbing) -> Result<Option<Sto
 
     let mut wcfg = WatchConfig::new(keys);
     wcfg.local = Some(p.local);
+    wcfg.rules.own = p.own_addrs.iter().copied().filter(|a| *a != p.local).collect();
     let sink = FdbSink { fdb: p.fdb.clone(), changed: p.fdb_changed.clone(), advertiser: handle.clone() };
     let watcher = Watcher::spawn(client()?, wcfg, sink).with_context(|| format!("starting the {kind} watcher"))?;
+    let _ = p.store_stats.set(watcher.stats().clone());
 
     let feed_stop = Arc::new(AtomicBool::new(false));
     if let (Some(queue), Some(handle)) = (p.local_macs, handle) {

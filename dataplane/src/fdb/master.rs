@@ -50,10 +50,78 @@ pub(super) struct Master {
     /// Published snapshots that readers may still hold; freed here once they do not.
     pub(super) retired: Vec<Arc<FdbSnapshot>>,
     pub(super) last_ageing_scan: u32,
+    /// `--learning-from known`: the VTEPs learning events are taken from (None: any).
+    pub(super) learn_sources: Option<std::collections::HashSet<IpAddr>>,
+    pub(super) limits: LearnLimits,
+    /// Learned entries per remote VTEP (the distinct-remotes bound).
+    pub(super) learned_remotes: HashMap<IpAddr, u32>,
+    /// New or moved MACs learned per source in the table-clock second `rate_window`.
+    pub(super) rate: HashMap<IpAddr, u32>,
+    pub(super) rate_window: u32,
+}
+
+/// Sources whose learning rate one second tracks; past it, new sources wait for the
+/// next second (bounds the rate table under a flood of spoofed sources).
+const MAX_RATE_SOURCES: usize = 4096;
+
+/// What learning may add. Static and store entries are never refused or evicted by
+/// these; they count toward `max_entries`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LearnLimits {
+    /// Most MACs in the table before learning adds no new one (`--max-fdb`, the kernel's
+    /// `maxaddress`); 0: unlimited.
+    pub max_entries: usize,
+    /// New or moved MACs learned from one source VTEP per second; 0: unlimited.
+    pub per_source_per_sec: u32,
+    /// Most distinct remote VTEPs learned entries point at; 0: unlimited.
+    pub max_learned_remotes: usize,
+}
+
+/// Why the bounds refused a learning event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The table holds `max_entries` MACs.
+    Full,
+    /// The source taught `per_source_per_sec` MACs this second already.
+    RateLimited,
+    /// A new remote, and learned entries point at `max_learned_remotes` already.
+    TooManyRemotes,
+}
+
+/// [`Master::learn`]'s outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learn {
+    Unchanged,
+    Changed,
+    Refused(Refusal),
 }
 
 impl Master {
     pub(super) fn apply(&mut self, req: &FdbRequest, source: Source, now: u32) -> Result<(), FdbError> {
+        if source != Source::Learned {
+            return self.apply_layer(req, source, now);
+        }
+        // Learned layers are counted per remote (the distinct-remotes bound).
+        let key = mac_key(&req.mac.0);
+        let ips = |m: &Master| -> Vec<IpAddr> {
+            m.entries
+                .get(&key)
+                .and_then(|l| l.0[layer_index(Source::Learned)].as_ref())
+                .map(|l| l.remotes.iter().map(|r| r.ip).collect())
+                .unwrap_or_default()
+        };
+        let before = ips(self);
+        self.apply_layer(req, source, now)?;
+        for ip in before {
+            self.unref_remote(ip);
+        }
+        for ip in ips(self) {
+            *self.learned_remotes.entry(ip).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    fn apply_layer(&mut self, req: &FdbRequest, source: Source, now: u32) -> Result<(), FdbError> {
         let mac = req.mac;
         if source == Source::Learned && !ethernet::is_unicast(&mac.0) {
             return Err(FdbError::NotLearnable { mac });
@@ -125,22 +193,60 @@ impl Master {
         Ok(())
     }
 
-    /// A learning event: returns whether the table changed.
-    pub(super) fn learn(&mut self, mac: [u8; 6], vtep: IpAddr, now: u32) -> bool {
+    /// A learning event: whether the table changed, or why the bounds refused it.
+    pub(super) fn learn(&mut self, mac: [u8; 6], vtep: IpAddr, now: u32) -> Learn {
         if mac == [0; 6] || mac[0] & 1 != 0 {
-            return false;
+            return Learn::Unchanged;
         }
-        let layers = self.entries.entry(mac_key(&mac)).or_default();
-        if layers.pinned() {
-            return false;
-        }
-        match &mut layers.0[layer_index(Source::Learned)] {
-            Some(layer) if layer.remotes.len() == 1 && layer.remotes[0].ip == vtep => {
-                if let Some(seen) = &layer.seen {
-                    seen.store(now, Ordering::Relaxed);
+        let key = mac_key(&mac);
+        let learned = layer_index(Source::Learned);
+        let existing = self.entries.get(&key);
+        let is_new_mac = existing.is_none();
+        let old_vtep = match existing {
+            Some(layers) if layers.pinned() => return Learn::Unchanged,
+            Some(layers) => match &layers.0[learned] {
+                Some(layer) if layer.remotes.len() == 1 && layer.remotes[0].ip == vtep => {
+                    if let Some(seen) = &layer.seen {
+                        seen.store(now, Ordering::Relaxed);
+                    }
+                    return Learn::Unchanged;
                 }
-                false
+                Some(layer) => layer.remotes.first().map(|r| r.ip),
+                None => None,
+            },
+            None => None,
+        };
+        // New or moved: within the bounds only.
+        let l = self.limits;
+        if l.per_source_per_sec > 0 {
+            if self.rate_window != now {
+                self.rate_window = now;
+                self.rate.clear();
             }
+            match self.rate.get(&vtep) {
+                Some(n) if *n >= l.per_source_per_sec => return Learn::Refused(Refusal::RateLimited),
+                None if self.rate.len() >= MAX_RATE_SOURCES => return Learn::Refused(Refusal::RateLimited),
+                _ => {}
+            }
+        }
+        if is_new_mac && l.max_entries > 0 && self.entries.len() >= l.max_entries {
+            return Learn::Refused(Refusal::Full);
+        }
+        if l.max_learned_remotes > 0
+            && !self.learned_remotes.contains_key(&vtep)
+            && self.learned_remotes.len() >= l.max_learned_remotes
+        {
+            return Learn::Refused(Refusal::TooManyRemotes);
+        }
+        if l.per_source_per_sec > 0 {
+            *self.rate.entry(vtep).or_insert(0) += 1;
+        }
+        if let Some(old) = old_vtep {
+            self.unref_remote(old);
+        }
+        *self.learned_remotes.entry(vtep).or_insert(0) += 1;
+        let layers = self.entries.entry(key).or_default();
+        match &mut layers.0[learned] {
             Some(layer) => {
                 layer.remotes.clear();
                 layer.remotes.push(Remote::new(vtep));
@@ -149,30 +255,50 @@ impl Master {
                     None => layer.seen = Some(Arc::new(AtomicU32::new(now))),
                 }
                 log::debug!("fdb: {} moved to {vtep}", Mac(mac));
-                true
             }
             slot @ None => {
                 *slot = Some(Layer { remotes: vec![Remote::new(vtep)], seen: Some(Arc::new(AtomicU32::new(now))) });
                 log::debug!("fdb: learned {} behind {vtep}", Mac(mac));
-                true
             }
         }
+        Learn::Changed
+    }
+
+    /// One learned entry less points at `ip`.
+    fn unref_remote(&mut self, ip: IpAddr) {
+        if let Some(n) = self.learned_remotes.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.learned_remotes.remove(&ip);
+            }
+        }
+    }
+
+    /// Distinct remote VTEPs that learned entries point at.
+    pub(super) fn learned_remote_count(&self) -> usize {
+        self.learned_remotes.len()
     }
 
     /// Drop learned layers idle longer than `ageing_secs`; returns how many.
     pub(super) fn expire(&mut self, now: u32, ageing_secs: u32) -> usize {
         let mut expired = 0;
+        let mut gone = Vec::new();
         let learned = layer_index(Source::Learned);
         self.entries.retain(|key, layers| {
             if let Some(Layer { seen: Some(seen), .. }) = &layers.0[learned] {
                 if now.saturating_sub(seen.load(Ordering::Relaxed)) > ageing_secs {
                     log::debug!("fdb: {} aged out", key_mac(*key));
-                    layers.0[learned] = None;
+                    if let Some(layer) = layers.0[learned].take() {
+                        gone.extend(layer.remotes.iter().map(|r| r.ip));
+                    }
                     expired += 1;
                 }
             }
             !layers.is_empty()
         });
+        for ip in gone {
+            self.unref_remote(ip);
+        }
         expired
     }
 

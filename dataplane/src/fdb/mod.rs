@@ -41,7 +41,7 @@ use arc_swap::{ArcSwap, Guard};
 use crossbeam_queue::ArrayQueue;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vxdp_control::ctl::FdbShowEntry;
@@ -56,9 +56,16 @@ mod snapshot;
 
 use hash::key_mac;
 pub use hash::{mac_key, MacBuildHasher, MacHasher};
-use master::{Layers, Master};
+pub use master::LearnLimits;
+use master::{Layers, Learn, Master, Refusal};
 use snapshot::clock_secs;
-pub use snapshot::FdbSnapshot;
+pub use snapshot::{FdbSnapshot, Snoop};
+
+/// `--max-fdb`'s default: the express path's FDB map size, so every entry can be served
+/// in XDP, and a snapshot rebuild (O(entries), at most once per control-loop tick) stays
+/// within a few milliseconds (docs/FDB.md: 2-6 ms at 100,000). The kernel's default is
+/// unlimited, which lets one spoofing source grow the table without bound.
+pub const DEFAULT_MAX_FDB: usize = vxdp_common::express::MAX_FDB as usize;
 
 /// Kernel default ageing time (`ageing 300`).
 pub const DEFAULT_AGEING: Duration = Duration::from_secs(300);
@@ -97,6 +104,13 @@ pub struct FdbTable {
     /// what workers pass to `needs_learning` without reading the system clock.
     clock: AtomicU32,
     hasher: MacBuildHasher,
+    /// Learning events refused by `--learning-from known` (the source is not a known VTEP).
+    learn_refused: AtomicU64,
+    /// Learning events refused by the [`LearnLimits`], by [`Refusal`] (Full, RateLimited,
+    /// TooManyRemotes).
+    bounded: [AtomicU64; 3],
+    /// Table clock of the last warning per [`Refusal`] (logged at most once a minute each).
+    warned_at: Mutex<[Option<u32>; 3]>,
 }
 
 impl FdbTable {
@@ -108,7 +122,16 @@ impl FdbTable {
     /// An empty table whose clock starts at `epoch` (tests inject a clock this way).
     pub fn with_epoch(learning: bool, ageing: Duration, epoch: Instant) -> Self {
         let hasher = MacBuildHasher::default();
-        let master = Master { entries: HashMap::with_hasher(hasher), retired: Vec::new(), last_ageing_scan: 0 };
+        let master = Master {
+            entries: HashMap::with_hasher(hasher),
+            retired: Vec::new(),
+            last_ageing_scan: 0,
+            learn_sources: None,
+            limits: LearnLimits::default(),
+            learned_remotes: HashMap::new(),
+            rate: HashMap::new(),
+            rate_window: 0,
+        };
         let empty = master.build(hasher, learning, epoch);
         FdbTable {
             current: ArcSwap::from_pointee(empty),
@@ -119,6 +142,9 @@ impl FdbTable {
             epoch,
             clock: AtomicU32::new(0),
             hasher,
+            learn_refused: AtomicU64::new(0),
+            bounded: Default::default(),
+            warned_at: Mutex::new([None; 3]),
         }
     }
 
@@ -230,6 +256,35 @@ impl FdbTable {
         self.learning && self.learned.push((mac, vtep)).is_ok()
     }
 
+    /// `--learning-from known`: learning events are taken only from these VTEPs (the
+    /// known ones, which the control loop keeps current); `None` takes any (the default).
+    pub fn set_learn_sources(&self, allowed: Option<HashSet<IpAddr>>) {
+        self.lock().learn_sources = allowed;
+    }
+
+    /// The bounds on learning (`--max-fdb` and the learning limits); the default is
+    /// unlimited.
+    pub fn set_limits(&self, limits: LearnLimits) {
+        self.lock().limits = limits;
+    }
+
+    /// Learning events refused by the bounds so far: (table full, rate-limited, too many
+    /// learned remotes).
+    pub fn learn_bounded(&self) -> (u64, u64, u64) {
+        let n = |i: usize| self.bounded[i].load(Ordering::Relaxed);
+        (n(0), n(1), n(2))
+    }
+
+    /// Distinct remote VTEPs that learned entries point at.
+    pub fn learned_remotes(&self) -> usize {
+        self.lock().learned_remote_count()
+    }
+
+    /// Learning events refused because their source is not a known VTEP.
+    pub fn learn_refused(&self) -> u64 {
+        self.learn_refused.load(Ordering::Relaxed)
+    }
+
     /// Control thread, every control-loop tick (at most 50 ms apart): drain learning events (never overriding Static or
     /// Consul entries), expire learned entries idle longer than the ageing time (scanned
     /// at most once a second), publish at most once. Returns how many entries changed.
@@ -238,9 +293,23 @@ impl FdbTable {
         self.clock.store(now, Ordering::Relaxed);
         let mut master = self.lock();
         let mut changed = 0;
+        let mut refused = 0;
+        let mut bounded = [0u64; 3];
         while let Some((mac, vtep)) = self.learned.pop() {
-            changed += usize::from(master.learn(mac, vtep, now));
+            if master.learn_sources.as_ref().is_some_and(|allowed| !allowed.contains(&vtep)) {
+                refused += 1;
+                continue;
+            }
+            match master.learn(mac, vtep, now) {
+                Learn::Unchanged => {}
+                Learn::Changed => changed += 1,
+                Learn::Refused(why) => bounded[why as usize] += 1,
+            }
         }
+        if refused > 0 {
+            self.learn_refused.fetch_add(refused, Ordering::Relaxed);
+        }
+        self.count_bounded(&bounded, &master, now);
         let ageing_secs = self.ageing.as_secs().min(u32::MAX as u64) as u32;
         if !self.ageing.is_zero() && now.wrapping_sub(master.last_ageing_scan) >= AGEING_SCAN_INTERVAL_SECS {
             master.last_ageing_scan = now;
@@ -256,6 +325,42 @@ impl FdbTable {
             master.retired.retain(|s| Arc::strong_count(s) > 1);
         }
         changed
+    }
+}
+
+impl FdbTable {
+    /// Adds this tick's refusals to the counters and says so in the log, at most once a
+    /// minute per bound (a flood must not become a flood of log lines).
+    fn count_bounded(&self, bounded: &[u64; 3], master: &Master, now: u32) {
+        let mut warned = self.warned_at.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, why) in [Refusal::Full, Refusal::RateLimited, Refusal::TooManyRemotes].into_iter().enumerate() {
+            if bounded[i] == 0 {
+                continue;
+            }
+            self.bounded[i].fetch_add(bounded[i], Ordering::Relaxed);
+            if warned[i].is_some_and(|t| now.saturating_sub(t) < 60) {
+                continue;
+            }
+            warned[i] = Some(now);
+            let l = master.limits;
+            match why {
+                Refusal::Full => log::warn!(
+                    "fdb: {} MACs, the --max-fdb limit: learning refuses new MACs (counted fdb_full) until \
+                     entries age out",
+                    l.max_entries
+                ),
+                Refusal::RateLimited => log::warn!(
+                    "fdb: a remote taught more than {} new or moved MACs in one second (--learn-rate): the rest \
+                     are refused (counted learn_rate_limited)",
+                    l.per_source_per_sec
+                ),
+                Refusal::TooManyRemotes => log::warn!(
+                    "fdb: learned entries point at {} remote VTEPs, the --max-learned-remotes limit: MACs \
+                     behind new remotes are refused (counted learn_remotes_capped)",
+                    l.max_learned_remotes
+                ),
+            }
+        }
     }
 }
 
@@ -421,6 +526,106 @@ mod tests {
             t.apply(&req(FdbOp::Add, "01:00:5e:00:00:01", Some(r(1))), Source::Learned),
             Err(FdbError::NotLearnable { .. })
         ));
+    }
+
+    #[test]
+    fn learning_from_known_takes_only_known_vteps() {
+        let t = table();
+        t.set_learn_sources(Some([ip(1)].into()));
+        t.learn(mac(A).0, ip(1));
+        t.learn(mac(B).0, ip(66));
+        assert_eq!(t.maintain(Instant::now()), 1);
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(t.snapshot().lookup(&mac(B).0), None);
+        assert_eq!(t.learn_refused(), 1);
+        // Nor may an unknown source move a MAC learned from a known one.
+        t.learn(mac(A).0, ip(66));
+        assert_eq!(t.maintain(Instant::now()), 0);
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(t.learn_refused(), 2);
+        t.set_learn_sources(None);
+        t.learn(mac(B).0, ip(66));
+        assert_eq!(t.maintain(Instant::now()), 1);
+    }
+
+    fn m(i: u32) -> [u8; 6] {
+        [2, 0x10, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]
+    }
+
+    #[test]
+    fn learning_stops_at_max_fdb_and_never_refuses_or_evicts_static_entries() {
+        let epoch = Instant::now();
+        let t = FdbTable::with_epoch(true, Duration::from_secs(10), epoch);
+        t.set_limits(LearnLimits { max_entries: 3, ..Default::default() });
+        t.apply(&req(FdbOp::Add, A, Some(r(1))), Source::Static).unwrap();
+        for i in 0..3 {
+            t.learn(m(i), ip(2));
+        }
+        assert_eq!(t.maintain(epoch), 2);
+        assert_eq!(t.snapshot().len(), 3);
+        assert_eq!(t.learn_bounded(), (1, 0, 0));
+        assert_eq!(t.snapshot().lookup(&m(2)), None);
+        // Static and store entries still go in (past the limit), and stay.
+        t.apply(&req(FdbOp::Add, B, Some(r(3))), Source::Consul).unwrap();
+        assert_eq!(t.snapshot().len(), 4);
+        // A MAC already there may still move.
+        t.learn(m(0), ip(4));
+        assert_eq!(t.maintain(epoch), 1);
+        assert_eq!(t.snapshot().lookup(&m(0)), Some(&[r(4)][..]));
+        // Once learned entries age out, learning resumes.
+        assert_eq!(t.maintain(epoch + Duration::from_secs(11)), 2);
+        t.learn(m(2), ip(2));
+        assert_eq!(t.maintain(epoch + Duration::from_secs(11)), 1);
+        assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
+        assert_eq!(t.learn_bounded(), (1, 0, 0));
+    }
+
+    #[test]
+    fn learning_is_rate_limited_per_source() {
+        let epoch = Instant::now();
+        let t = FdbTable::with_epoch(true, DEFAULT_AGEING, epoch);
+        t.set_limits(LearnLimits { per_source_per_sec: 5, ..Default::default() });
+        for i in 0..10 {
+            t.learn(m(i), ip(1));
+        }
+        for i in 100..103 {
+            t.learn(m(i), ip(2));
+        }
+        assert_eq!(t.maintain(epoch), 8, "5 from the busy source, 3 from the other");
+        assert_eq!(t.learn_bounded(), (0, 5, 0));
+        // The next second, the busy source may teach again.
+        for i in 5..10 {
+            t.learn(m(i), ip(1));
+        }
+        assert_eq!(t.maintain(epoch + Duration::from_secs(1)), 5);
+        // Refreshing a MAC where it is costs nothing.
+        for _ in 0..20 {
+            t.learn(m(0), ip(1));
+        }
+        assert_eq!(t.maintain(epoch + Duration::from_secs(1)), 0);
+        assert_eq!(t.learn_bounded(), (0, 5, 0));
+    }
+
+    #[test]
+    fn distinct_learned_remotes_are_capped() {
+        let epoch = Instant::now();
+        let t = FdbTable::with_epoch(true, Duration::from_secs(10), epoch);
+        t.set_limits(LearnLimits { max_learned_remotes: 2, ..Default::default() });
+        t.learn(m(1), ip(1));
+        t.learn(m(2), ip(2));
+        t.learn(m(3), ip(3));
+        t.learn(m(4), ip(1));
+        assert_eq!(t.maintain(epoch), 3);
+        assert_eq!((t.learned_remotes(), t.learn_bounded()), (2, (0, 0, 1)));
+        // Moving the only MAC behind ip(2) to ip(1) frees ip(2)'s place for ip(3).
+        t.learn(m(2), ip(1));
+        t.learn(m(3), ip(3));
+        assert_eq!(t.maintain(epoch), 2);
+        assert_eq!(t.snapshot().lookup(&m(3)), Some(&[r(3)][..]));
+        // Ageing frees places too; static entries do not count.
+        t.apply(&req(FdbOp::Add, A, Some(r(9))), Source::Static).unwrap();
+        assert_eq!(t.maintain(epoch + Duration::from_secs(11)), 4);
+        assert_eq!(t.learned_remotes(), 0);
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct Link {
     pub up: bool,
     pub num_rx_queues: u32,
     pub num_tx_queues: u32,
+    /// `IFLA_LINK`: the interface this one is linked to (a veth's peer), if any.
+    pub link: Option<u32>,
 }
 
 /// The kernel's answer to `ip route get`.
@@ -318,7 +320,34 @@ impl Netlink {
     }
 
     fn addrs(&mut self, ifindex: u32, family: u8) -> Result<Vec<IpAddr>, NetlinkError> {
-        let op = format!("listing the addresses of interface index {ifindex}");
+        let out = self.addrs_where(Some(ifindex), family)?;
+        if out.is_empty() {
+            // Tell "no addresses" from "no such interface".
+            self.link_by_index(ifindex)?;
+        }
+        Ok(out)
+    }
+
+    /// Every IPv4 address of every interface in this network namespace (loopback's
+    /// included): the addresses the kernel treats as local, which a received packet may
+    /// not come from.
+    pub fn local_ipv4_addrs(&mut self) -> Result<Vec<Ipv4Addr>, NetlinkError> {
+        Ok(self
+            .addrs_where(None, AF_INET)?
+            .into_iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
+    /// The addresses of one family, of `ifindex` or (None) of every interface.
+    fn addrs_where(&mut self, ifindex: Option<u32>, family: u8) -> Result<Vec<IpAddr>, NetlinkError> {
+        let op = match ifindex {
+            Some(i) => format!("listing the addresses of interface index {i}"),
+            None => "listing the addresses of every interface".to_string(),
+        };
         let mut out = Vec::new();
         self.dump(
             RTM_GETADDR,
@@ -330,7 +359,7 @@ impl Netlink {
                 }
                 let (fixed, attrs) = split_fixed(msg.payload, IFADDRMSG_LEN)?;
                 let h = IfAddrMsg::decode(fixed);
-                if h.index != ifindex || h.family != family {
+                if ifindex.is_some_and(|i| h.index != i) || h.family != family {
                     return Ok(());
                 }
                 let flags = attrs.u32(IFA_FLAGS)?.unwrap_or(u32::from(h.flags));
@@ -347,10 +376,6 @@ impl Netlink {
                 req.fixed(&IfAddrMsg { family, ..Default::default() }.encode());
             },
         )?;
-        if out.is_empty() {
-            // Tell "no addresses" from "no such interface".
-            self.link_by_index(ifindex)?;
-        }
         Ok(out)
     }
 
@@ -538,6 +563,7 @@ pub(crate) fn parse_link(msg: &Message<'_>) -> Result<Link, WireError> {
         up: h.flags & IFF_UP != 0,
         num_rx_queues: attrs.u32(IFLA_NUM_RX_QUEUES)?.unwrap_or(1),
         num_tx_queues: attrs.u32(IFLA_NUM_TX_QUEUES)?.unwrap_or(1),
+        link: attrs.u32(IFLA_LINK)?.filter(|i| *i != 0 && *i != h.index),
     })
 }
 

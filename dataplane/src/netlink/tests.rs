@@ -189,6 +189,7 @@ fn link_reply_decodes() {
     p.extend(attr(IFLA_ADDRESS, &[0x02, 0, 0, 0, 0, 0x2a]));
     p.extend(attr(IFLA_NUM_TX_QUEUES, &4u32.to_ne_bytes()));
     p.extend(attr(IFLA_NUM_RX_QUEUES, &3u32.to_ne_bytes()));
+    p.extend(attr(IFLA_LINK, &9u32.to_ne_bytes()));
     let m = msg(RTM_NEWLINK, 0, 1, &p);
     let link = parse_link(&messages(&m).next().unwrap().unwrap()).unwrap();
     assert_eq!(
@@ -200,7 +201,8 @@ fn link_reply_decodes() {
             mac: [2, 0, 0, 0, 0, 0x2a],
             up: true,
             num_rx_queues: 3,
-            num_tx_queues: 4
+            num_tx_queues: 4,
+            link: Some(9),
         }
     );
 }

@@ -54,6 +54,8 @@ pub const RTNLGRP_IPV6_ROUTE: u32 = 11;
 pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
+/// The interface this one is linked to (a veth's peer, by index).
+pub const IFLA_LINK: u16 = 5;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_EXT_MASK: u16 = 29;
 pub const IFLA_NUM_TX_QUEUES: u16 = 31;
