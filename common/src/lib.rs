@@ -5,6 +5,7 @@
 #![no_std]
 
 mod counter_enum;
+pub mod csum;
 pub mod express;
 pub mod flow;
 pub mod hdr;
@@ -139,6 +140,12 @@ counter_enum! {
         ExpressLearnLimited = 20 => "xdp_express_learn_limited",
         /// The redirect helper refused the target (device gone): the frame went to a worker.
         ExpressRedirectFailed = 21 => "xdp_express_redirect_failed",
+        /// Underlay: an inner TCP/UDP segment whose checksum the sender's offload left
+        /// unfinished (a kernel peer on a veth with `tx` offload on): a worker completes it.
+        ToWorkersCsum = 22 => "xdp_to_workers_csum",
+        /// Overlay: an ARP packet or IPv6 neighbour solicitation with `--proxy` on: a
+        /// worker answers it from the neighbour table (or forwards it).
+        ToWorkersProxy = 23 => "xdp_to_workers_proxy",
     }
 }
 

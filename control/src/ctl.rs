@@ -12,6 +12,7 @@
 
 use crate::entry::{FdbRequest, Remote, Source};
 use crate::mac::Mac;
+pub use crate::neigh::{NeighRequest, NeighShowEntry};
 pub use crate::stats::{Drops, Stats, WorkerStats};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -48,6 +49,10 @@ pub enum Request {
     FdbShow,
     /// The daemon's counters.
     Stats,
+    /// An `ip neigh` change to the proxy table (`vxdp neigh add|replace|del`).
+    Neigh(NeighRequest),
+    /// The proxy table (`vxdp neigh show`).
+    NeighShow,
 }
 
 /// The answer to one [`Request`].
@@ -59,6 +64,7 @@ pub enum Response {
     Error(String),
     Fdb(Vec<FdbShowEntry>),
     Stats(Stats),
+    Neigh(Vec<NeighShowEntry>),
 }
 
 /// One remote of one FDB entry, as `fdb show` reports it.
@@ -485,6 +491,7 @@ mod tests {
                 }]),
                 Request::FdbShow => Response::Ok,
                 Request::Stats => Response::Stats(calls(self.calls.load(Ordering::Relaxed))),
+                Request::Neigh(_) | Request::NeighShow => Response::Neigh(vec![]),
             }
         }
     }

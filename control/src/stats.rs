@@ -30,6 +30,10 @@ pub struct Stats {
 /// names the data plane uses (`vxdp::counters::Counter::name`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStats {
+    /// Decapsulated TCP/UDP segments whose checksum a sender's offload left unfinished
+    /// (a kernel peer on a veth with `tx` checksum offload on), completed by the worker.
+    #[serde(default)]
+    pub csum_completed: u64,
     pub decap_bytes: u64,
     pub decap_frames: u64,
     /// In the JSON, one `drop_<reason>` key per reason, between `decap_frames` and
@@ -43,6 +47,12 @@ pub struct WorkerStats {
     pub learned: u64,
     pub overlay_rx_bytes: u64,
     pub overlay_rx_frames: u64,
+    /// ARP requests answered from the proxy table (`--proxy`).
+    #[serde(default)]
+    pub proxy_arp_replies: u64,
+    /// IPv6 neighbour solicitations answered from the proxy table (`--proxy`).
+    #[serde(default)]
+    pub proxy_nd_replies: u64,
     pub underlay_rx_bytes: u64,
     pub underlay_rx_frames: u64,
 }
@@ -101,7 +111,8 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 26] = [
+    const WORKER_KEYS: [&str; 29] = [
+        "csum_completed",
         "decap_bytes",
         "decap_frames",
         "drop_bad_descriptor",
@@ -126,6 +137,8 @@ mod tests {
         "learned",
         "overlay_rx_bytes",
         "overlay_rx_frames",
+        "proxy_arp_replies",
+        "proxy_nd_replies",
         "underlay_rx_bytes",
         "underlay_rx_frames",
     ];
@@ -135,6 +148,7 @@ mod tests {
         let worker = |base: u64| {
             let drops = WORKER_KEYS.iter().filter_map(|k| k.strip_prefix("drop_"));
             WorkerStats {
+                csum_completed: base + 29,
                 decap_bytes: base + 1,
                 decap_frames: base + 2,
                 drops: Drops(drops.zip(base + 3..).map(|(r, n)| (r.to_string(), n)).collect()),
@@ -145,6 +159,8 @@ mod tests {
                 learned: base + 23,
                 overlay_rx_bytes: base + 24,
                 overlay_rx_frames: base + 25,
+                proxy_arp_replies: base + 30,
+                proxy_nd_replies: base + 31,
                 underlay_rx_bytes: base + 26,
                 underlay_rx_frames: base + 27,
             }

@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod ethtool;
 pub mod express;
 pub mod fdb;
+pub mod neigh;
 pub mod netlink;
 pub mod nexthop;
 pub mod vxlan;

@@ -13,9 +13,10 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
+use vxdp_common::csum::unfinished;
 use vxdp_common::express::*;
 use vxdp_common::flow::{flow_hash, pick_port, FrameBytes};
-use vxdp_common::hdr::{eth, ipv4, udp, vxlan};
+use vxdp_common::hdr::{eth, ethertype, ip_proto, ipv4, ipv6, udp, vxlan};
 use vxdp_common::XdpCounter;
 
 #[map(name = "VXDP_X_CONFIG")]
@@ -131,6 +132,8 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
         return Err(XdpCounter::ToWorkersOther);
     }
 
+    inner_csum_finished(&frame, inner)?;
+
     if cfg.flags & CFG_LEARNING != 0 {
         let mac = frame.read::<6>(inner + eth::SOURCE).ok_or(XdpCounter::ToWorkersOther)?;
         if is_unicast(&mac) {
@@ -149,6 +152,35 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
     count(XdpCounter::ExpressDecap);
     count_n(XdpCounter::ExpressDecapBytes, inner_len as u64);
     Ok(action)
+}
+
+/// An inner TCP/UDP segment whose checksum a sender's offload left unfinished (a kernel
+/// peer on a veth with `tx` checksum offload on) goes to a worker, which completes it:
+/// the rule is [`vxdp_common::csum::unfinished`], shared with the workers.
+#[inline(always)]
+fn inner_csum_finished(frame: &Frame, inner: usize) -> Result<(), XdpCounter> {
+    match unfinished(&InnerFrame { frame, at: inner }) {
+        Some(_) => Err(XdpCounter::ToWorkersCsum),
+        None => Ok(()),
+    }
+}
+
+/// The inner frame of a VXLAN packet, at `at` in the outer one, as [`FrameBytes`].
+struct InnerFrame<'a> {
+    frame: &'a Frame,
+    at: usize,
+}
+
+impl FrameBytes for InnerFrame<'_> {
+    #[inline(always)]
+    fn has(&self, at: usize, n: usize) -> bool {
+        self.at + at + n <= self.frame.len
+    }
+
+    #[inline(always)]
+    fn read<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
+        self.frame.read::<N>(self.at + at)
+    }
 }
 
 /// Learning for an express-path frame from `vtep`: `Err` hands it to a worker, which
@@ -205,6 +237,9 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     if dst[0] & 1 != 0 {
         return Err(XdpCounter::ToWorkersFlood);
     }
+    if cfg.flags & CFG_PROXY != 0 {
+        proxy_to_workers(&frame)?;
+    }
     if cfg.flags & CFG_REPORT_LOCAL != 0 {
         let src = frame.read::<6>(eth::SOURCE).ok_or(XdpCounter::ToWorkersOther)?;
         if is_unicast(&src) {
@@ -256,6 +291,29 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     count_n(XdpCounter::ExpressEncapBytes, (len + OUTER_V4_LEN) as u64);
     Ok(action)
 }
+
+/// With `--proxy`, ARP (any destination: the kernel answers unicast requests too) and
+/// IPv6 neighbour solicitations go to a worker, which answers known addresses itself.
+#[inline(always)]
+fn proxy_to_workers(frame: &Frame) -> Result<(), XdpCounter> {
+    let et = frame.read::<2>(eth::ETHERTYPE).ok_or(XdpCounter::ToWorkersOther)?;
+    let et = u16::from_be_bytes(et);
+    if et == ethertype::ARP {
+        return Err(XdpCounter::ToWorkersProxy);
+    }
+    if et == ethertype::IPV6 {
+        // Next header at 6, ICMPv6 type right after the 40-byte header.
+        if let Some(h) = frame.read::<{ ipv6::HEADER_LEN + 1 }>(eth::HEADER_LEN) {
+            if h[ipv6::NEXT_HEADER] == ip_proto::ICMPV6 && h[ipv6::HEADER_LEN] == ND_SOLICITATION {
+                return Err(XdpCounter::ToWorkersProxy);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ICMPv6 type of a neighbour solicitation.
+const ND_SOLICITATION: u8 = 135;
 
 /// A local MAC seen on encap: the first frame, and one per `REPORT_INTERVAL_SECS`,
 /// goes to a worker, which reports it to the advertiser.

@@ -11,11 +11,13 @@
 //! - [`vtep`]: [`kernel_vtep`], a Linux kernel vxlan device as reference peer.
 //! - [`topology`]: the two-host, two-container [`Topology`].
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
+//! - [`capture`]: an `AF_PACKET` capture, to see which frames reached a host.
 //! - [`serial`](mod@serial): [`serial()`] so scenarios never overlap.
 //!
 //! Scenarios live in `tests/tests/*.rs`; they need root (see
 //! [`require_root`]) and skip otherwise.
 
+pub mod capture;
 pub mod daemon;
 pub mod multi;
 pub mod netns;

@@ -79,6 +79,11 @@ pub struct RunArgs {
     datapath: Datapath,
     #[command(flatten)]
     consul: ConsulArgs,
+    /// ARP/ND suppression (the kernel's `proxy`): answer ARP requests and IPv6 neighbour
+    /// solicitations for addresses in the `vxdp neigh` table locally instead of flooding
+    /// them (unknown addresses are still flooded).
+    #[arg(long)]
+    proxy: bool,
 }
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
@@ -179,6 +184,7 @@ impl RunArgs {
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             datapath: self.datapath,
             consul,
+            proxy: self.proxy,
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::afxdp::localmac::{LocalMacQueue, Reporter};
 use crate::afxdp::xsk::{poll_readable, Frame, Umem, XskSocket, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
 use crate::fdb::FdbTable;
+use crate::neigh::NeighTable;
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
 use arc_swap::ArcSwap;
@@ -41,6 +42,8 @@ pub struct WorkerConfig {
     pub max_inner_len: usize,
     /// Underlay MTU: the outer IP packet must fit.
     pub underlay_mtu: u32,
+    /// `--proxy`: answer ARP requests and neighbour solicitations from `Shared::neigh`.
+    pub proxy: bool,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -51,6 +54,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// Where local MACs are reported (only when advertising to Consul).
     pub local_macs: Option<Arc<LocalMacQueue>>,
+    /// The proxy neighbour table (read only with `WorkerConfig::proxy`).
+    pub neigh: Arc<NeighTable>,
 }
 
 pub struct Worker {
@@ -68,6 +73,8 @@ pub struct Worker {
     rx: Vec<Frame>,
     to_underlay: Vec<Frame>,
     to_overlay: Vec<Frame>,
+    /// Proxy ARP/ND replies back to the overlay (counted when made, not as decap).
+    replies: Vec<Frame>,
     ip_id: u16,
     /// The FDB table clock for this pass (learning timestamps, local-MAC reports).
     now_secs: u32,
@@ -103,6 +110,7 @@ impl Worker {
             // capacity, so pushes after warm-up never allocate.
             to_underlay: Vec::with_capacity(FRAMES as usize),
             to_overlay: Vec::with_capacity(BATCH),
+            replies: Vec::with_capacity(BATCH),
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             now_secs: 0,
             drops_read_at: None,
@@ -207,6 +215,7 @@ impl Worker {
                         self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
                     }
                     if f.set_span(f.offset() + inner_start, inner_len) {
+                        self.complete_csum(&f);
                         self.to_overlay.push(f);
                     } else {
                         self.drop_frame(f, DropReason::Truncated);
@@ -218,7 +227,47 @@ impl Worker {
         self.rx = rx;
     }
 
-    fn encap_one(&mut self, mut f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+    /// Finishes an inner checksum a sender's offload left unfinished (see
+    /// [`vxlan::complete_inner_csum`]) in a decapsulated frame, and counts it.
+    #[inline]
+    fn complete_csum(&mut self, f: &Frame) {
+        if vxlan::complete_inner_csum(self.umem.frame_mut(f)) {
+            self.local.add(Counter::CsumCompleted, 1);
+        }
+    }
+
+    /// With `--proxy`, answers an ARP request or neighbour solicitation for a known
+    /// address in place and queues the reply back to the overlay (`None`: the frame is
+    /// used up); every other frame comes back to be forwarded as usual.
+    #[inline]
+    fn proxy_reply(&mut self, mut f: Frame) -> Option<Frame> {
+        use vxdp_common::hdr::{eth, ethertype};
+        if !self.cfg.proxy {
+            return Some(f);
+        }
+        let (start, len) = (f.offset(), f.len());
+        let buf = self.umem.chunk_mut(&f);
+        let et = buf.get(start + eth::ETHERTYPE..start + eth::ETHERTYPE + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        if et != Some(ethertype::ARP) && et != Some(ethertype::IPV6) {
+            return Some(f);
+        }
+        let table = self.shared.neigh.snapshot();
+        let (counter, out_len) = match vxlan::proxy::reply(&mut buf[start..], len, |ip| table.get(&ip).copied()) {
+            vxlan::proxy::Proxy::ArpReply { len } => (Counter::ProxyArpReplies, len),
+            vxlan::proxy::Proxy::NdReply { len } => (Counter::ProxyNdReplies, len),
+            vxlan::proxy::Proxy::NotAsked | vxlan::proxy::Proxy::Unknown => return Some(f),
+        };
+        if f.set_span(start, out_len) {
+            self.local.add(counter, 1);
+            self.replies.push(f);
+        } else {
+            self.drop_frame(f, DropReason::Truncated);
+        }
+        None
+    }
+
+    fn encap_one(&mut self, f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+        let Some(mut f) = self.proxy_reply(f) else { return };
         let start = f.offset();
         let len = f.len();
         // `start + len` fits in the chunk: an invariant of `Frame`.
@@ -288,14 +337,22 @@ impl Worker {
     /// Submits the pending TX frames of both directions and kicks the kernel.
     fn flush(&mut self) {
         let (umem, free, local) = (&mut self.umem, &mut self.free, &mut self.local);
-        submit(&mut self.overlay, umem, &mut self.to_overlay, free, local, [Counter::DecapFrames, Counter::DecapBytes]);
+        submit(
+            &mut self.overlay,
+            umem,
+            &mut self.to_overlay,
+            free,
+            local,
+            Some([Counter::DecapFrames, Counter::DecapBytes]),
+        );
+        submit(&mut self.overlay, umem, &mut self.replies, free, local, None);
         submit(
             &mut self.underlay,
             umem,
             &mut self.to_underlay,
             free,
             local,
-            [Counter::EncapFrames, Counter::EncapBytes],
+            Some([Counter::EncapFrames, Counter::EncapBytes]),
         );
         kick(&self.overlay);
         kick(&self.underlay);
@@ -324,15 +381,16 @@ impl Worker {
     }
 }
 
-/// Queues `queue` on `sock`'s TX ring and counts what went as `[frames, bytes]`; what
-/// did not fit is dropped (`TxRingFull`) back onto the free list. Leaves `queue` empty.
+/// Queues `queue` on `sock`'s TX ring and counts what went as `[frames, bytes]` (if
+/// given: proxy replies are counted when made); what did not fit is dropped
+/// (`TxRingFull`) back onto the free list. Leaves `queue` empty.
 fn submit(
     sock: &mut XskSocket,
     umem: &mut Umem,
     queue: &mut Vec<Frame>,
     free: &mut Vec<Frame>,
     local: &mut LocalCounters,
-    [frames, bytes]: [Counter; 2],
+    counters: Option<[Counter; 2]>,
 ) {
     if queue.is_empty() {
         return;
@@ -340,8 +398,10 @@ fn submit(
     let queued_bytes: u64 = queue.iter().map(|f| f.len() as u64).sum();
     let sent = sock.send(umem, queue);
     let unsent_bytes: u64 = queue.iter().map(|f| f.len() as u64).sum();
-    local.add(frames, sent as u64);
-    local.add(bytes, queued_bytes - unsent_bytes);
+    if let Some([frames, bytes]) = counters {
+        local.add(frames, sent as u64);
+        local.add(bytes, queued_bytes - unsent_bytes);
+    }
     for f in queue.drain(..) {
         local.drop(DropReason::TxRingFull);
         free.push(f);

@@ -23,6 +23,7 @@ pub(super) struct Control {
     pub(super) nexthops: Arc<ArcSwap<NextHops>>,
     pub(super) fdb_changed: Arc<AtomicBool>,
     pub(super) express: Arc<Mutex<Express>>,
+    pub(super) neigh: Arc<crate::neigh::NeighTable>,
 }
 
 impl Control {
@@ -75,6 +76,11 @@ impl Handler for Control {
             },
             Request::FdbShow => Response::Fdb(self.fdb.show()),
             Request::Stats => Response::Stats(self.stats()),
+            Request::Neigh(r) => match self.neigh.apply(&r) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::NeighShow => Response::Neigh(self.neigh.show()),
         }
     }
 }

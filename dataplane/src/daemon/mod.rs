@@ -61,6 +61,9 @@ pub struct Config {
     pub datapath: Datapath,
     /// Consul as a source of entries (and the advertiser), if given.
     pub consul: Option<consul::ConsulSettings>,
+    /// `--proxy`: answer ARP requests and neighbour solicitations from the `vxdp neigh`
+    /// table instead of flooding them (the kernel device's `proxy`).
+    pub proxy: bool,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -185,8 +188,14 @@ pub fn run(cfg: Config) -> Result<()> {
         .as_ref()
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
-    let shared =
-        Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
+    let neigh = Arc::new(crate::neigh::NeighTable::new());
+    let shared = Shared {
+        fdb: fdb.clone(),
+        nexthops: nexthops.clone(),
+        stop: stop.clone(),
+        local_macs: local_macs.clone(),
+        neigh: neigh.clone(),
+    };
     let wcfg = WorkerConfig {
         decap: DecapConfig {
             vni: cfg.vni,
@@ -198,6 +207,7 @@ pub fn run(cfg: Config) -> Result<()> {
         srcport: cfg.srcport,
         max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,
+        proxy: cfg.proxy,
     };
 
     let mut workers = Vec::new();
@@ -226,6 +236,7 @@ pub fn run(cfg: Config) -> Result<()> {
             srcport: (cfg.srcport.min, cfg.srcport.max),
             overlay_ifindex: peer_link.index,
             underlay_ifindex: under.index,
+            proxy: cfg.proxy,
         },
     )
     .context("setting up the XDP express path")?;
@@ -267,6 +278,7 @@ pub fn run(cfg: Config) -> Result<()> {
         nexthops: nexthops.clone(),
         fdb_changed: fdb_changed.clone(),
         express: express.clone(),
+        neigh,
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
     let consul = consul::start(
