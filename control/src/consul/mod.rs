@@ -17,4 +17,4 @@ pub mod watch;
 pub use advertise::{AdvertiseConfig, Advertiser, AdvertiserHandle};
 pub use client::{Client, Consistency, ConsulConfig, ConsulError};
 pub use schema::Keys;
-pub use watch::{Change, Sink, WatchConfig, Watcher};
+pub use watch::{Change, Sink, WatchConfig, WatchStats, Watcher};

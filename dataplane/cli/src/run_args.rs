@@ -84,6 +84,9 @@ pub struct RunArgs {
     /// them (unknown addresses are still flooded).
     #[arg(long)]
     proxy: bool,
+    /// Serve Prometheus metrics (OpenMetrics text) on http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
@@ -185,6 +188,7 @@ impl RunArgs {
             datapath: self.datapath,
             consul,
             proxy: self.proxy,
+            metrics: self.metrics,
         })
     }
 }

@@ -37,9 +37,34 @@ pub struct ConsulSettings {
 
 /// The running Consul threads; dropping stops them (and withdraws our keys).
 pub struct ConsulPlane {
+    status: ConsulStatus,
     _watcher: Watcher,
     advertiser: Option<Advertiser>,
     feed_stop: Arc<AtomicBool>,
+}
+
+/// The watcher's connection state and the time of its last answer, for `--metrics`.
+#[derive(Clone)]
+pub struct ConsulStatus {
+    watch: Arc<vxdp_control::consul::WatchStats>,
+    last_answer: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl ConsulStatus {
+    pub fn get(&self) -> super::metrics::StoreStatus {
+        let at = *self.last_answer.lock().unwrap_or_else(|e| e.into_inner());
+        super::metrics::StoreStatus {
+            store: "consul",
+            connected: self.watch.connected.load(Ordering::Relaxed),
+            last_sync_age_secs: at.map(|t| t.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+impl ConsulPlane {
+    pub fn status(&self) -> ConsulStatus {
+        self.status.clone()
+    }
 }
 
 impl Drop for ConsulPlane {
@@ -88,8 +113,15 @@ pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<Co
 
     let mut wcfg = WatchConfig::new(keys);
     wcfg.local = Some(p.local);
-    let sink = FdbSink { fdb: p.fdb.clone(), changed: p.fdb_changed.clone(), advertiser: handle.clone() };
+    let last_answer = Arc::new(std::sync::Mutex::new(None));
+    let sink = FdbSink {
+        fdb: p.fdb.clone(),
+        changed: p.fdb_changed.clone(),
+        advertiser: handle.clone(),
+        last_answer: last_answer.clone(),
+    };
     let watcher = Watcher::spawn(client()?, wcfg, sink).context("starting the Consul watcher")?;
+    let status = ConsulStatus { watch: watcher.stats().clone(), last_answer };
 
     let feed_stop = Arc::new(AtomicBool::new(false));
     if let (Some(queue), Some(handle)) = (p.local_macs, handle) {
@@ -106,7 +138,7 @@ pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<Co
             })
             .context("starting the local MAC feed")?;
     }
-    Ok(Some(ConsulPlane { _watcher: watcher, advertiser, feed_stop }))
+    Ok(Some(ConsulPlane { status, _watcher: watcher, advertiser, feed_stop }))
 }
 
 /// Where the watcher's answers go: the FDB, and (when advertising) the advertiser,
@@ -115,6 +147,8 @@ struct FdbSink {
     fdb: Arc<FdbTable>,
     changed: Arc<AtomicBool>,
     advertiser: Option<AdvertiserHandle>,
+    /// When the watcher last answered (`own` follows every answer).
+    last_answer: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl Sink for FdbSink {
@@ -123,6 +157,7 @@ impl Sink for FdbSink {
     }
 
     fn own(&mut self, macs: BTreeSet<Mac>, listed_at: Instant) {
+        *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if let Some(a) = &self.advertiser {
             a.present(macs, listed_at);
         }

@@ -59,6 +59,26 @@ impl Control {
     }
 }
 
+impl Control {
+    /// What one `--metrics` scrape reports: the `vxdp stats` counters, the FDB by
+    /// source, remotes without a next hop, and the stores' state.
+    pub(super) fn sample(&self, stores: Vec<super::metrics::StoreStatus>) -> super::metrics::Sample {
+        let remotes = self.fdb.remote_ips();
+        let hops = self.nexthops.load();
+        let unresolved = remotes
+            .iter()
+            .filter(|ip| hops.get(&vxdp_control::entry::Remote { ip: **ip, port: None, vni: None }).is_none())
+            .count();
+        super::metrics::Sample {
+            stats: self.stats(),
+            fdb_entries: self.fdb.entries_by_source().iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            remotes: remotes.len() as u64,
+            unresolved: unresolved as u64,
+            stores,
+        }
+    }
+}
+
 impl Handler for Control {
     fn handle(&self, req: Request) -> Response {
         match req {

@@ -9,6 +9,7 @@
 pub mod consul;
 mod control;
 mod control_loop;
+pub mod metrics;
 mod overlay;
 
 use control::Control;
@@ -64,6 +65,8 @@ pub struct Config {
     /// `--proxy`: answer ARP requests and neighbour solicitations from the `vxdp neigh`
     /// table instead of flooding them (the kernel device's `proxy`).
     pub proxy: bool,
+    /// `--metrics ADDR:PORT`: serve Prometheus metrics on `/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -293,6 +296,19 @@ pub fn run(cfg: Config) -> Result<()> {
             local_macs,
         },
     )?;
+
+    let _metrics = match cfg.metrics {
+        Some(addr) => {
+            let status = consul.as_ref().map(consul::ConsulPlane::status);
+            let control = control.clone();
+            let sample = move || control.sample(status.iter().map(consul::ConsulStatus::get).collect());
+            Some(
+                metrics::MetricsServer::spawn(addr, Box::new(sample))
+                    .with_context(|| format!("--metrics {addr}: cannot listen"))?,
+            )
+        }
+        None => None,
+    };
 
     log::info!(
         "{}: vni {} dstport {} local {} dev {} mtu {} workers {} ready",

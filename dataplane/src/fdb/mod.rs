@@ -213,6 +213,20 @@ impl FdbTable {
         out
     }
 
+    /// Entries (MACs, the flood entry included) by the source that decides them, in
+    /// [`Source::BY_PRECEDENCE`] order (for `--metrics`).
+    pub fn entries_by_source(&self) -> [(Source, u64); 3] {
+        let mut out = Source::BY_PRECEDENCE.map(|s| (s, 0u64));
+        for layers in self.lock().entries.values() {
+            if let Some((source, _)) = layers.effective() {
+                if let Some(slot) = out.iter_mut().find(|(s, _)| *s == source) {
+                    slot.1 += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// Every distinct remote VTEP address in use (for next-hop resolution), sorted.
     pub fn remote_ips(&self) -> Vec<IpAddr> {
         let snap = self.snapshot();
