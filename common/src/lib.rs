@@ -6,6 +6,7 @@
 
 mod counter_enum;
 pub mod csum;
+pub mod ecn;
 pub mod express;
 pub mod flow;
 pub mod hdr;
@@ -146,6 +147,9 @@ counter_enum! {
         /// Overlay: an ARP packet or IPv6 neighbour solicitation with `--proxy` on: a
         /// worker answers it from the neighbour table (or forwards it).
         ToWorkersProxy = 23 => "xdp_to_workers_proxy",
+        /// Underlay: the outer header carries ECN bits (e.g. CE): a worker applies them
+        /// to the inner packet (RFC 6040).
+        ToWorkersEcn = 24 => "xdp_to_workers_ecn",
     }
 }
 

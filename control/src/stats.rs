@@ -111,13 +111,14 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 29] = [
+    const WORKER_KEYS: [&str; 30] = [
         "csum_completed",
         "decap_bytes",
         "decap_frames",
         "drop_bad_descriptor",
         "drop_bad_flags",
         "drop_bad_header",
+        "drop_ecn_ce_not_ect",
         "drop_mtu_exceeded",
         "drop_no_fdb_entry",
         "drop_no_frame",

@@ -48,6 +48,9 @@ vxdp_common::counter_enum! {
         /// give the kernel (outside the UMEM, across a chunk, or a chunk not on that
         /// ring): dropped without touching it.
         BadDescriptor = 14 => "bad_descriptor",
+        /// Decap: the outer header is marked CE (congestion) but the inner packet is not
+        /// ECN-capable, so the mark cannot be passed on (RFC 6040; the kernel drops it too).
+        EcnCeNotEct = 15 => "ecn_ce_not_ect",
     }
 }
 

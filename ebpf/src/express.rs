@@ -83,7 +83,11 @@ fn fold(mut s: u32) -> u16 {
 /// headers and redirects the inner frame to the overlay. A frame with anything to judge
 /// (IPv4 options, a bad checksum, a martian source, another VNI, flags, lengths) goes
 /// to the workers, which count it as they do today.
-#[inline(never)]
+///
+/// Inlined into the program: as a BPF subprogram, LLVM may return its `Result` through
+/// the caller's stack (an sret pointer in r0), which the verifier refuses ("cannot
+/// return stack pointer to the caller"); the ECN check made it do so.
+#[inline(always)]
 pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter> {
     let cfg = X_CONFIG.get(0).ok_or(XdpCounter::ToWorkersOther)?;
     if cfg.flags & CFG_DECAP == 0 || ihl != ipv4::HEADER_LEN {
@@ -130,6 +134,13 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
     let inner_len = total_len - OUTER_L3_LEN;
     if inner_len > cfg.max_inner_len as usize {
         return Err(XdpCounter::ToWorkersOther);
+    }
+    // An outer header with ECN bits set (e.g. CE) goes to a worker, which applies RFC
+    // 6040 to the inner packet (`vxlan::decap_ecn`: mark it CE, or drop it); the usual
+    // unmarked frame stays here. (Inline: a helper taking the header copy by reference
+    // makes the verifier see a stack pointer returned.)
+    if ip[ipv4::TOS] & vxdp_common::ecn::MASK != 0 {
+        return Err(XdpCounter::ToWorkersEcn);
     }
 
     inner_csum_finished(&frame, inner)?;
@@ -259,6 +270,8 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
         return Err(XdpCounter::ToWorkersOther);
     }
     let src_port = pick_port(flow_hash(&frame), cfg.srcport_min, cfg.srcport_max);
+    // RFC 6040: the outer ECN bits from the inner packet's (the template's are clear).
+    let ecn = vxdp_common::ecn::encap(vxdp_common::ecn::inner_ecn(&frame));
     let ip_id = next_ip_id();
 
     let action = X_DEVS.redirect(DEV_UNDERLAY, 0).map_err(|_| XdpCounter::ExpressRedirectFailed)?;
@@ -273,13 +286,15 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     };
     let total_len = (OUTER_L3_LEN + len) as u16;
     let udp_len = (udp::HEADER_LEN + vxlan::HEADER_LEN + len) as u16;
-    let csum = !fold(u32::from(tpl.ip_sum) + u32::from(total_len) + u32::from(ip_id));
+    // The TOS is the low byte of the header's first word, so the ECN bits add as is.
+    let csum = !fold(u32::from(tpl.ip_sum) + u32::from(total_len) + u32::from(ip_id) + u32::from(ecn));
     // SAFETY: `bytes_mut` checked that the 50 header bytes lie inside the packet; the
     // template's first 50 bytes are the header, and the writes below stay within it.
     unsafe {
         let h = &mut *hdr;
         h.copy_from_slice(&tpl.header[..OUTER_V4_LEN]);
         let ip = eth::HEADER_LEN;
+        h[ip + ipv4::TOS] |= ecn;
         h[ip + ipv4::TOTAL_LEN..ip + ipv4::TOTAL_LEN + 2].copy_from_slice(&total_len.to_be_bytes());
         h[ip + ipv4::IDENT..ip + ipv4::IDENT + 2].copy_from_slice(&ip_id.to_be_bytes());
         h[ip + ipv4::CHECKSUM..ip + ipv4::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());

@@ -54,6 +54,15 @@ impl Capture {
     /// Every frame the interface received (not those it sent) since the last call (at
     /// most 100,000).
     pub fn drain(&self) -> Vec<Vec<u8>> {
+        self.drain_with(false)
+    }
+
+    /// Every frame the interface received or sent since the last call.
+    pub fn drain_all(&self) -> Vec<Vec<u8>> {
+        self.drain_with(true)
+    }
+
+    fn drain_with(&self, outgoing: bool) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65536];
         for _ in 0..100_000 {
@@ -75,7 +84,7 @@ impl Capture {
             if n <= 0 {
                 break;
             }
-            if from.sll_pkttype != libc::PACKET_OUTGOING {
+            if outgoing || from.sll_pkttype != libc::PACKET_OUTGOING {
                 out.push(buf[..n as usize].to_vec());
             }
         }

@@ -210,6 +210,11 @@ impl Worker {
             // A frame lies inside its chunk (the socket refuses descriptors that do not).
             match vxlan::decap(self.umem.frame_mut(&f), &self.cfg.decap) {
                 Decap::Deliver { inner_start, inner_len, src_vtep, inner_src } => {
+                    if let Err(reason) = vxlan::decap_ecn(self.umem.frame_mut(&f), inner_start..inner_start + inner_len)
+                    {
+                        self.drop_frame(f, reason);
+                        continue;
+                    }
                     if snap.needs_learning(&inner_src, src_vtep, now_secs) {
                         let queued = self.shared.fdb.learn(inner_src, src_vtep);
                         self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
@@ -283,6 +288,7 @@ impl Worker {
             r.seen(&buf[start + 6..start + 12].try_into().expect("6 bytes"), self.now_secs);
         }
         let hash = vxlan::flow_hash(&buf[start..start + len]);
+        let ecn = vxdp_common::ecn::inner_ecn(&buf[start..start + len]);
         let src_port = self.cfg.srcport.pick(hash);
 
         let unicast = if dst[0] & 1 == 0 { snap.lookup(&dst) } else { None };
@@ -311,7 +317,10 @@ impl Worker {
             let at = RX_HEADROOM as usize;
             let (src, dstbuf) = self.umem.two_chunks_mut(&f, &copy);
             dstbuf[at..at + len].copy_from_slice(&src[start..start + len]);
-            match vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id) {
+            let encapped = vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id).inspect(|&out| {
+                vxlan::set_outer_ecn(dstbuf, out, ecn);
+            });
+            match encapped {
                 Ok(out) if copy.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(copy),
                 Ok(_) => self.drop_frame(copy, DropReason::Truncated),
                 Err(r) => self.drop_frame(copy, r),
@@ -321,7 +330,11 @@ impl Worker {
             return self.drop_frame(f, DropReason::NoNeighbour);
         };
         self.ip_id = self.ip_id.wrapping_add(1);
-        match vxlan::encap(self.umem.chunk_mut(&f), start, len, tpl, src_port, self.ip_id) {
+        let buf = self.umem.chunk_mut(&f);
+        let encapped = vxlan::encap(buf, start, len, tpl, src_port, self.ip_id).inspect(|&out| {
+            vxlan::set_outer_ecn(buf, out, ecn);
+        });
+        match encapped {
             Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(f),
             Ok(_) => self.drop_frame(f, DropReason::Truncated),
             Err(r) => self.drop_frame(f, r),

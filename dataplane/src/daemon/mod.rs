@@ -205,7 +205,9 @@ pub fn run(cfg: Config) -> Result<()> {
             port: cfg.dstport,
             local_v4: vec![local],
             local_v6: vec![],
-            max_inner_len: overlay_mtu as usize + 14,
+            // A VLAN-tagged inner frame of full MTU size is delivered, as the kernel's
+            // `is_skb_forwardable` allows a tag beyond the MTU.
+            max_inner_len: DecapConfig::max_inner_len_for_mtu(overlay_mtu as u16, true),
         },
         srcport: cfg.srcport,
         max_inner_len: overlay_mtu as usize + 14,
@@ -234,7 +236,9 @@ pub fn run(cfg: Config) -> Result<()> {
             vni: cfg.vni.get(),
             learning: cfg.learning,
             report_local: local_macs.is_some(),
-            max_inner_len: overlay_mtu + 14,
+            // Decap takes a tagged full-MTU inner frame (see `wcfg`); encap's frames are
+            // bounded by the underlay MTU below as well.
+            max_inner_len: DecapConfig::max_inner_len_for_mtu(overlay_mtu as u16, true) as u32,
             underlay_mtu: under.mtu,
             srcport: (cfg.srcport.min, cfg.srcport.max),
             overlay_ifindex: peer_link.index,
