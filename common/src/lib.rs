@@ -83,11 +83,15 @@ pub struct UnderlayConfig {
     pub local_v4: [u32; MAX_LOCAL_ADDRS],
     /// Local IPv6 VTEP addresses.
     pub local_v6: [[u8; 16]; MAX_LOCAL_ADDRS],
+    /// The underlay device's MAC: a unicast frame to any other MAC is another host's
+    /// (`PACKET_OTHERHOST`) and passed to the kernel, which drops it. All zero: no check.
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
 }
 
 #[cfg(feature = "user")]
 // SAFETY: UnderlayConfig is repr(C), Copy, contains only integers and has no padding
-// (2 + 1 + 1 + 16 + 64 bytes, all fields naturally aligned).
+// (2 + 1 + 1 + 16 + 64 + 6 + 2 bytes, all fields naturally aligned).
 unsafe impl aya::Pod for UnderlayConfig {}
 
 counter_enum! {
@@ -150,6 +154,12 @@ counter_enum! {
         /// Underlay: the outer header carries ECN bits (e.g. CE): a worker applies them
         /// to the inner packet (RFC 6040).
         ToWorkersEcn = 24 => "xdp_to_workers_ecn",
+        /// Underlay: a unicast frame to another host's MAC (`PACKET_OTHERHOST`, seen on a
+        /// promiscuous NIC or a mirrored port): passed to the kernel, which drops it.
+        PassOtherHost = 25 => "xdp_pass_other_host",
+        /// Underlay: a VLAN-tagged frame: the kernel hands it to its VLAN device, if
+        /// any (vxdp serves the VLAN when `--dev` is that VLAN device).
+        PassVlanTagged = 26 => "xdp_pass_vlan_tagged",
     }
 }
 

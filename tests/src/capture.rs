@@ -51,6 +51,13 @@ impl Capture {
         Capture { fd }
     }
 
+    /// Sends one raw frame on the interface (as written: addresses, tags and all).
+    pub fn send(&self, frame: &[u8]) {
+        // SAFETY: frame is valid for reads of its length; the socket is bound.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(n, frame.len() as isize, "raw send: {}", std::io::Error::last_os_error());
+    }
+
     /// Every frame the interface received (not those it sent) since the last call (at
     /// most 100,000).
     pub fn drain(&self) -> Vec<Vec<u8>> {

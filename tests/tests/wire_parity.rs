@@ -10,6 +10,10 @@
 //!   by both; 1473 tagged or 1469 untagged bytes by neither. (The kernel delivers
 //!   tagged frames of 1469-1472 bytes too: it lifts the tag before measuring.)
 //!
+//! - A VXLAN frame to another host's MAC (`PACKET_OTHERHOST`), or under an outer
+//!   802.1Q tag with no VLAN device for it, is ignored by both; to the device's own
+//!   MAC it is delivered.
+//!
 //! Crafted VXLAN datagrams come from a UDP socket in the other host (the kernel adds
 //! the outer headers; `IP_TOS` sets the outer ECN bits); an `AF_PACKET` capture in
 //! the target container, or on host B's underlay, sees what arrived.
@@ -198,4 +202,66 @@ fn tagged_full_mtu_inner_frame_delivered() {
     }
     let stats = topo.a.daemon().stats();
     assert_eq!(stats.total("drop_mtu_exceeded"), 2, "{}", stats.0);
+}
+
+/// A whole VXLAN frame as a NIC receives it: outer Ethernet to `dst_mac` (with an
+/// 802.1Q tag if `vlan`), IPv4 from the other host to `to`'s underlay address, UDP to
+/// 4789 (checksum 0), VXLAN, `inner`.
+fn raw_vxlan(topo: &Topology, to: Side, dst_mac: [u8; 6], vlan: Option<u16>, inner: &[u8]) -> Vec<u8> {
+    let (from, dst) = (topo.host(to.peer()), topo.host(to));
+    let mut f = dst_mac.to_vec();
+    f.extend_from_slice(&mac_bytes(&vxdp_tests::traffic::underlay_mac(from)));
+    if let Some(id) = vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&id.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let udp_len = (8 + 8 + inner.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&(20 + udp_len).to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&ip4(from.underlay_ip));
+    ip.extend_from_slice(&ip4(dst.underlay_ip));
+    let c = ipv4_checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&40001u16.to_be_bytes());
+    f.extend_from_slice(&VXLAN_PORT.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    let v = VNI.to_be_bytes();
+    f.extend_from_slice(&[0x08, 0, 0, 0, v[1], v[2], v[3], 0]);
+    f.extend_from_slice(inner);
+    f
+}
+
+#[test]
+fn other_hosts_and_tagged_outer_frames_ignored_like_the_kernel() {
+    if !require_root("other_hosts_and_tagged_outer_frames_ignored_like_the_kernel") {
+        return;
+    }
+    let _serial = serial();
+    let topo = topology();
+    for side in [Side::A, Side::B] {
+        let h = topo.host(side);
+        let own = mac_bytes(&vxdp_tests::traffic::underlay_mac(h));
+        let tx = Capture::start(&topo.host(side.peer()).ns, "eth0");
+        let cap = Capture::start(&h.container, "eth0");
+        // (what, outer destination MAC, outer tag, delivered)
+        let cases = [
+            ("our MAC", own, None, true),
+            ("another host's MAC", [0x02, 0, 0, 0, 0, 0x99], None, false),
+            ("a VLAN 100 tag, no VLAN device", own, Some(100u16), false),
+        ];
+        for (i, (what, dst, vlan, delivered)) in cases.into_iter().enumerate() {
+            let marker = format!("outer-{side:?}-{i}");
+            tx.send(&raw_vxlan(&topo, side, dst, vlan, &inner_to(h, 0, marker.as_bytes())));
+            std::thread::sleep(Duration::from_millis(300));
+            let seen = seen_tos(&cap.drain(), marker.as_bytes()).is_some();
+            let vtep = if side == Side::A { "vxdp" } else { "kernel" };
+            assert_eq!(seen, delivered, "{vtep}: VXLAN with {what} delivered: {seen}");
+        }
+    }
+    let stats = topo.a.daemon().stats();
+    assert_eq!((stats.xdp("xdp_pass_other_host"), stats.xdp("xdp_pass_vlan_tagged")), (1, 1), "{}", stats.0);
 }

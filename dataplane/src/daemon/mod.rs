@@ -180,6 +180,7 @@ pub fn run(cfg: Config) -> Result<()> {
     // XDP programs and sockets.
     let mut ucfg = UnderlayConfig { port_be: cfg.dstport.to_be(), n_v4: 1, ..Default::default() };
     ucfg.local_v4[0] = u32::from_ne_bytes(local.octets());
+    ucfg.mac = under.mac;
     let mut xdp = XdpPrograms::load(&ucfg).context("loading the XDP programs")?;
 
     let stop = Arc::new(AtomicBool::new(false));
