@@ -184,7 +184,8 @@ pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&Advertise
         }
     }
     if let Err(e) = fdb.apply_batch(&reqs) {
-        log::debug!("consul: some changes did not apply: {e}");
+        // Said once per answer that has such changes (an IPv6 VTEP, ...), not per frame.
+        log::warn!("consul: some changes did not apply: {e}");
     }
     changed.store(true, Ordering::Release);
 }
