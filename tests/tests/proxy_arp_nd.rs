@@ -80,7 +80,10 @@ fn poke(topo: &Topology, side: Side, ip: &str) {
 
 /// The ARP reply `side`'s container received for the ghost: the fields the kernel's
 /// `arp_create` sets, as a tuple to compare vxdp with the kernel.
-fn arp_reply_fields(frames: &[Vec<u8>], ghost4: [u8; 4]) -> Option<([u8; 6], [u8; 6], u16, [u8; 6], [u8; 4])> {
+/// (Ethernet source, sender MAC, operation, target MAC, target IP) of an ARP reply.
+type ArpFields = ([u8; 6], [u8; 6], u16, [u8; 6], [u8; 4]);
+
+fn arp_reply_fields(frames: &[Vec<u8>], ghost4: [u8; 4]) -> Option<ArpFields> {
     frames.iter().find(|f| f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 2] && f[28..32] == ghost4).map(
         |f| {
             (

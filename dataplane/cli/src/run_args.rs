@@ -90,8 +90,12 @@ pub struct RunArgs {
 }
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
-    if s == "auto" || s == "inherit" {
+    if s == "auto" {
         return Ok(64);
+    }
+    if s == "inherit" {
+        // It used to mean 64 silently; the kernel copies the inner TTL.
+        return Err("'inherit' is not supported yet (the outer TTL is fixed: 1-255 or auto)".into());
     }
     match s.parse::<u8>() {
         Ok(0) | Err(_) => Err(format!("'{s}' is not a TTL (1-255 or auto)")),
@@ -227,6 +231,7 @@ mod tests {
             (&["--vni", "16777216"][..], "--vni", "out of range"),
             (&["--vni", "blue"], "--vni", "\"blue\""),
             (&["--ttl", "0"], "--ttl", "not a TTL"),
+            (&["--ttl", "inherit"], "--ttl", "not supported yet"),
             (&["--tos", "0x100"], "--tos", "not a TOS"),
             (&["--srcport", "5000", "4000"], "--srcport 5000 4000", "MIN must be below MAX"),
             (&["--remote", "224.0.0.1"], "--remote 224.0.0.1", "unicast"),
