@@ -198,7 +198,7 @@ mod tests {
             assert!(w.as_object().unwrap().values().all(|n| n.is_u64()), "{w}");
         }
         assert_eq!(v["workers"].as_array().unwrap().len(), 2);
-        assert_eq!(v["total"]["drop_wrong_vni"].as_u64(), Some(1017));
+        assert_eq!(v["total"]["drop_wrong_vni"].as_u64(), Some(1018));
         assert_eq!(v["xdp"], serde_json::json!({ "xdp_pass_not_udp": 5, "xdp_underlay_steered": 9 }));
         // The pretty text `--json` prints lists the keys in that order, too.
         let pretty = serde_json::to_string_pretty(&two_worker_stats()).unwrap();
