@@ -132,5 +132,64 @@ fn bench_decap(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_encap, bench_decap);
+/// Decap plus the worker's inner-checksum step (`complete_inner_csum`), on 1450-byte
+/// inner UDP frames: `decap` alone (the worker before the step), `decap+check` with a
+/// finished checksum (what every frame pays now), `decap+complete` with the field
+/// holding only the pseudo-header sum, as a kernel peer with `tx` offload on sends it.
+fn bench_decap_csum(c: &mut Criterion) {
+    use vxdp::wire::checksum::pseudo_header_v4;
+    let cfg = DecapConfig {
+        vni: Vni::new(42).expect("VNI"),
+        port: 4789,
+        local_v4: vec![Ipv4Addr::new(192, 0, 2, 1)],
+        local_v6: vec![],
+        max_inner_len: 1464,
+    };
+    let len = 1450usize;
+    let frame_len = len + OUTER_V4_LEN;
+    // The inner UDP checksum field: Ethernet 14 + IPv4 20 + 6 into the UDP header.
+    let field = HEADROOM + OUTER_V4_LEN + 14 + 20 + 6;
+    let pseudo = pseudo_header_v4([198, 51, 100, 1], [198, 51, 100, 2], 17, (len - 34) as u16).to_be_bytes();
+    let mut g = c.benchmark_group("decap_csum");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut bufs = buffers(&spec(len, true), BATCH);
+    let deliver = |b: &mut [u8]| match vxlan::decap(&b[HEADROOM..HEADROOM + frame_len], &cfg) {
+        vxlan::Decap::Deliver { inner_start, inner_len, .. } => {
+            let at = HEADROOM + inner_start;
+            vxlan::complete_inner_csum(&mut b[at..at + inner_len])
+        }
+        other => panic!("frame not delivered: {other:?}"),
+    };
+    g.bench_function("decap", |b| {
+        b.iter(|| {
+            for buf in &bufs {
+                black_box(matches!(
+                    vxlan::decap(&buf[HEADROOM..HEADROOM + frame_len], &cfg),
+                    vxlan::Decap::Deliver { .. }
+                ));
+            }
+        })
+    });
+    for buf in bufs.iter_mut() {
+        buf[field..field + 2].copy_from_slice(&0x1234u16.to_be_bytes());
+    }
+    g.bench_function("decap+check", |b| {
+        b.iter(|| {
+            for buf in bufs.iter_mut() {
+                assert!(!black_box(deliver(buf)));
+            }
+        })
+    });
+    g.bench_function("decap+complete", |b| {
+        b.iter(|| {
+            for buf in bufs.iter_mut() {
+                buf[field..field + 2].copy_from_slice(&pseudo);
+                assert!(black_box(deliver(buf)));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_encap, bench_decap, bench_decap_csum);
 criterion_main!(benches);

@@ -50,6 +50,9 @@ pub const CFG_ENCAP: u32 = 1 << 1;
 pub const CFG_LEARNING: u32 = 1 << 2;
 /// [`ExpressConfig::flags`]: local MACs are reported to the workers (advertising on).
 pub const CFG_REPORT_LOCAL: u32 = 1 << 3;
+/// [`ExpressConfig::flags`]: ARP/ND suppression (`--proxy`) is on: ARP and neighbour
+/// solicitations go to the workers, which answer them from the neighbour table.
+pub const CFG_PROXY: u32 = 1 << 4;
 
 /// The express path's settings, one element, written by userspace.
 #[repr(C)]

@@ -95,6 +95,7 @@ pub mod ip_proto {
     pub const DCCP: u8 = 33;
     /// The IPv6 Fragment extension header.
     pub const IPV6_FRAGMENT: u8 = 44;
+    pub const ICMPV6: u8 = 58;
     pub const ESP: u8 = 50;
     pub const AH: u8 = 51;
     pub const SCTP: u8 = 132;

@@ -5,6 +5,8 @@
 #![no_std]
 
 mod counter_enum;
+pub mod csum;
+pub mod ecn;
 pub mod express;
 pub mod flow;
 pub mod guard;
@@ -88,11 +90,15 @@ pub struct UnderlayConfig {
     pub local_v4: [u32; MAX_LOCAL_ADDRS],
     /// Local IPv6 VTEP addresses.
     pub local_v6: [[u8; 16]; MAX_LOCAL_ADDRS],
+    /// The underlay device's MAC: a unicast frame to any other MAC is another host's
+    /// (`PACKET_OTHERHOST`) and passed to the kernel, which drops it. All zero: no check.
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
 }
 
 #[cfg(feature = "user")]
 // SAFETY: UnderlayConfig is repr(C), Copy, contains only integers and has no padding
-// (2 + 1 + 1 + 16 + 64 bytes, all fields naturally aligned).
+// (2 + 1 + 1 + 16 + 64 + 6 + 2 bytes, all fields naturally aligned).
 unsafe impl aya::Pod for UnderlayConfig {}
 
 counter_enum! {
@@ -152,6 +158,21 @@ counter_enum! {
         /// Steered: the inner source MAC is the overlay device's own, invalid, or pinned by
         /// a static or store entry behind another VTEP (the workers drop and count it).
         ToWorkersSnoop = 23 => "xdp_to_workers_snoop",
+        /// Underlay: an inner TCP/UDP segment whose checksum the sender's offload left
+        /// unfinished (a kernel peer on a veth with `tx` offload on): a worker completes it.
+        ToWorkersCsum = 24 => "xdp_to_workers_csum",
+        /// Overlay: an ARP packet or IPv6 neighbour solicitation with `--proxy` on: a
+        /// worker answers it from the neighbour table (or forwards it).
+        ToWorkersProxy = 25 => "xdp_to_workers_proxy",
+        /// Underlay: the outer header carries ECN bits (e.g. CE): a worker applies them
+        /// to the inner packet (RFC 6040).
+        ToWorkersEcn = 26 => "xdp_to_workers_ecn",
+        /// Underlay: a unicast frame to another host's MAC (`PACKET_OTHERHOST`, seen on a
+        /// promiscuous NIC or a mirrored port): passed to the kernel, which drops it.
+        PassOtherHost = 27 => "xdp_pass_other_host",
+        /// Underlay: a VLAN-tagged frame: the kernel hands it to its VLAN device, if
+        /// any (vxdp serves the VLAN when `--dev` is that VLAN device).
+        PassVlanTagged = 28 => "xdp_pass_vlan_tagged",
     }
 }
 

@@ -12,6 +12,7 @@
 
 use crate::entry::{FdbRequest, Remote, Source};
 use crate::mac::Mac;
+pub use crate::neigh::{NeighRequest, NeighShowEntry};
 pub use crate::stats::{Drops, Stats, WorkerStats};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -48,6 +49,10 @@ pub enum Request {
     FdbShow,
     /// The daemon's counters.
     Stats,
+    /// An `ip neigh` change to the proxy table (`vxdp neigh add|replace|del`).
+    Neigh(NeighRequest),
+    /// The proxy table (`vxdp neigh show`).
+    NeighShow,
 }
 
 /// The answer to one [`Request`].
@@ -58,7 +63,9 @@ pub enum Response {
     /// The request failed; the text says why, naming what is wrong.
     Error(String),
     Fdb(Vec<FdbShowEntry>),
-    Stats(Stats),
+    /// Boxed: the counters are far larger than the other answers.
+    Stats(Box<Stats>),
+    Neigh(Vec<NeighShowEntry>),
 }
 
 /// One remote of one FDB entry, as `fdb show` reports it.
@@ -523,7 +530,8 @@ mod tests {
                     age_secs: None,
                 }]),
                 Request::FdbShow => Response::Ok,
-                Request::Stats => Response::Stats(calls(self.calls.load(Ordering::Relaxed))),
+                Request::Stats => Response::Stats(Box::new(calls(self.calls.load(Ordering::Relaxed)))),
+                Request::Neigh(_) | Request::NeighShow => Response::Neigh(vec![]),
             }
         }
     }
@@ -560,7 +568,7 @@ mod tests {
         );
         // Several requests on one connection.
         assert_eq!(client.call(&Request::FdbShow).unwrap(), Response::Ok);
-        assert_eq!(client.call(&Request::Stats).unwrap(), Response::Stats(calls(3)));
+        assert_eq!(client.call(&Request::Stats).unwrap(), Response::Stats(Box::new(calls(3))));
         let del = FdbRequest::new(FdbOp::Del, req.mac, None);
         assert_eq!(client.call(&Request::Fdb(del)).unwrap(), Response::Error("no entry for 02:00:00:00:00:01".into()));
     }

@@ -6,6 +6,8 @@
 //!   for the data plane's table itself (`vxdp::fdb`).
 //! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
 //!   socket) and `fdb show` formatting.
+//! - [`neigh`]: proxy neighbour entries (`vxdp neigh`, like `ip neigh`) for ARP/ND
+//!   suppression.
 //! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
 //! - [`store`]: cluster stores (Consul, etcd) as a source of entries: one interface,
 //!   the watcher, advertiser and key schema written once on top of it.
@@ -19,6 +21,7 @@ pub mod consul;
 pub mod ctl;
 pub mod entry;
 pub mod mac;
+pub mod neigh;
 pub mod stats;
 pub mod store;
 pub mod validate;

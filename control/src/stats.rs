@@ -34,6 +34,10 @@ pub struct Stats {
 /// names the data plane uses (`vxdp::counters::Counter::name`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStats {
+    /// Decapsulated TCP/UDP segments whose checksum a sender's offload left unfinished
+    /// (a kernel peer on a veth with `tx` checksum offload on), completed by the worker.
+    #[serde(default)]
+    pub csum_completed: u64,
     pub decap_bytes: u64,
     pub decap_frames: u64,
     /// In the JSON, one `drop_<reason>` key per reason, between `decap_frames` and
@@ -47,6 +51,12 @@ pub struct WorkerStats {
     pub learned: u64,
     pub overlay_rx_bytes: u64,
     pub overlay_rx_frames: u64,
+    /// ARP requests answered from the proxy table (`--proxy`).
+    #[serde(default)]
+    pub proxy_arp_replies: u64,
+    /// IPv6 neighbour solicitations answered from the proxy table (`--proxy`).
+    #[serde(default)]
+    pub proxy_nd_replies: u64,
     pub underlay_rx_bytes: u64,
     pub underlay_rx_frames: u64,
 }
@@ -105,12 +115,14 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 26] = [
+    const WORKER_KEYS: [&str; 30] = [
+        "csum_completed",
         "decap_bytes",
         "decap_frames",
         "drop_bad_descriptor",
         "drop_bad_flags",
         "drop_bad_header",
+        "drop_ecn_ce_not_ect",
         "drop_mtu_exceeded",
         "drop_no_fdb_entry",
         "drop_no_frame",
@@ -130,6 +142,8 @@ mod tests {
         "learned",
         "overlay_rx_bytes",
         "overlay_rx_frames",
+        "proxy_arp_replies",
+        "proxy_nd_replies",
         "underlay_rx_bytes",
         "underlay_rx_frames",
     ];
@@ -139,6 +153,7 @@ mod tests {
         let worker = |base: u64| {
             let drops = WORKER_KEYS.iter().filter_map(|k| k.strip_prefix("drop_"));
             WorkerStats {
+                csum_completed: base + 29,
                 decap_bytes: base + 1,
                 decap_frames: base + 2,
                 drops: Drops(drops.zip(base + 3..).map(|(r, n)| (r.to_string(), n)).collect()),
@@ -149,6 +164,8 @@ mod tests {
                 learned: base + 23,
                 overlay_rx_bytes: base + 24,
                 overlay_rx_frames: base + 25,
+                proxy_arp_replies: base + 30,
+                proxy_nd_replies: base + 31,
                 underlay_rx_bytes: base + 26,
                 underlay_rx_frames: base + 27,
             }
@@ -168,7 +185,7 @@ mod tests {
         let stats = two_worker_stats();
         let json = serde_json::to_string(&stats).unwrap();
         assert_eq!(serde_json::from_str::<Stats>(&json).unwrap(), stats);
-        let resp = Response::Stats(stats);
+        let resp = Response::Stats(Box::new(stats));
         assert_eq!(serde_json::from_str::<Response>(&serde_json::to_string(&resp).unwrap()).unwrap(), resp);
         // An empty xdp object (counters unreadable) stays one.
         let bare = Stats { name: "vx1".into(), ..Default::default() };
@@ -189,7 +206,7 @@ mod tests {
             assert!(w.as_object().unwrap().values().all(|n| n.is_u64()), "{w}");
         }
         assert_eq!(v["workers"].as_array().unwrap().len(), 2);
-        assert_eq!(v["total"]["drop_wrong_vni"].as_u64(), Some(1017));
+        assert_eq!(v["total"]["drop_wrong_vni"].as_u64(), Some(1018));
         assert_eq!(v["xdp"], serde_json::json!({ "xdp_pass_not_udp": 5, "xdp_underlay_steered": 9 }));
         // The pretty text `--json` prints lists the keys in that order, too.
         let pretty = serde_json::to_string_pretty(&two_worker_stats()).unwrap();

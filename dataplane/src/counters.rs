@@ -56,6 +56,9 @@ vxdp_common::counter_enum! {
         SrcMacPinned = 16 => "src_mac_pinned",
         /// Decap, learning on: the inner source MAC is zero or multicast (`vxlan_snoop`).
         SrcMacInvalid = 17 => "src_mac_invalid",
+        /// Decap: the outer header is marked CE (congestion) but the inner packet is not
+        /// ECN-capable, so the mark cannot be passed on (RFC 6040; the kernel drops it too).
+        EcnCeNotEct = 18 => "ecn_ce_not_ect",
     }
 }
 
@@ -81,6 +84,13 @@ vxdp_common::counter_enum! {
         /// Learning events lost because the queue to the control thread was full (the
         /// frame itself was delivered; the next one from that MAC tries again).
         LearnQueueFull = 10 => "learn_queue_full",
+        /// Decapsulated TCP/UDP segments whose checksum the sender's offload left
+        /// unfinished (only the pseudo-header sum), completed before delivery.
+        CsumCompleted = 11 => "csum_completed",
+        /// ARP requests answered from the proxy table (`--proxy`), not flooded.
+        ProxyArpReplies = 12 => "proxy_arp_replies",
+        /// IPv6 neighbour solicitations answered from the proxy table, not flooded.
+        ProxyNdReplies = 13 => "proxy_nd_replies",
     }
 }
 
@@ -151,6 +161,7 @@ impl From<&LocalCounters> for WorkerStats {
     fn from(c: &LocalCounters) -> Self {
         let t = |k: Counter| c.traffic[k as usize];
         WorkerStats {
+            csum_completed: t(Counter::CsumCompleted),
             decap_bytes: t(Counter::DecapBytes),
             decap_frames: t(Counter::DecapFrames),
             drops: Drops(DropReason::ALL.iter().map(|&r| (r.name().to_string(), c.drops[r as usize])).collect()),
@@ -161,6 +172,8 @@ impl From<&LocalCounters> for WorkerStats {
             learned: t(Counter::Learned),
             overlay_rx_bytes: t(Counter::OverlayRxBytes),
             overlay_rx_frames: t(Counter::OverlayRxFrames),
+            proxy_arp_replies: t(Counter::ProxyArpReplies),
+            proxy_nd_replies: t(Counter::ProxyNdReplies),
             underlay_rx_bytes: t(Counter::UnderlayRxBytes),
             underlay_rx_frames: t(Counter::UnderlayRxFrames),
         }

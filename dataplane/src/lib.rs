@@ -25,6 +25,7 @@ pub mod ethtool;
 pub mod express;
 pub mod fdb;
 pub mod guard;
+pub mod neigh;
 pub mod netlink;
 pub mod nexthop;
 pub mod vxlan;

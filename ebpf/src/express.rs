@@ -13,9 +13,10 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
+use vxdp_common::csum::unfinished;
 use vxdp_common::express::*;
 use vxdp_common::flow::{flow_hash, pick_port, FrameBytes};
-use vxdp_common::hdr::{eth, ipv4, udp, vxlan};
+use vxdp_common::hdr::{eth, ethertype, ip_proto, ipv4, ipv6, udp, vxlan};
 use vxdp_common::XdpCounter;
 
 #[map(name = "VXDP_X_CONFIG")]
@@ -82,7 +83,11 @@ fn fold(mut s: u32) -> u16 {
 /// headers and redirects the inner frame to the overlay. A frame with anything to judge
 /// (IPv4 options, a bad checksum, a martian source, another VNI, flags, lengths) goes
 /// to the workers, which count it as they do today.
-#[inline(never)]
+///
+/// Inlined into the program: as a BPF subprogram, LLVM may return its `Result` through
+/// the caller's stack (an sret pointer in r0), which the verifier refuses ("cannot
+/// return stack pointer to the caller"); the ECN check made it do so.
+#[inline(always)]
 pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter> {
     let cfg = X_CONFIG.get(0).ok_or(XdpCounter::ToWorkersOther)?;
     if cfg.flags & CFG_DECAP == 0 || ihl != ipv4::HEADER_LEN {
@@ -130,6 +135,15 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
     if inner_len > cfg.max_inner_len as usize {
         return Err(XdpCounter::ToWorkersOther);
     }
+    // An outer header with ECN bits set (e.g. CE) goes to a worker, which applies RFC
+    // 6040 to the inner packet (`vxlan::decap_ecn`: mark it CE, or drop it); the usual
+    // unmarked frame stays here. (Inline: a helper taking the header copy by reference
+    // makes the verifier see a stack pointer returned.)
+    if ip[ipv4::TOS] & vxdp_common::ecn::MASK != 0 {
+        return Err(XdpCounter::ToWorkersEcn);
+    }
+
+    inner_csum_finished(&frame, inner)?;
 
     crate::guard::inner_source(&frame, inner, cfg.flags & CFG_LEARNING != 0)?;
     if cfg.flags & CFG_LEARNING != 0 {
@@ -150,6 +164,35 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
     count(XdpCounter::ExpressDecap);
     count_n(XdpCounter::ExpressDecapBytes, inner_len as u64);
     Ok(action)
+}
+
+/// An inner TCP/UDP segment whose checksum a sender's offload left unfinished (a kernel
+/// peer on a veth with `tx` checksum offload on) goes to a worker, which completes it:
+/// the rule is [`vxdp_common::csum::unfinished`], shared with the workers.
+#[inline(always)]
+fn inner_csum_finished(frame: &Frame, inner: usize) -> Result<(), XdpCounter> {
+    match unfinished(&InnerFrame { frame, at: inner }) {
+        Some(_) => Err(XdpCounter::ToWorkersCsum),
+        None => Ok(()),
+    }
+}
+
+/// The inner frame of a VXLAN packet, at `at` in the outer one, as [`FrameBytes`].
+struct InnerFrame<'a> {
+    frame: &'a Frame,
+    at: usize,
+}
+
+impl FrameBytes for InnerFrame<'_> {
+    #[inline(always)]
+    fn has(&self, at: usize, n: usize) -> bool {
+        self.at + at + n <= self.frame.len
+    }
+
+    #[inline(always)]
+    fn read<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
+        self.frame.read::<N>(self.at + at)
+    }
 }
 
 /// Learning for an express-path frame from `vtep`: `Err` hands it to a worker, which
@@ -206,6 +249,9 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     if dst[0] & 1 != 0 {
         return Err(XdpCounter::ToWorkersFlood);
     }
+    if cfg.flags & CFG_PROXY != 0 {
+        proxy_to_workers(&frame)?;
+    }
     if cfg.flags & CFG_REPORT_LOCAL != 0 {
         let src = frame.read::<6>(eth::SOURCE).ok_or(XdpCounter::ToWorkersOther)?;
         if is_unicast(&src) {
@@ -225,6 +271,8 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
         return Err(XdpCounter::ToWorkersOther);
     }
     let src_port = pick_port(flow_hash(&frame), cfg.srcport_min, cfg.srcport_max);
+    // RFC 6040: the outer ECN bits from the inner packet's (the template's are clear).
+    let ecn = vxdp_common::ecn::encap(vxdp_common::ecn::inner_ecn(&frame));
     let ip_id = next_ip_id();
 
     let action = X_DEVS.redirect(DEV_UNDERLAY, 0).map_err(|_| XdpCounter::ExpressRedirectFailed)?;
@@ -239,13 +287,15 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     };
     let total_len = (OUTER_L3_LEN + len) as u16;
     let udp_len = (udp::HEADER_LEN + vxlan::HEADER_LEN + len) as u16;
-    let csum = !fold(u32::from(tpl.ip_sum) + u32::from(total_len) + u32::from(ip_id));
+    // The TOS is the low byte of the header's first word, so the ECN bits add as is.
+    let csum = !fold(u32::from(tpl.ip_sum) + u32::from(total_len) + u32::from(ip_id) + u32::from(ecn));
     // SAFETY: `bytes_mut` checked that the 50 header bytes lie inside the packet; the
     // template's first 50 bytes are the header, and the writes below stay within it.
     unsafe {
         let h = &mut *hdr;
         h.copy_from_slice(&tpl.header[..OUTER_V4_LEN]);
         let ip = eth::HEADER_LEN;
+        h[ip + ipv4::TOS] |= ecn;
         h[ip + ipv4::TOTAL_LEN..ip + ipv4::TOTAL_LEN + 2].copy_from_slice(&total_len.to_be_bytes());
         h[ip + ipv4::IDENT..ip + ipv4::IDENT + 2].copy_from_slice(&ip_id.to_be_bytes());
         h[ip + ipv4::CHECKSUM..ip + ipv4::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
@@ -257,6 +307,29 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     count_n(XdpCounter::ExpressEncapBytes, (len + OUTER_V4_LEN) as u64);
     Ok(action)
 }
+
+/// With `--proxy`, ARP (any destination: the kernel answers unicast requests too) and
+/// IPv6 neighbour solicitations go to a worker, which answers known addresses itself.
+#[inline(always)]
+fn proxy_to_workers(frame: &Frame) -> Result<(), XdpCounter> {
+    let et = frame.read::<2>(eth::ETHERTYPE).ok_or(XdpCounter::ToWorkersOther)?;
+    let et = u16::from_be_bytes(et);
+    if et == ethertype::ARP {
+        return Err(XdpCounter::ToWorkersProxy);
+    }
+    if et == ethertype::IPV6 {
+        // Next header at 6, ICMPv6 type right after the 40-byte header.
+        if let Some(h) = frame.read::<{ ipv6::HEADER_LEN + 1 }>(eth::HEADER_LEN) {
+            if h[ipv6::NEXT_HEADER] == ip_proto::ICMPV6 && h[ipv6::HEADER_LEN] == ND_SOLICITATION {
+                return Err(XdpCounter::ToWorkersProxy);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ICMPv6 type of a neighbour solicitation.
+const ND_SOLICITATION: u8 = 135;
 
 /// A local MAC seen on encap: the first frame, and one per `REPORT_INTERVAL_SECS`,
 /// goes to a worker, which reports it to the advertiser.

@@ -230,6 +230,9 @@ fn classify_underlay(ctx: &XdpContext) -> Verdict {
         return Verdict::Pass(XdpCounter::PassNotLocal);
     };
     let frame = Frame::new(ctx);
+    if let Some(reason) = not_for_this_device(&frame, cfg) {
+        return Verdict::Pass(reason);
+    }
 
     // Ethernet, then at most one 802.1Q / 802.1ad tag: the same predicate as the
     // workers' parser, so whatever is steered here is parsed there.
@@ -252,6 +255,25 @@ fn classify_underlay(ctx: &XdpContext) -> Verdict {
     } else {
         Verdict::Pass(XdpCounter::PassNotIp)
     }
+}
+
+/// What the kernel would not hand to the device's own stack: a unicast frame to
+/// another host's MAC (`PACKET_OTHERHOST`, dropped by `ip_rcv`), and a VLAN-tagged
+/// frame (it belongs to a VLAN device on top of this one, not to this device's
+/// addresses; with `--dev` that VLAN device, XDP sees the frame untagged).
+#[inline(always)]
+fn not_for_this_device(frame: &Frame, cfg: &UnderlayConfig) -> Option<XdpCounter> {
+    let Some(h) = frame.read::<{ eth::HEADER_LEN }>(0) else {
+        return Some(XdpCounter::PassMalformed);
+    };
+    let ours = cfg.mac == [0; 6] || h[0] & 1 != 0 || h[..6] == cfg.mac;
+    if !ours {
+        return Some(XdpCounter::PassOtherHost);
+    }
+    if hdr::is_vlan_tpid(u16::from_be_bytes([h[eth::ETHERTYPE], h[eth::ETHERTYPE + 1]])) {
+        return Some(XdpCounter::PassVlanTagged);
+    }
+    None
 }
 
 #[inline(always)]

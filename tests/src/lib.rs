@@ -12,12 +12,14 @@
 //! - [`topology`]: the two-host, two-container [`Topology`].
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
 //! - [`raw`]: crafted (spoofed) VXLAN frames on raw sockets, and counting arrivals.
+//! - [`capture`]: an `AF_PACKET` capture, to see which frames reached a host.
 //! - [`serial`](mod@serial): [`serial()`] so scenarios never overlap.
 //! - [`store_e2e`]: the three-host cluster-store scenario every store runs.
 //!
 //! Scenarios live in `tests/tests/*.rs`; they need root (see
 //! [`require_root`]) and skip otherwise.
 
+pub mod capture;
 pub mod daemon;
 pub mod multi;
 pub mod netns;

@@ -93,6 +93,17 @@ impl Topology {
     /// Builds namespaces, the underlay link, bridges and containers, but
     /// no VTEPs (see [`Topology::add_vtep`]).
     pub fn new() -> Topology {
+        Topology::build(true)
+    }
+
+    /// [`Topology::new`] with the underlay veths' transmit checksum offload left on
+    /// (the kernel's default): a kernel VTEP then sends inner TCP/UDP segments whose
+    /// checksums only hold the pseudo-header sum, as in a lab or CI on veth.
+    pub fn with_offloads() -> Topology {
+        Topology::build(false)
+    }
+
+    fn build(tx_off: bool) -> Topology {
         let a = Host {
             ns: Netns::new("ha"),
             container: Netns::new("ca"),
@@ -118,7 +129,9 @@ impl Topology {
             // and XDP/AF_XDP on the receiving side would see them that way.
             // Turning tx checksum offload off makes the kernel finish them
             // (and segment GSO in software), as a NIC would.
-            ns.run("ethtool -K eth0 tx off");
+            if tx_off {
+                ns.run("ethtool -K eth0 tx off");
+            }
             ns.run("ip link set eth0 up");
             // A NIC has its own receive path; a veth takes frames an XDP program
             // redirects into it (vxdp's express path sends on eth0) only when its

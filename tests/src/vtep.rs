@@ -14,6 +14,16 @@ pub fn kernel_vtep(ns: &Netns, name: &str, vni: u32, local: &str, dev: &str, rem
     kernel_vtep_with_learning(ns, name, vni, local, dev, remotes, false);
 }
 
+/// [`kernel_vtep`] with extra `ip link add ... type vxlan` options (e.g. `proxy`).
+pub fn kernel_vtep_opts(ns: &Netns, name: &str, vni: u32, local: &str, dev: &str, remotes: &[&str], opts: &str) {
+    ns.run(format!(
+        "ip link add {name} type vxlan id {vni} dstport {VXLAN_PORT} local {local} dev {dev} nolearning {opts}"
+    ));
+    for remote in remotes {
+        ns.run(format!("bridge fdb append 00:00:00:00:00:00 dev {name} dst {remote}"));
+    }
+}
+
 /// [`kernel_vtep`] with a choice of `learning` / `nolearning`.
 pub fn kernel_vtep_with_learning(
     ns: &Netns,

@@ -37,6 +37,19 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Show or change the proxy neighbour table of a running vxdp (like `ip neigh` on a
+    /// vxlan device); with `vxdp run --proxy` it answers ARP and neighbour solicitations.
+    ///
+    /// vxdp neigh add|replace|del IP [lladdr MAC] [dev NAME]
+    /// vxdp neigh show [dev NAME]
+    #[command(arg_required_else_help = true)]
+    Neigh {
+        /// add, replace, del or show.
+        op: String,
+        /// ip-neigh style arguments: IP [lladdr MAC] [nud permanent] [dev NAME].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the counters of a running vxdp: traffic per direction and drops by reason.
     Stats {
         /// `dev NAME` (or just NAME): which vxdp device; default vx0.
@@ -96,6 +109,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 other => bail!("unexpected answer from the daemon: {other:?}"),
             }
         }
+        Cmd::Neigh { op, args } => neigh(&op, &args),
         Cmd::Stats { args, json } => {
             let dev = dev_arg(&args)?;
             match call(&dev, &Request::Stats)? {
@@ -106,5 +120,28 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// `vxdp neigh ...`: one request to the daemon, or `show`.
+fn neigh(op: &str, args: &[String]) -> Result<()> {
+    use vxdp_control::neigh::{fmt_neigh_show, parse_neigh_args, NeighOp};
+    if op == "show" {
+        let dev = dev_arg(args)?;
+        match call(&dev, &Request::NeighShow)? {
+            Response::Neigh(entries) => print!("{}", fmt_neigh_show(&entries, Some(&dev))),
+            Response::Error(e) => bail!("{e}"),
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        }
+        return Ok(());
+    }
+    let op: NeighOp = op.parse()?;
+    let parsed = parse_neigh_args(args)?;
+    let req = parsed.request(op)?;
+    let dev = parsed.dev.unwrap_or_else(|| "vx0".into());
+    match call(&dev, &Request::Neigh(req))? {
+        Response::Ok => Ok(()),
+        Response::Error(e) => bail!("{e}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
     }
 }

@@ -102,13 +102,25 @@ pub struct RunArgs {
     max_learned_remotes: usize,
     #[command(flatten)]
     store: StoreArgs,
+    /// ARP/ND suppression (the kernel's `proxy`): answer ARP requests and IPv6 neighbour
+    /// solicitations for addresses in the `vxdp neigh` table locally instead of flooding
+    /// them (unknown addresses are still flooded).
+    #[arg(long)]
+    proxy: bool,
+    /// Serve Prometheus metrics (OpenMetrics text) on http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 use vxdp::fdb::DEFAULT_MAX_FDB;
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
-    if s == "auto" || s == "inherit" {
+    if s == "auto" {
         return Ok(64);
+    }
+    if s == "inherit" {
+        // It used to mean 64 silently; the kernel copies the inner TTL.
+        return Err("'inherit' is not supported yet (the outer TTL is fixed: 1-255 or auto)".into());
     }
     match s.parse::<u8>() {
         Ok(0) | Err(_) => Err(format!("'{s}' is not a TTL (1-255 or auto)")),
@@ -212,6 +224,8 @@ impl RunArgs {
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             datapath: self.datapath,
             store,
+            proxy: self.proxy,
+            metrics: self.metrics,
         })
     }
 }
@@ -258,6 +272,7 @@ mod tests {
             (&["--vni", "16777216"][..], "--vni", "out of range"),
             (&["--vni", "blue"], "--vni", "\"blue\""),
             (&["--ttl", "0"], "--ttl", "not a TTL"),
+            (&["--ttl", "inherit"], "--ttl", "not supported yet"),
             (&["--tos", "0x100"], "--tos", "not a TOS"),
             (&["--srcport", "5000", "4000"], "--srcport 5000 4000", "MIN must be below MAX"),
             (&["--remote", "224.0.0.1"], "--remote 224.0.0.1", "unicast"),

@@ -14,8 +14,8 @@ pub fn fmt_stats(s: &Stats) -> String {
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", t.overlay_rx_frames, t.overlay_rx_bytes));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", t.encap_frames, t.encap_bytes));
     out.push_str(&format!(
-        "    flooded {}  learned {}  learn_queue_full {}\n",
-        t.flooded, t.learned, t.learn_queue_full
+        "    flooded {}  learned {}  learn_queue_full {}  csum_completed {}\n",
+        t.flooded, t.learned, t.learn_queue_full, t.csum_completed
     ));
     out.push_str("    drops:");
     for (reason, n) in &t.drops.0 {
@@ -69,6 +69,7 @@ mod tests {
             "wrong_vni",
         ];
         let worker = |base: u64| WorkerStats {
+            csum_completed: base + 29,
             decap_bytes: base + 1,
             decap_frames: base + 2,
             drops: Drops(reasons.iter().zip(base + 3..).map(|(r, n)| (r.to_string(), n)).collect()),
@@ -79,6 +80,8 @@ mod tests {
             learned: base + 23,
             overlay_rx_bytes: base + 24,
             overlay_rx_frames: base + 25,
+            proxy_arp_replies: base + 30,
+            proxy_nd_replies: base + 31,
             underlay_rx_bytes: base + 26,
             underlay_rx_frames: base + 27,
         };
@@ -102,7 +105,7 @@ mod tests {
     decap -> overlay             1002               1001
     overlay rx                   1025               1024
     encap -> underlay            1021               1020
-    flooded 1022  learned 1023  learn_queue_full 1028
+    flooded 1022  learned 1023  learn_queue_full 1028  csum_completed 1029
     drops: bad_flags=1003 bad_header=1004 mtu_exceeded=1005 no_fdb_entry=1006 no_frame=1007 no_neighbour=1008 \
 not_vxlan=1009 overlay_no_rx_buffer=1010 overlay_rx_ring_full=1011 truncated=1012 tx_ring_full=1013 \
 underlay_no_rx_buffer=1014 underlay_rx_ring_full=1015 wrong_vni=1016

@@ -15,6 +15,7 @@ use crate::afxdp::localmac::{LocalMacQueue, Reporter};
 use crate::afxdp::xsk::{poll_readable, Frame, Umem, XskSocket, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
 use crate::fdb::{mac_key, FdbTable, Snoop};
+use crate::neigh::NeighTable;
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
 use arc_swap::ArcSwap;
@@ -41,6 +42,8 @@ pub struct WorkerConfig {
     pub max_inner_len: usize,
     /// Underlay MTU: the outer IP packet must fit.
     pub underlay_mtu: u32,
+    /// `--proxy`: answer ARP requests and neighbour solicitations from `Shared::neigh`.
+    pub proxy: bool,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -54,6 +57,8 @@ pub struct Shared {
     /// The overlay device's MAC as [`mac_key`] packs it ([`NO_OWN_MAC`] until known):
     /// decap drops frames from it (a loop). The control loop keeps it current.
     pub own_mac: Arc<AtomicU64>,
+    /// The proxy neighbour table (read only with `WorkerConfig::proxy`).
+    pub neigh: Arc<NeighTable>,
 }
 
 /// [`Shared::own_mac`] when no MAC is set (no packed MAC is this large).
@@ -74,6 +79,8 @@ pub struct Worker {
     rx: Vec<Frame>,
     to_underlay: Vec<Frame>,
     to_overlay: Vec<Frame>,
+    /// Proxy ARP/ND replies back to the overlay (counted when made, not as decap).
+    replies: Vec<Frame>,
     ip_id: u16,
     /// The FDB table clock for this pass (learning timestamps, local-MAC reports).
     now_secs: u32,
@@ -109,6 +116,7 @@ impl Worker {
             // capacity, so pushes after warm-up never allocate.
             to_underlay: Vec::with_capacity(FRAMES as usize),
             to_overlay: Vec::with_capacity(BATCH),
+            replies: Vec::with_capacity(BATCH),
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             now_secs: 0,
             drops_read_at: None,
@@ -229,7 +237,15 @@ impl Worker {
                             continue;
                         }
                     }
+                    // After learning, as the kernel's vxlan_rcv (vxlan_set_mac, then
+                    // vxlan_ecn_decapsulate).
+                    if let Err(reason) = vxlan::decap_ecn(self.umem.frame_mut(&f), inner_start..inner_start + inner_len)
+                    {
+                        self.drop_frame(f, reason);
+                        continue;
+                    }
                     if f.set_span(f.offset() + inner_start, inner_len) {
+                        self.complete_csum(&f);
                         self.to_overlay.push(f);
                     } else {
                         self.drop_frame(f, DropReason::Truncated);
@@ -241,7 +257,47 @@ impl Worker {
         self.rx = rx;
     }
 
-    fn encap_one(&mut self, mut f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+    /// Finishes an inner checksum a sender's offload left unfinished (see
+    /// [`vxlan::complete_inner_csum`]) in a decapsulated frame, and counts it.
+    #[inline]
+    fn complete_csum(&mut self, f: &Frame) {
+        if vxlan::complete_inner_csum(self.umem.frame_mut(f)) {
+            self.local.add(Counter::CsumCompleted, 1);
+        }
+    }
+
+    /// With `--proxy`, answers an ARP request or neighbour solicitation for a known
+    /// address in place and queues the reply back to the overlay (`None`: the frame is
+    /// used up); every other frame comes back to be forwarded as usual.
+    #[inline]
+    fn proxy_reply(&mut self, mut f: Frame) -> Option<Frame> {
+        use vxdp_common::hdr::{eth, ethertype};
+        if !self.cfg.proxy {
+            return Some(f);
+        }
+        let (start, len) = (f.offset(), f.len());
+        let buf = self.umem.chunk_mut(&f);
+        let et = buf.get(start + eth::ETHERTYPE..start + eth::ETHERTYPE + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        if et != Some(ethertype::ARP) && et != Some(ethertype::IPV6) {
+            return Some(f);
+        }
+        let table = self.shared.neigh.snapshot();
+        let (counter, out_len) = match vxlan::proxy::reply(&mut buf[start..], len, |ip| table.get(&ip).copied()) {
+            vxlan::proxy::Proxy::ArpReply { len } => (Counter::ProxyArpReplies, len),
+            vxlan::proxy::Proxy::NdReply { len } => (Counter::ProxyNdReplies, len),
+            vxlan::proxy::Proxy::NotAsked | vxlan::proxy::Proxy::Unknown => return Some(f),
+        };
+        if f.set_span(start, out_len) {
+            self.local.add(counter, 1);
+            self.replies.push(f);
+        } else {
+            self.drop_frame(f, DropReason::Truncated);
+        }
+        None
+    }
+
+    fn encap_one(&mut self, f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+        let Some(mut f) = self.proxy_reply(f) else { return };
         let start = f.offset();
         let len = f.len();
         // `start + len` fits in the chunk: an invariant of `Frame`.
@@ -257,6 +313,7 @@ impl Worker {
             r.seen(&buf[start + 6..start + 12].try_into().expect("6 bytes"), self.now_secs);
         }
         let hash = vxlan::flow_hash(&buf[start..start + len]);
+        let ecn = vxdp_common::ecn::inner_ecn(&buf[start..start + len]);
         let src_port = self.cfg.srcport.pick(hash);
 
         let unicast = if dst[0] & 1 == 0 { snap.lookup(&dst) } else { None };
@@ -285,7 +342,10 @@ impl Worker {
             let at = RX_HEADROOM as usize;
             let (src, dstbuf) = self.umem.two_chunks_mut(&f, &copy);
             dstbuf[at..at + len].copy_from_slice(&src[start..start + len]);
-            match vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id) {
+            let encapped = vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id).inspect(|&out| {
+                vxlan::set_outer_ecn(dstbuf, out, ecn);
+            });
+            match encapped {
                 Ok(out) if copy.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(copy),
                 Ok(_) => self.drop_frame(copy, DropReason::Truncated),
                 Err(r) => self.drop_frame(copy, r),
@@ -295,7 +355,11 @@ impl Worker {
             return self.drop_frame(f, DropReason::NoNeighbour);
         };
         self.ip_id = self.ip_id.wrapping_add(1);
-        match vxlan::encap(self.umem.chunk_mut(&f), start, len, tpl, src_port, self.ip_id) {
+        let buf = self.umem.chunk_mut(&f);
+        let encapped = vxlan::encap(buf, start, len, tpl, src_port, self.ip_id).inspect(|&out| {
+            vxlan::set_outer_ecn(buf, out, ecn);
+        });
+        match encapped {
             Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(f),
             Ok(_) => self.drop_frame(f, DropReason::Truncated),
             Err(r) => self.drop_frame(f, r),
@@ -311,14 +375,22 @@ impl Worker {
     /// Submits the pending TX frames of both directions and kicks the kernel.
     fn flush(&mut self) {
         let (umem, free, local) = (&mut self.umem, &mut self.free, &mut self.local);
-        submit(&mut self.overlay, umem, &mut self.to_overlay, free, local, [Counter::DecapFrames, Counter::DecapBytes]);
+        submit(
+            &mut self.overlay,
+            umem,
+            &mut self.to_overlay,
+            free,
+            local,
+            Some([Counter::DecapFrames, Counter::DecapBytes]),
+        );
+        submit(&mut self.overlay, umem, &mut self.replies, free, local, None);
         submit(
             &mut self.underlay,
             umem,
             &mut self.to_underlay,
             free,
             local,
-            [Counter::EncapFrames, Counter::EncapBytes],
+            Some([Counter::EncapFrames, Counter::EncapBytes]),
         );
         kick(&self.overlay);
         kick(&self.underlay);
@@ -347,15 +419,16 @@ impl Worker {
     }
 }
 
-/// Queues `queue` on `sock`'s TX ring and counts what went as `[frames, bytes]`; what
-/// did not fit is dropped (`TxRingFull`) back onto the free list. Leaves `queue` empty.
+/// Queues `queue` on `sock`'s TX ring and counts what went as `[frames, bytes]` (if
+/// given: proxy replies are counted when made); what did not fit is dropped
+/// (`TxRingFull`) back onto the free list. Leaves `queue` empty.
 fn submit(
     sock: &mut XskSocket,
     umem: &mut Umem,
     queue: &mut Vec<Frame>,
     free: &mut Vec<Frame>,
     local: &mut LocalCounters,
-    [frames, bytes]: [Counter; 2],
+    counters: Option<[Counter; 2]>,
 ) {
     if queue.is_empty() {
         return;
@@ -363,8 +436,10 @@ fn submit(
     let queued_bytes: u64 = queue.iter().map(|f| f.len() as u64).sum();
     let sent = sock.send(umem, queue);
     let unsent_bytes: u64 = queue.iter().map(|f| f.len() as u64).sum();
-    local.add(frames, sent as u64);
-    local.add(bytes, queued_bytes - unsent_bytes);
+    if let Some([frames, bytes]) = counters {
+        local.add(frames, sent as u64);
+        local.add(bytes, queued_bytes - unsent_bytes);
+    }
     for f in queue.drain(..) {
         local.drop(DropReason::TxRingFull);
         free.push(f);

@@ -25,6 +25,7 @@ pub(super) struct Control {
     pub(super) express: Arc<Mutex<Express>>,
     /// The store watcher's counters, once it runs.
     pub(super) store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::store::WatchStats>>>,
+    pub(super) neigh: Arc<crate::neigh::NeighTable>,
 }
 
 impl Control {
@@ -80,6 +81,26 @@ impl Control {
     }
 }
 
+impl Control {
+    /// What one `--metrics` scrape reports: the `vxdp stats` counters, the FDB by
+    /// source, remotes without a next hop, and the stores' state.
+    pub(super) fn sample(&self, stores: Vec<super::metrics::StoreStatus>) -> super::metrics::Sample {
+        let remotes = self.fdb.remote_ips();
+        let hops = self.nexthops.load();
+        let unresolved = remotes
+            .iter()
+            .filter(|ip| hops.get(&vxdp_control::entry::Remote { ip: **ip, port: None, vni: None }).is_none())
+            .count();
+        super::metrics::Sample {
+            stats: self.stats(),
+            fdb_entries: self.fdb.entries_by_source().iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            remotes: remotes.len() as u64,
+            unresolved: unresolved as u64,
+            stores,
+        }
+    }
+}
+
 impl Handler for Control {
     fn handle(&self, req: Request) -> Response {
         match req {
@@ -96,7 +117,12 @@ impl Handler for Control {
                 Err(e) => Response::Error(e.to_string()),
             },
             Request::FdbShow => Response::Fdb(self.fdb.show()),
-            Request::Stats => Response::Stats(self.stats()),
+            Request::Stats => Response::Stats(Box::new(self.stats())),
+            Request::Neigh(r) => match self.neigh.apply(&r) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error(e.to_string()),
+            },
+            Request::NeighShow => Response::Neigh(self.neigh.show()),
         }
     }
 }

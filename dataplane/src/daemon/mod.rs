@@ -9,6 +9,7 @@
 mod control;
 mod control_loop;
 mod guard;
+pub mod metrics;
 mod overlay;
 pub mod store;
 
@@ -69,6 +70,11 @@ pub struct Config {
     pub learning_from: crate::guard::LearningFrom,
     /// `--max-fdb`, `--learn-rate`, `--max-learned-remotes`: what learning may add.
     pub learn_limits: crate::fdb::LearnLimits,
+    /// `--proxy`: answer ARP requests and neighbour solicitations from the `vxdp neigh`
+    /// table instead of flooding them (the kernel device's `proxy`).
+    pub proxy: bool,
+    /// `--metrics ADDR:PORT`: serve Prometheus metrics on `/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -192,6 +198,7 @@ pub fn run(cfg: Config) -> Result<()> {
     // XDP programs and sockets.
     let mut ucfg = UnderlayConfig { port_be: cfg.dstport.to_be(), n_v4: 1, ..Default::default() };
     ucfg.local_v4[0] = u32::from_ne_bytes(local.octets());
+    ucfg.mac = under.mac;
     let mut xdp = XdpPrograms::load(&ucfg).context("loading the XDP programs")?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -204,12 +211,14 @@ pub fn run(cfg: Config) -> Result<()> {
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
     let own_mac = Arc::new(AtomicU64::new(crate::afxdp::worker::NO_OWN_MAC));
+    let neigh = Arc::new(crate::neigh::NeighTable::new());
     let shared = Shared {
         fdb: fdb.clone(),
         nexthops: nexthops.clone(),
         stop: stop.clone(),
         local_macs: local_macs.clone(),
         own_mac: own_mac.clone(),
+        neigh: neigh.clone(),
     };
     // The source filter is complete before the underlay program is attached: no frame
     // from a refused source is ever taken.
@@ -231,11 +240,14 @@ pub fn run(cfg: Config) -> Result<()> {
             port: cfg.dstport,
             local_v4: vec![local],
             local_v6: vec![],
-            max_inner_len: overlay_mtu as usize + 14,
+            // A VLAN-tagged inner frame of full MTU size is delivered, as the kernel's
+            // `is_skb_forwardable` allows a tag beyond the MTU.
+            max_inner_len: DecapConfig::max_inner_len_for_mtu(overlay_mtu as u16, true),
         },
         srcport: cfg.srcport,
         max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,
+        proxy: cfg.proxy,
     };
 
     let mut workers = Vec::new();
@@ -259,11 +271,14 @@ pub fn run(cfg: Config) -> Result<()> {
             vni: cfg.vni.get(),
             learning: cfg.learning,
             report_local: local_macs.is_some(),
-            max_inner_len: overlay_mtu + 14,
+            // Decap takes a tagged full-MTU inner frame (see `wcfg`); encap's frames are
+            // bounded by the underlay MTU below as well.
+            max_inner_len: DecapConfig::max_inner_len_for_mtu(overlay_mtu as u16, true) as u32,
             underlay_mtu: under.mtu,
             srcport: (cfg.srcport.min, cfg.srcport.max),
             overlay_ifindex: peer_link.index,
             underlay_ifindex: under.index,
+            proxy: cfg.proxy,
         },
     )
     .context("setting up the XDP express path")?;
@@ -307,6 +322,7 @@ pub fn run(cfg: Config) -> Result<()> {
         nexthops: nexthops.clone(),
         fdb_changed: fdb_changed.clone(),
         express: express.clone(),
+        neigh,
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
     let store = store::start(
@@ -328,6 +344,19 @@ pub fn run(cfg: Config) -> Result<()> {
             store_stats: store_stats.clone(),
         },
     )?;
+
+    let _metrics = match cfg.metrics {
+        Some(addr) => {
+            let status = store.as_ref().map(store::StorePlane::status);
+            let control = control.clone();
+            let sample = move || control.sample(status.iter().map(store::StoreStatus::get).collect());
+            Some(
+                metrics::MetricsServer::spawn(addr, Box::new(sample))
+                    .with_context(|| format!("--metrics {addr}: cannot listen"))?,
+            )
+        }
+        None => None,
+    };
 
     log::info!(
         "{}: vni {} dstport {} local {} dev {} mtu {} workers {} ready",

@@ -37,9 +37,35 @@ pub struct StoreSettings {
 
 /// The running store threads; dropping stops them (and withdraws our keys).
 pub struct StorePlane {
+    status: StoreStatus,
     _watcher: Watcher,
     advertiser: Option<Advertiser>,
     feed_stop: Arc<AtomicBool>,
+}
+
+/// The watcher's connection state and the time of its last answer, for `--metrics`.
+#[derive(Clone)]
+pub struct StoreStatus {
+    watch: Arc<vxdp_control::store::WatchStats>,
+    last_answer: Arc<std::sync::Mutex<Option<Instant>>>,
+    kind: &'static str,
+}
+
+impl StoreStatus {
+    pub fn get(&self) -> super::metrics::StoreStatus {
+        let at = *self.last_answer.lock().unwrap_or_else(|e| e.into_inner());
+        super::metrics::StoreStatus {
+            store: self.kind,
+            connected: self.watch.connected.load(Ordering::Relaxed),
+            last_sync_age_secs: at.map(|t| t.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+impl StorePlane {
+    pub fn status(&self) -> StoreStatus {
+        self.status.clone()
+    }
 }
 
 impl Drop for StorePlane {
@@ -95,9 +121,16 @@ pub fn start(settings: Option<&StoreSettings>, p: Plumbing) -> Result<Option<Sto
     let mut wcfg = WatchConfig::new(keys);
     wcfg.local = Some(p.local);
     wcfg.rules.own = p.own_addrs.iter().copied().filter(|a| *a != p.local).collect();
-    let sink = FdbSink { fdb: p.fdb.clone(), changed: p.fdb_changed.clone(), advertiser: handle.clone() };
+    let last_answer = Arc::new(std::sync::Mutex::new(None));
+    let sink = FdbSink {
+        fdb: p.fdb.clone(),
+        changed: p.fdb_changed.clone(),
+        advertiser: handle.clone(),
+        last_answer: last_answer.clone(),
+    };
     let watcher = Watcher::spawn(client()?, wcfg, sink).with_context(|| format!("starting the {kind} watcher"))?;
     let _ = p.store_stats.set(watcher.stats().clone());
+    let status = StoreStatus { watch: watcher.stats().clone(), last_answer, kind };
 
     let feed_stop = Arc::new(AtomicBool::new(false));
     if let (Some(queue), Some(handle)) = (p.local_macs, handle) {
@@ -114,7 +147,7 @@ pub fn start(settings: Option<&StoreSettings>, p: Plumbing) -> Result<Option<Sto
             })
             .context("starting the local MAC feed")?;
     }
-    Ok(Some(StorePlane { _watcher: watcher, advertiser, feed_stop }))
+    Ok(Some(StorePlane { status, _watcher: watcher, advertiser, feed_stop }))
 }
 
 /// Where the watcher's answers go: the FDB, and (when advertising) the advertiser,
@@ -123,6 +156,8 @@ struct FdbSink {
     fdb: Arc<FdbTable>,
     changed: Arc<AtomicBool>,
     advertiser: Option<AdvertiserHandle>,
+    /// When the watcher last answered (`own` follows every answer).
+    last_answer: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl Sink for FdbSink {
@@ -131,6 +166,7 @@ impl Sink for FdbSink {
     }
 
     fn own(&mut self, macs: BTreeSet<Mac>, listed_at: Instant) {
+        *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if let Some(a) = &self.advertiser {
             a.present(macs, listed_at);
         }
@@ -158,7 +194,8 @@ pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&Advertise
         }
     }
     if let Err(e) = fdb.apply_batch(&reqs) {
-        log::debug!("cluster store: some changes did not apply: {e}");
+        // Said once per answer that has such changes (an IPv6 VTEP, ...), not per frame.
+        log::warn!("cluster store: some changes did not apply: {e}");
     }
     changed.store(true, Ordering::Release);
 }

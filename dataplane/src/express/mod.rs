@@ -17,8 +17,8 @@ use mirror::Mirror;
 use std::fmt;
 use std::str::FromStr;
 use vxdp_common::express::{
-    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_REPORT_LOCAL, DEV_OVERLAY,
-    DEV_UNDERLAY,
+    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_PROXY, CFG_REPORT_LOCAL,
+    DEV_OVERLAY, DEV_UNDERLAY,
 };
 use vxdp_common::maps;
 
@@ -70,6 +70,8 @@ pub struct ExpressSettings {
     /// Redirect targets: vxdp's end of the overlay veth, and the underlay NIC.
     pub overlay_ifindex: u32,
     pub underlay_ifindex: u32,
+    /// `--proxy`: ARP and neighbour solicitations go to the workers, which answer them.
+    pub proxy: bool,
 }
 
 /// What one [`Express::sync`] wrote.
@@ -116,6 +118,7 @@ impl Express {
                     | CFG_ENCAP
                     | if s.learning { CFG_LEARNING } else { 0 }
                     | if s.report_local { CFG_REPORT_LOCAL } else { 0 }
+                    | if s.proxy { CFG_PROXY } else { 0 }
             }
             Datapath::Afxdp => 0,
         };

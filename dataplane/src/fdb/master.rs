@@ -132,6 +132,9 @@ impl Master {
             remotes: vec![remote],
             seen: (source == Source::Learned).then(|| Arc::new(AtomicU32::new(now))),
         };
+        if let Some(r) = req.remote.filter(|r| r.ip.is_ipv6() && req.op != FdbOp::Del) {
+            return Err(FdbError::Ipv6Underlay { mac, ip: r.ip });
+        }
         let remote = match (req.op, req.remote) {
             (FdbOp::Del, r) => r,
             (op, None) => return Err(FdbError::MissingRemote { op, mac }),

@@ -88,6 +88,10 @@ pub enum FdbError {
     MissingRemote { op: FdbOp, mac: Mac },
     #[error("cannot learn {mac}: only unicast, non-zero MACs are learned")]
     NotLearnable { mac: Mac },
+    /// Refused from every source alike (`vxdp fdb`, `--fdb`, Consul) until vxdp has an
+    /// IPv6 underlay: such an entry could only blackhole its frames.
+    #[error("fdb {mac} dst {ip}: IPv6 underlay is not supported yet (remote VTEPs must be IPv4)")]
+    Ipv6Underlay { mac: Mac, ip: IpAddr },
     #[error("{} of {total} fdb changes failed; first: {}", failed.len(), failed[0].1)]
     Batch { total: usize, failed: Vec<(usize, FdbError)> },
 }
@@ -234,6 +238,20 @@ impl FdbTable {
             if let Some((source, layer)) = layers.effective() {
                 let age_secs = layer.seen.as_ref().map(|s| u64::from(now.saturating_sub(s.load(Ordering::Relaxed))));
                 out.extend(layer.remotes.iter().map(|remote| FdbShowEntry { mac, remote: *remote, source, age_secs }));
+            }
+        }
+        out
+    }
+
+    /// Entries (MACs, the flood entry included) by the source that decides them, in
+    /// [`Source::BY_PRECEDENCE`] order (for `--metrics`).
+    pub fn entries_by_source(&self) -> [(Source, u64); 3] {
+        let mut out = Source::BY_PRECEDENCE.map(|s| (s, 0u64));
+        for layers in self.lock().entries.values() {
+            if let Some((source, _)) = layers.effective() {
+                if let Some(slot) = out.iter_mut().find(|(s, _)| *s == source) {
+                    slot.1 += 1;
+                }
             }
         }
         out
@@ -416,6 +434,22 @@ mod tests {
         assert_eq!(t.apply(&req(FdbOp::Del, B, None), s), Err(FdbError::NotFound { mac: mac(B), layer: s }));
         assert_eq!(t.apply(&req(FdbOp::Add, B, None), s), Err(FdbError::MissingRemote { op: FdbOp::Add, mac: mac(B) }));
         assert!(t.snapshot().is_empty());
+    }
+
+    #[test]
+    fn ipv6_remotes_are_refused_from_every_source() {
+        let t = table();
+        let v6 = Remote::new("2001:db8::1".parse().unwrap());
+        for source in Source::BY_PRECEDENCE {
+            for op in [FdbOp::Add, FdbOp::Append, FdbOp::Replace] {
+                let e = t.apply(&req(op, "02:00:00:00:00:01", Some(v6)), source).unwrap_err();
+                assert!(matches!(e, FdbError::Ipv6Underlay { .. }), "{e}");
+                assert!(e.to_string().contains("dst 2001:db8::1: IPv6 underlay is not supported"), "{e}");
+            }
+        }
+        let batch = [(req(FdbOp::Append, "00:00:00:00:00:00", Some(v6)), Source::Consul)];
+        assert!(t.apply_batch(&batch).unwrap_err().to_string().contains("IPv6 underlay"));
+        assert!(t.show().is_empty() && t.remote_ips().is_empty(), "nothing to re-resolve");
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct DecapConfig {
     /// Local VTEP addresses: frames to any other address are `NotVxlan`.
     pub local_v4: Vec<Ipv4Addr>,
     pub local_v6: Vec<Ipv6Addr>,
-    /// Longest inner frame delivered: overlay MTU + 14 (+4 if the overlay is tagged).
+    /// Longest inner frame delivered: overlay MTU + 14 (+4 if the overlay is tagged;
+    /// the daemon always allows the tag, as the kernel's `is_skb_forwardable` does).
     pub max_inner_len: usize,
 }
 

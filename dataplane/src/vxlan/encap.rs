@@ -51,7 +51,9 @@ impl OuterTemplate {
 
         let mut ip = Ipv4Packet::new_unchecked(&mut h[V4_IP..V4_UDP]);
         ip.set_version_and_header_len(ipv4::HEADER_LEN);
-        ip.set_tos(p.tos);
+        // The ECN bits are the inner packet's, set per frame (`set_outer_ecn`), as the
+        // kernel's `ip_tunnel_ecn_encap` clears the configured ones.
+        ip.set_tos(p.tos & !vxdp_common::ecn::MASK);
         ip.set_unfragmented(p.df);
         ip.set_ttl(p.ttl);
         ip.set_protocol(protocol::UDP);
@@ -167,7 +169,9 @@ mod tests {
             Ipv4Header::new((8 + payload.len()) as u16, p.ttl, IpNumber::UDP, p.src_ip.octets(), p.dst_ip.octets())
                 .unwrap();
         ip.dscp = Ipv4Dscp::try_new(p.tos >> 2).unwrap();
-        ip.ecn = Ipv4Ecn::try_new(p.tos & 3).unwrap();
+        // The configured ECN bits are cleared: the outer ECN is the inner packet's
+        // (`set_outer_ecn`), as the kernel's `ip_tunnel_ecn_encap` does.
+        ip.ecn = Ipv4Ecn::ZERO;
         ip.identification = id;
         ip.dont_fragment = p.df;
         ip.header_checksum = ip.calc_header_checksum();

@@ -8,14 +8,19 @@
 //! wire shows it; each such choice names the kernel function it mirrors.
 #![forbid(unsafe_code)]
 
+mod csum;
 mod decap;
+mod ecn;
 mod encap;
+pub mod proxy;
 mod srcport;
 #[cfg(test)]
 mod testutil;
 mod vni;
 
+pub use csum::complete_inner_csum;
 pub use decap::{decap, Decap, DecapConfig};
+pub use ecn::{decap_ecn, set_outer_ecn};
 pub use encap::{encap, EncapParams, OuterTemplate};
 pub use srcport::{flow_hash, SrcPortRange};
 pub use vni::{ParseVniError, Vni};
