@@ -7,6 +7,7 @@ use clap::Args;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
+use vxdp::afxdp::zerocopy::ZeroCopy;
 use vxdp::daemon::Config;
 use vxdp::express::Datapath;
 use vxdp::vxlan::{SrcPortRange, Vni};
@@ -77,6 +78,20 @@ pub struct RunArgs {
     /// frame to the workers (zero-copy NICs, benchmarking the workers).
     #[arg(long, value_name = "auto|afxdp", default_value = "auto")]
     datapath: Datapath,
+    /// AF_XDP zero-copy on --dev: `auto` binds zero-copy where the NIC's driver
+    /// supports it and copy mode elsewhere (veth); `on` fails where it cannot; `off`
+    /// binds copy mode. The overlay side (a veth) always binds copy mode; both sockets
+    /// register the same memory, so frames still change hands without a copy. The log
+    /// names the mode each socket bound.
+    #[arg(long, value_name = "auto|on|off", default_value = "auto")]
+    zerocopy: ZeroCopy,
+    /// Preferred busy polling: the workers run the NAPI of their queues themselves
+    /// (SO_PREFER_BUSY_POLL on their sockets; napi_defer_hard_irqs and
+    /// gro_flush_timeout set on --dev and the overlay device while vxdp runs), so the
+    /// kernel's receive work is done at the workers' pace and overload is shed at the
+    /// device. Linux >= 5.11.
+    #[arg(long)]
+    busy_poll: bool,
     #[command(flatten)]
     consul: ConsulArgs,
 }
@@ -178,6 +193,8 @@ impl RunArgs {
             cpus: self.cpus.map(|c| c.0).unwrap_or_default(),
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             datapath: self.datapath,
+            busy_poll: self.busy_poll,
+            zerocopy: self.zerocopy,
             consul,
         })
     }

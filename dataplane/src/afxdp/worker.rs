@@ -41,6 +41,10 @@ pub struct WorkerConfig {
     pub max_inner_len: usize,
     /// Underlay MTU: the outer IP packet must fit.
     pub underlay_mtu: u32,
+    /// The sockets are in preferred busy-poll mode (`--busy-poll`): each pass runs the
+    /// NAPI of both queues from this thread (`XskSocket::busy_poll`) before reading the
+    /// RX rings.
+    pub busy_poll: bool,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -163,6 +167,10 @@ impl Worker {
         // The table's coarse clock, not the system clock: perf showed `clock_gettime`
         // once per pass at 7-10% of a polling worker's time.
         self.now_secs = self.shared.fdb.coarse_now_secs();
+        if self.cfg.busy_poll {
+            self.underlay.busy_poll();
+            self.overlay.busy_poll();
+        }
         // Underlay → overlay: decapsulate. Snapshots are loaded only for a direction
         // that has frames: an idle pass is ring reads only.
         let n_dec = self.underlay.recv(&mut self.umem, &mut self.rx, BATCH);
