@@ -54,6 +54,10 @@ pub struct Sweep {
     pub dut: Dut,
     pub peak_mpps: f64,
     pub points: Vec<SweepPoint>,
+    /// At 2x the peak: fraction of the DUT's core the NAPI threads of its ingress veths
+    /// (A's `eth0` and `vethc`) ran, and the vxdp workers (0 for other DUTs).
+    pub napi_share_2x: f64,
+    pub worker_share_2x: f64,
 }
 
 impl Sweep {
@@ -108,6 +112,27 @@ fn worker_cpu_ns(pid: u32) -> Vec<(String, u64)> {
     out
 }
 
+/// CPU nanoseconds thread `tid` has run (its schedstat).
+fn thread_cpu_ns(tid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU nanoseconds of the DUT host's ingress NAPI threads and of the vxdp workers.
+fn dut_thread_ns(topo: &BenchTopo, guard: &DutGuard) -> (u64, u64) {
+    let napi =
+        topo.napi.as_ref().map_or(0, |n| n.a_eth0.pids.iter().chain(&n.a_vethc.pids).map(|p| thread_cpu_ns(*p)).sum());
+    let workers = match guard {
+        DutGuard::Vxdp { daemons } => {
+            daemons.iter().take(1).filter_map(|d| d.pid()).flat_map(worker_cpu_ns).map(|(_, ns)| ns).sum()
+        }
+        _ => 0,
+    };
+    (napi, workers)
+}
+
 fn measure_idle(guard: &DutGuard, dut: Dut, opts: &Options) -> Idle {
     // Let the start-up settle (fill rings stocked, first control-loop ticks).
     std::thread::sleep(Duration::from_millis(500));
@@ -136,6 +161,7 @@ fn measure_idle(guard: &DutGuard, dut: Dut, opts: &Options) -> Idle {
 /// `sweep`) the overload sweep.
 fn measure_row(
     topo: &BenchTopo,
+    guard: &DutGuard,
     dir: Direction,
     dut: Dut,
     size: usize,
@@ -171,12 +197,21 @@ fn measure_row(
         m.p999_us = lat.latency_us(0.999);
     }
     let sweep = (sweep && peak > 0.0).then(|| {
+        let (mut napi_share_2x, mut worker_share_2x) = (0.0, 0.0);
         let points = SWEEP
             .iter()
             .map(|&k| {
                 let target = k * peak;
                 let rate = (target < gen * 0.98).then_some(target);
+                let before = dut_thread_ns(topo, guard);
+                let t0 = std::time::Instant::now();
                 let r = tester.run(opts.step_phase, rate, opts.drain);
+                if k == 2.0 {
+                    let after = dut_thread_ns(topo, guard);
+                    let wall = t0.elapsed().as_nanos() as f64;
+                    napi_share_2x = after.0.saturating_sub(before.0) as f64 / wall;
+                    worker_share_2x = after.1.saturating_sub(before.1) as f64 / wall;
+                }
                 let secs = opts.step_phase.as_secs_f64();
                 SweepPoint {
                     factor: k,
@@ -185,7 +220,7 @@ fn measure_row(
                 }
             })
             .collect();
-        Sweep { direction: dir, dut, peak_mpps: peak / 1e6, points }
+        Sweep { direction: dir, dut, peak_mpps: peak / 1e6, points, napi_share_2x, worker_share_2x }
     });
     drop(xdp);
     drop(tester);
@@ -211,7 +246,7 @@ pub fn run(topo: &BenchTopo, opts: &Options, progress: &mut impl FnMut(&str)) ->
                 h.idle.push(idle);
             }
             for size in SIZES.into_iter().filter(|s| opts.sizes.contains(s)) {
-                let (row, sweep) = measure_row(topo, dir, dut, size, opts, size == SIZES[0]);
+                let (row, sweep) = measure_row(topo, &guard, dir, dut, size, opts, size == SIZES[0]);
                 progress(&format!(
                     "one core {dir:>5} {dut:>6} {size:>4}B: {:.3} Mpps (peak {:.3}, gen {:.3}) loss {:.1}% {:.0} ns/frame on the DUT core, p99 {:.0} us{}",
                     row.m.mpps,
@@ -221,8 +256,10 @@ pub fn run(topo: &BenchTopo, opts: &Options, progress: &mut impl FnMut(&str)) ->
                     row.m.dut_ns_per_pkt,
                     row.m.p99_us,
                     sweep.as_ref().map(|s| format!(
-                        "; sweep {}",
-                        s.points.iter().map(|p| format!("{}x:{:.3}", p.factor, p.goodput_mpps)).collect::<Vec<_>>().join(" ")
+                        "; sweep {}; at 2x NAPI threads {:.0}%, workers {:.0}% of the core",
+                        s.points.iter().map(|p| format!("{}x:{:.3}", p.factor, p.goodput_mpps)).collect::<Vec<_>>().join(" "),
+                        s.napi_share_2x * 100.0,
+                        s.worker_share_2x * 100.0
                     )).unwrap_or_default()
                 ));
                 h.rows.push(row);

@@ -97,11 +97,11 @@ pub fn headline_table(h: &Headline, placement: &str) -> String {
         for k in SWEEP {
             let _ = write!(s, " {k}x |");
         }
-        s.push_str(" at 2x: % of peak |\n|---|---|---:|");
+        s.push_str(" at 2x: % of peak | at 2x: ingress NAPI threads / workers, % of the DUT core |\n|---|---|---:|");
         for _ in SWEEP {
             s.push_str("---:|");
         }
-        s.push_str("---:|\n");
+        s.push_str("---:|---:|\n");
         for w in &h.sweeps {
             let _ = write!(s, "| {} | {} | {:.3} |", w.direction, w.dut.label(), w.peak_mpps);
             for k in SWEEP {
@@ -113,7 +113,13 @@ pub fn headline_table(h: &Headline, placement: &str) -> String {
                 }
             }
             let at2 = w.at(2.0).filter(|_| w.peak_mpps > 0.0).map(|p| p.goodput_mpps / w.peak_mpps);
-            let _ = writeln!(s, " {} |", at2.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)));
+            let _ = writeln!(
+                s,
+                " {} | {:.0}% / {:.0}% |",
+                at2.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
+                w.napi_share_2x * 100.0,
+                w.worker_share_2x * 100.0
+            );
         }
     }
     if !h.idle.is_empty() {
@@ -157,6 +163,8 @@ pub fn headline_json(h: &Headline) -> serde_json::Value {
                 "direction": w.direction.to_string(),
                 "dut": w.dut.to_string(),
                 "peak_mpps": w.peak_mpps,
+                "napi_threads_share_at_2x": w.napi_share_2x,
+                "workers_share_at_2x": w.worker_share_2x,
                 "points": w.points.iter().map(|p| serde_json::json!({
                     "factor": p.factor, "offered_mpps": p.offered_mpps, "goodput_mpps": p.goodput_mpps,
                 })).collect::<Vec<_>>(),

@@ -1,9 +1,10 @@
-//! A data-path worker: one thread, one UMEM, two AF_XDP sockets.
+//! A data-path worker: one thread, one memory area, two AF_XDP sockets.
 #![forbid(unsafe_code)]
 //!
 //! Worker `i` owns the underlay socket on RX queue `i` of the underlay NIC and the
-//! overlay socket on queue `i` of vxdp's end of the overlay veth. Both share the
-//! worker's UMEM, so a frame received on one side is transmitted on the other by
+//! overlay socket on queue `i` of vxdp's end of the overlay veth. Each socket registers
+//! the worker's memory as a UMEM of its own (so each binds in its own mode, see
+//! [`zerocopy`](crate::afxdp::zerocopy)); both see the same bytes, so a frame received on one side is transmitted on the other by
 //! handing over its [`Frame`] handle: decap advances the frame's span past the outer
 //! header, encap moves it back into the headroom. Only head-end replication copies
 //! (into a free frame, one per extra remote).
