@@ -92,6 +92,12 @@ pub struct RunArgs {
     /// device. Linux >= 5.11.
     #[arg(long)]
     busy_poll: bool,
+    /// Nice value of the worker threads (-20..=19). Below 0 a worker out-weighs the
+    /// kernel's NAPI threads on a shared core, so overload is dropped before the kernel
+    /// copies it into a socket the worker cannot drain (see docs/BENCHMARKS.md).
+    #[arg(long, value_name = "N", default_value_t = -10, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    worker_nice: i32,
     #[command(flatten)]
     consul: ConsulArgs,
 }
@@ -194,6 +200,7 @@ impl RunArgs {
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             datapath: self.datapath,
             busy_poll: self.busy_poll,
+            worker_nice: self.worker_nice,
             zerocopy: self.zerocopy,
             consul,
         })
@@ -226,6 +233,9 @@ mod tests {
         assert_eq!(c.datapath, Datapath::Auto);
         assert_eq!(run(&["--datapath", "afxdp"]).unwrap().datapath, Datapath::Afxdp);
         assert_eq!((c.workers, c.ageing), (1, Duration::from_secs(300)));
+        assert_eq!((c.zerocopy, c.busy_poll, c.worker_nice), (ZeroCopy::Auto, false, -10));
+        let c = run(&["--zerocopy", "off", "--busy-poll", "--worker-nice", "0"]).unwrap();
+        assert_eq!((c.zerocopy, c.busy_poll, c.worker_nice), (ZeroCopy::Off, true, 0));
     }
 
     #[test]
@@ -245,6 +255,8 @@ mod tests {
             (&["--cpus", "100000"], "--cpus", "does not exist"),
             (&["--cpus", "0", "--workers", "2"], "--cpus 0", "one CPU per worker"),
             (&["--datapath", "fast"], "--datapath", "not a datapath"),
+            (&["--zerocopy", "yes"], "--zerocopy", "not a zero-copy setting"),
+            (&["--worker-nice", "-21"], "--worker-nice", "-21"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

@@ -46,6 +46,8 @@ pub struct WorkerConfig {
     /// NAPI of both queues from this thread (`XskSocket::busy_poll`) before reading the
     /// RX rings.
     pub busy_poll: bool,
+    /// The worker thread's nice value (`--worker-nice`).
+    pub nice: i32,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -118,6 +120,11 @@ impl Worker {
     /// Runs until the stop flag is set.
     pub fn run(mut self) {
         log::debug!("worker {} running", self.id);
+        if self.cfg.nice != 0 {
+            if let Err(e) = crate::cpus::set_current_thread_nice(self.cfg.nice) {
+                log::warn!("worker {}: cannot set nice {}: {e}", self.id, self.cfg.nice);
+            }
+        }
         self.refill();
         let mut idle = 0u32;
         while !self.shared.stop.load(Ordering::Relaxed) {

@@ -68,6 +68,8 @@ pub struct Config {
     /// `--busy-poll`: the workers drive the NAPI of their queues (preferred busy
     /// polling), so overload is shed at the device instead of starving them.
     pub busy_poll: bool,
+    /// `--worker-nice`: the workers' nice value.
+    pub worker_nice: i32,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -206,6 +208,7 @@ pub fn run(cfg: Config) -> Result<()> {
         max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,
         busy_poll: cfg.busy_poll,
+        nice: cfg.worker_nice,
     };
     // The devices leave their NAPI to a busy-polling worker only with these set.
     let _napi_defer = if cfg.busy_poll {
