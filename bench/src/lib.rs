@@ -14,6 +14,8 @@
 pub mod cpu;
 pub mod forwarder;
 pub mod frame;
+pub mod headline;
+pub mod napi;
 pub mod pktgen;
 pub mod report;
 pub mod suite;

@@ -1,7 +1,8 @@
 //! Results of a [`crate::suite`] run as a text table, JSON and a small hand-written SVG
 //! bar chart (Mpps per row: medium, vxdp, kernel).
 
-use crate::suite::{Measurement, Row};
+use crate::headline::{Headline, SWEEP};
+use crate::suite::{Dut, Measurement, Row};
 use std::fmt::Write as _;
 
 fn lat(m: &Measurement) -> String {
@@ -54,6 +55,7 @@ fn measurement_json(m: &Measurement) -> serde_json::Value {
         "reordered": m.reordered,
         "cpu_busy": m.cpu_busy,
         "cpu_ns_per_pkt": m.cpu_ns_per_pkt,
+        "dut_cpu_ns_per_pkt": m.dut_ns_per_pkt,
         "latency": {
             "offered_mpps": m.lat_rate_mpps,
             "loss": m.lat_loss,
@@ -63,6 +65,120 @@ fn measurement_json(m: &Measurement) -> serde_json::Value {
         },
         "error": m.error,
     })
+}
+
+/// The one-core tables: the rows, the overload sweep and the idle row, under a
+/// header that states the placement.
+pub fn headline_table(h: &Headline, placement: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "One DUT core. {placement}\n");
+    s.push_str("| dir | inner B | DUT | Mpps | Gbit/s | loss | peak Mpps | p50/p99/p99.9 µs at 50% of peak | ns/frame on the DUT core | peak / kernel's |\n");
+    s.push_str("|---|---:|---|---:|---:|---:|---:|---|---:|---:|\n");
+    for r in &h.rows {
+        let kernel = h.row(r.direction, r.size, Dut::Kernel).map(|k| k.peak_mpps).filter(|k| *k > 0.0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {:.2} | {:.1}% | {:.3} | {} | {:.0} | {} |",
+            r.direction,
+            r.size,
+            r.dut.label(),
+            r.m.mpps,
+            r.m.gbps,
+            r.m.loss * 100.0,
+            r.peak_mpps,
+            lat(&r.m),
+            r.m.dut_ns_per_pkt,
+            kernel.map_or("-".into(), |k| format!("{:.2}x", r.peak_mpps / k)),
+        );
+    }
+    if !h.sweeps.is_empty() {
+        s.push_str("\nOverload sweep (64 B): goodput Mpps at an offered load of k x the DUT's own peak (what the generator sent, Mpps, in brackets; it sends no faster than its maximum).\n\n");
+        s.push_str("| dir | DUT | peak Mpps |");
+        for k in SWEEP {
+            let _ = write!(s, " {k}x |");
+        }
+        s.push_str(" at 2x: % of peak | at 2x: ingress NAPI threads / workers, % of the DUT core |\n|---|---|---:|");
+        for _ in SWEEP {
+            s.push_str("---:|");
+        }
+        s.push_str("---:|---:|\n");
+        for w in &h.sweeps {
+            let _ = write!(s, "| {} | {} | {:.3} |", w.direction, w.dut.label(), w.peak_mpps);
+            for k in SWEEP {
+                match w.at(k) {
+                    Some(p) => {
+                        let _ = write!(s, " {:.3} ({:.3}) |", p.goodput_mpps, p.offered_mpps);
+                    }
+                    None => s.push_str(" - |"),
+                }
+            }
+            let at2 = w.at(2.0).filter(|_| w.peak_mpps > 0.0).map(|p| p.goodput_mpps / w.peak_mpps);
+            let _ = writeln!(
+                s,
+                " {} | {:.0}% / {:.0}% |",
+                at2.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
+                w.napi_share_2x * 100.0,
+                w.worker_share_2x * 100.0
+            );
+        }
+    }
+    if !h.idle.is_empty() {
+        s.push_str("\nIdle (no traffic): busy fraction of the DUT's core, and of a core per vxdp worker thread.\n\n");
+        s.push_str("| DUT | DUT core busy | per worker |\n|---|---:|---|\n");
+        for i in &h.idle {
+            let w = if i.workers.is_empty() {
+                "-".to_string()
+            } else {
+                i.workers.iter().map(|w| format!("{:.2}%", w * 100.0)).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(s, "| {} | {:.2}% | {} |", i.dut.label(), i.dut_core * 100.0, w);
+        }
+    }
+    s
+}
+
+/// The one-core figures as JSON.
+pub fn headline_json(h: &Headline) -> serde_json::Value {
+    let rows: Vec<_> = h
+        .rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "direction": r.direction.to_string(),
+                "inner_size": r.size,
+                "flows": crate::headline::FLOWS,
+                "dut": r.dut.to_string(),
+                "label": r.dut.label(),
+                "peak_mpps": r.peak_mpps,
+                "generator_mpps": r.gen_mpps,
+                "full_load": measurement_json(&r.m),
+            })
+        })
+        .collect();
+    let sweeps: Vec<_> = h
+        .sweeps
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "direction": w.direction.to_string(),
+                "dut": w.dut.to_string(),
+                "peak_mpps": w.peak_mpps,
+                "napi_threads_share_at_2x": w.napi_share_2x,
+                "workers_share_at_2x": w.worker_share_2x,
+                "points": w.points.iter().map(|p| serde_json::json!({
+                    "factor": p.factor, "offered_mpps": p.offered_mpps, "goodput_mpps": p.goodput_mpps,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let idle: Vec<_> = h
+        .idle
+        .iter()
+        .map(
+            |i| serde_json::json!({ "dut": i.dut.to_string(), "dut_core_busy": i.dut_core, "workers_busy": i.workers }),
+        )
+        .collect();
+    serde_json::json!({ "rows": rows, "sweeps": sweeps, "idle": idle })
 }
 
 /// Every figure of every row, plus a description of the machine and the run.

@@ -42,17 +42,43 @@ impl fmt::Display for Direction {
 /// Who forwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dut {
-    /// Plain AF_XDP forwarding between A's eth0 and vethc (no VXLAN): the ceiling.
+    /// Plain AF_XDP forwarding between A's eth0 and vethc (no VXLAN): the ceiling of
+    /// copy-mode AF_XDP on this medium (`forwarder.rs`).
     Medium,
+    /// `vxdp run --datapath auto` in the bridge layout (`vx0` in `br0`).
     Vxdp,
+    /// `vxdp run --datapath afxdp`: every frame through the AF_XDP workers.
+    Afxdp,
+    // Hook for the port layout (issue 10 item 3, branch `ports`): a `Dut::VxdpPorts`
+    // variant, `vxdp run --datapath auto` serving `vethc` as a port instead of `vx0` in
+    // `br0`; `add_vtep` starts it, `headline::DUTS` lists it after `Dut::Vxdp`, and the
+    // reports pick it up from there (label "auto, port layout").
     Kernel,
+}
+
+impl Dut {
+    /// The label of the DUT's row in the one-core tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dut::Medium => "medium (AF_XDP forwarder, no VXLAN)",
+            Dut::Vxdp => "vxdp auto, bridge layout",
+            Dut::Afxdp => "vxdp afxdp",
+            Dut::Kernel => "kernel vxlan + bridge",
+        }
+    }
+
+    /// Whether a vxdp daemon is the DUT.
+    pub fn is_vxdp(self) -> bool {
+        matches!(self, Dut::Vxdp | Dut::Afxdp)
+    }
 }
 
 impl fmt::Display for Dut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Dut::Medium => "medium",
-            Dut::Vxdp => "vxdp",
+            Dut::Vxdp => "auto",
+            Dut::Afxdp => "afxdp",
             Dut::Kernel => "kernel",
         })
     }
@@ -74,28 +100,50 @@ pub struct Options {
     /// Receiving after the generator stops, so frames in flight count.
     pub drain: Duration,
     /// Where the DUT's kernel-side receive processing runs.
-    pub rps: Rps,
+    pub placement: Placement,
+    /// Run the one-core comparison ([`crate::headline`]: every DUT kind, the overload
+    /// sweep, the idle row).
+    pub headline: bool,
+    /// Run the matrix (sizes x flows x workers; auto, kernel and medium).
+    pub matrix: bool,
+    /// DUT kinds of the one-core comparison.
+    pub duts: Vec<Dut>,
+    /// Length of each step of the peak search and the overload sweep.
+    pub step_phase: Duration,
+    /// Length of the idle measurement.
+    pub idle_phase: Duration,
+    /// Extra `vxdp run` arguments for every vxdp DUT (trying a flag against the same run).
+    pub vxdp_args: Vec<String>,
     /// Offered rate of the full-load phase, frames/s; `None` = as fast as the generator can.
     pub rate: Option<f64>,
 }
 
-/// Placement of the kernel's receive processing (softirq) on the DUT's interfaces.
+/// Placement of the kernel's receive processing (softirq or NAPI threads) of the DUT's
+/// interfaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Rps {
-    /// RPS on the DUT host's `eth0`, `vethc` and `vx0` steers it to the DUT's CPUs: the
-    /// DUT gets its CPU(s) and nothing else, whether the work is a kernel VXLAN
-    /// device, a bridge or a veth hop in front of vxdp's worker.
-    Dut,
-    /// No RPS (the kernel's default): receive processing runs where the sender ran,
-    /// much of it on the tester's CPU.
+pub enum Placement {
+    /// Threaded NAPI on every receiving veth end: the DUT hosts' `eth0` and `vethc`
+    /// threads pinned to the DUT's CPU(s), the tester's (container `eth0`s, and B's when
+    /// B is not a DUT) to the tester's CPU, no RPS. As IRQ affinity does on a NIC: the
+    /// DUT is charged for all of its receive work, the XDP programs and the copies into
+    /// AF_XDP sockets included, and the tester runs alone on its core.
+    Napi,
+    /// RPS on the DUT host's `eth0`, `vethc` and `vx0` steers the backlog work to the
+    /// DUT's CPUs; the veth NAPI (XDP, copy into the UMEM) of a frame still runs where
+    /// its sender ran.
+    #[value(alias = "dut")]
+    Rps,
+    /// No RPS, no threaded NAPI (the kernel's default): receive processing runs where
+    /// the sender ran, much of it on the tester's CPU.
     Off,
 }
 
-impl Rps {
+impl Placement {
     pub fn name(self) -> &'static str {
         match self {
-            Rps::Dut => "dut",
-            Rps::Off => "off",
+            Placement::Napi => "napi",
+            Placement::Rps => "rps",
+            Placement::Off => "off",
         }
     }
 }
@@ -112,8 +160,14 @@ impl Options {
             lat_phase: Duration::from_millis(1500),
             warmup: Duration::from_millis(300),
             drain: Duration::from_millis(100),
-            rps: Rps::Dut,
+            placement: Placement::Napi,
             rate: None,
+            headline: true,
+            matrix: true,
+            duts: vec![Dut::Kernel, Dut::Vxdp, Dut::Afxdp, Dut::Medium],
+            step_phase: Duration::from_millis(1000),
+            idle_phase: Duration::from_secs(3),
+            vxdp_args: Vec::new(),
         }
     }
 
@@ -124,6 +178,8 @@ impl Options {
             lat_phase: Duration::from_millis(400),
             warmup: Duration::from_millis(100),
             drain: Duration::from_millis(50),
+            step_phase: Duration::from_millis(300),
+            idle_phase: Duration::from_secs(1),
             ..Options::full()
         }
     }
@@ -145,6 +201,10 @@ pub struct Measurement {
     pub cpu_busy: Vec<f64>,
     /// Busy CPU time of the whole machine per delivered frame, ns.
     pub cpu_ns_per_pkt: f64,
+    /// Busy CPU time of the DUT's CPU(s) per delivered frame, ns: everything that ran
+    /// there (softirq, NAPI threads, the daemon) is charged to the DUT. With 2 workers
+    /// the DUT's CPUs include the tester's.
+    pub dut_ns_per_pkt: f64,
     /// Offered rate of the latency phase (50% of `mpps`), Mpps.
     pub lat_rate_mpps: f64,
     pub lat_loss: f64,
@@ -183,28 +243,32 @@ impl Row {
     }
 }
 
-/// CPUs the DUT may use with `workers` workers: CPU 1 alone, or all of them.
-fn dut_cpus(workers: u32) -> (String, u32) {
+/// CPUs the DUT may use with `workers` workers: CPU 1 alone, or all of them; as a
+/// `taskset -c` list, a mask and the CPU numbers.
+pub(crate) fn dut_cpus(workers: u32) -> (String, u32, Vec<usize>) {
     let n = cpu::count();
     if n < 2 {
-        return ("0".into(), 1);
+        return ("0".into(), 1, vec![0]);
     }
     if workers == 1 {
-        ("1".into(), 0b10)
+        ("1".into(), 0b10, vec![1])
     } else {
-        (format!("0-{}", n - 1), (1u32 << n.min(31)) - 1)
+        (format!("0-{}", n - 1), (1u32 << n.min(31)) - 1, (0..n).collect())
     }
 }
 
+/// The tester's CPU, as a `taskset -c` list.
+pub(crate) const TESTER_CPU: &str = "0";
+
 /// The running DUT of one configuration; dropping it removes the VTEPs.
-enum DutGuard {
+pub(crate) enum DutGuard {
     /// Forwarder threads stop before the XDP programs detach (field order).
     Medium {
         _threads: Forwarder,
         _xdp: Box<ForwarderXdp>,
     },
     Vxdp {
-        _daemons: Vec<Daemon>,
+        daemons: Vec<Daemon>,
     },
     /// Namespaces holding a kernel `vxlan0`.
     Kernel {
@@ -232,7 +296,7 @@ fn ifindex(name: &str) -> u32 {
 
 /// Adds a VTEP of `dut` kind on `h` towards `peer`, enslaved to br0, with the peer
 /// container's MAC pointing at the remote. Returns the vxdp daemon if one started.
-fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32) -> Option<Daemon> {
+fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32, extra: &[String]) -> Option<Daemon> {
     let pmac = fmt_mac(&peer.container_mac);
     let (dev, daemon) = match dut {
         Dut::Kernel => {
@@ -244,20 +308,21 @@ fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32) -> Option<D
             h.ns.run(format!("bridge fdb append {pmac} dev vxlan0 dst {}", peer.underlay_ip));
             ("vxlan0", None)
         }
-        Dut::Vxdp => {
+        Dut::Vxdp | Dut::Afxdp => {
             let w = workers.to_string();
             let vni = VNI.to_string();
-            let d = Daemon::start(
-                &h.ns,
-                "vx0",
-                &["--dev", "eth0", "--vni", &vni, "--remote", peer.underlay_ip, "--nolearning", "--workers", &w],
-            );
+            let datapath = if dut == Dut::Afxdp { "afxdp" } else { "auto" };
+            let mut args =
+                vec!["--dev", "eth0", "--vni", &vni, "--remote", peer.underlay_ip, "--nolearning", "--workers", &w];
+            args.extend(["--datapath", datapath]);
+            args.extend(extra.iter().map(String::as_str));
+            let d = Daemon::start(&h.ns, "vx0", &args);
             d.ctl(&["fdb", "append", &pmac, "dst", peer.underlay_ip, "dev", "vx0"]).expect("vxdp fdb append");
             let resolved = vxdp_tests::wait_until(Duration::from_secs(5), || {
                 d.try_stats().map(|s| s.0["resolved_remotes"].as_u64().unwrap_or(0) >= 1).unwrap_or(false)
             });
             assert!(resolved, "vxdp on {} did not resolve {}", h.ns.name(), peer.underlay_ip);
-            let (cpus, _) = dut_cpus(workers);
+            let (cpus, _, _) = dut_cpus(workers);
             let pid = d.pid().expect("daemon pid").to_string();
             vxdp_tests::netns::run_cmd(&["taskset", "-a", "-p", "-c", &cpus, &pid]).expect("taskset");
             ("vx0", Some(d))
@@ -269,8 +334,8 @@ fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32) -> Option<D
     daemon
 }
 
-fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32, opts: &Options) -> DutGuard {
-    let (_, mask) = dut_cpus(workers);
+pub(crate) fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32, opts: &Options) -> DutGuard {
+    let (list, mask, _) = dut_cpus(workers);
     let hosts: Vec<&BenchHost> = if dir == Direction::RoundTrip { vec![&topo.a, &topo.b] } else { vec![&topo.a] };
     let guard = match dut {
         Dut::Medium => {
@@ -284,26 +349,29 @@ fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32, opts: &Op
             let cpus: Vec<usize> = if workers == 1 { vec![1] } else { (0..cpu::count()).rev().collect() };
             DutGuard::Medium { _threads: Forwarder::start(pairs, &cpus), _xdp: Box::new(xdp) }
         }
-        Dut::Vxdp => {
-            let mut daemons = vec![add_vtep(&topo.a, &topo.b, dut, workers).expect("daemon")];
+        Dut::Vxdp | Dut::Afxdp => {
+            let mut daemons = vec![add_vtep(&topo.a, &topo.b, dut, workers, &opts.vxdp_args).expect("daemon")];
             if dir == Direction::RoundTrip {
-                daemons.push(add_vtep(&topo.b, &topo.a, dut, workers).expect("daemon"));
+                daemons.push(add_vtep(&topo.b, &topo.a, dut, workers, &opts.vxdp_args).expect("daemon"));
             }
-            DutGuard::Vxdp { _daemons: daemons }
+            DutGuard::Vxdp { daemons }
         }
         Dut::Kernel => {
-            add_vtep(&topo.a, &topo.b, dut, workers);
+            add_vtep(&topo.a, &topo.b, dut, workers, &opts.vxdp_args);
             let mut names = vec![topo.a.ns.name().to_string()];
             if dir == Direction::RoundTrip {
-                add_vtep(&topo.b, &topo.a, dut, workers);
+                add_vtep(&topo.b, &topo.a, dut, workers, &opts.vxdp_args);
                 names.push(topo.b.ns.name().to_string());
             }
             DutGuard::Kernel { namespaces: names }
         }
     };
     // Receive processing of the DUT's interfaces runs on the DUT's CPUs (or, with
-    // `Rps::Off`, where the kernel puts it by default).
-    let mask = if opts.rps == Rps::Dut { mask } else { 0 };
+    // `Placement::Off`, where the kernel puts it by default).
+    if let (Placement::Napi, Some(napi)) = (opts.placement, &topo.napi) {
+        napi.place(dir == Direction::RoundTrip, &list, TESTER_CPU);
+    }
+    let mask = if opts.placement == Placement::Rps { mask } else { 0 };
     for h in hosts {
         for dev in ["eth0", "vethc", "vx0"] {
             BenchTopo::set_rps(&h.ns, dev, mask);
@@ -313,7 +381,13 @@ fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32, opts: &Op
 }
 
 /// Generator and sink for one row.
-fn build_tester(topo: &BenchTopo, dir: Direction, size: usize, flows: usize, workers: u32) -> (Tester, SinkXdp) {
+pub(crate) fn build_tester(
+    topo: &BenchTopo,
+    dir: Direction,
+    size: usize,
+    flows: usize,
+    workers: u32,
+) -> (Tester, SinkXdp) {
     let (a, b) = (&topo.a, &topo.b);
     let ip = |s: &str| s.parse().expect("IPv4 address");
     let (gen_ns, sink_ns, spec) = match dir {
@@ -374,11 +448,32 @@ fn build_tester(topo: &BenchTopo, dir: Direction, size: usize, flows: usize, wor
     (Tester { tx, rx, flows }, xdp)
 }
 
-fn measure(tester: &mut Tester, size: usize, opts: &Options) -> Measurement {
+/// Busy CPU time per delivered frame, ns, over `cpus` (all CPUs if `None`).
+pub(crate) fn ns_per_frame(busy: &[f64], cpus: Option<&[usize]>, wall: Duration, frames: u64) -> f64 {
+    if frames == 0 {
+        return 0.0;
+    }
+    let sum: f64 = match cpus {
+        None => busy.iter().sum(),
+        Some(c) => c.iter().filter_map(|i| busy.get(*i)).sum(),
+    };
+    sum * wall.as_secs_f64() * 1e9 / frames as f64
+}
+
+/// The full-load phase (after a warm-up), then, unless `lat_rate` says otherwise, the
+/// latency phase at half the delivered rate.
+pub(crate) fn measure(
+    tester: &mut Tester,
+    size: usize,
+    opts: &Options,
+    dut_cpus: &[usize],
+    lat_rate: Option<f64>,
+) -> Measurement {
     let _ = tester.run(opts.warmup, None, opts.drain);
     let before = CpuTimes::read();
     let max: PhaseResult = tester.run(opts.max_phase, opts.rate, opts.drain);
     let busy = CpuTimes::read().busy_since(&before);
+    let wall = opts.max_phase + opts.drain;
     let mut m = Measurement {
         mpps: max.rx_mpps(),
         gbps: max.rx_mpps() * 1e6 * size as f64 * 8.0 / 1e9,
@@ -386,11 +481,8 @@ fn measure(tester: &mut Tester, size: usize, opts: &Options) -> Measurement {
         sent: max.sent,
         received: max.received,
         reordered: max.reordered,
-        cpu_ns_per_pkt: if max.received > 0 {
-            busy.iter().sum::<f64>() * (opts.max_phase + opts.drain).as_secs_f64() * 1e9 / max.received as f64
-        } else {
-            0.0
-        },
+        cpu_ns_per_pkt: ns_per_frame(&busy, None, wall, max.received),
+        dut_ns_per_pkt: ns_per_frame(&busy, Some(dut_cpus), wall, max.received),
         cpu_busy: busy,
         ..Default::default()
     };
@@ -398,7 +490,7 @@ fn measure(tester: &mut Tester, size: usize, opts: &Options) -> Measurement {
         m.error = Some(format!("nothing arrived ({} sent)", max.sent));
         return m;
     }
-    let rate = max.rx_mpps() * 1e6 * 0.5;
+    let rate = lat_rate.unwrap_or(max.rx_mpps() * 1e6 * 0.5);
     let lat = tester.run(opts.lat_phase, Some(rate), opts.drain);
     m.lat_rate_mpps = rate / 1e6;
     m.lat_loss = lat.loss();
@@ -410,10 +502,14 @@ fn measure(tester: &mut Tester, size: usize, opts: &Options) -> Measurement {
 
 /// Runs everything in `opts` on a fresh topology and returns the rows. Holds the
 /// namespace-test lock so it never overlaps an integration test.
-pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
+pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> (Option<crate::headline::Headline>, Vec<Row>) {
     let _serial = vxdp_tests::serial();
     cpu::pin_current_thread(0);
-    let topo = BenchTopo::new();
+    let topo = BenchTopo::new(opts.placement == Placement::Napi);
+    let headline = opts.headline.then(|| crate::headline::run(&topo, opts, &mut progress));
+    if !opts.matrix {
+        return (headline, Vec::new());
+    }
     let mut results: Vec<(Direction, Dut, u32, usize, usize, Measurement)> = Vec::new();
     for &dir in &opts.directions {
         for &workers in &opts.workers {
@@ -428,7 +524,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                 for &size in &opts.sizes {
                     for &flows in &opts.flows {
                         let (mut tester, xdp) = build_tester(&topo, dir, size, flows, workers);
-                        let m = measure(&mut tester, size, opts);
+                        let m = measure(&mut tester, size, opts, &dut_cpus(workers).2, None);
                         drop(xdp);
                         drop(tester);
                         progress(&format!(
@@ -467,5 +563,5 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
             }
         }
     }
-    rows
+    (headline, rows)
 }

@@ -11,6 +11,7 @@
 //! of the same kind as A, generator in CA, sink in CB. Neighbours and bridge entries
 //! are static, so no ARP or flooding runs while measuring.
 
+use crate::napi::NapiDev;
 use vxdp_tests::topology::link_mac;
 use vxdp_tests::Netns;
 
@@ -37,6 +38,36 @@ pub struct BenchHost {
 pub struct BenchTopo {
     pub a: BenchHost,
     pub b: BenchHost,
+    /// The receiving veth ends' NAPI threads, when the run places receive work by
+    /// threaded NAPI (`--placement napi`).
+    pub napi: Option<TopoNapi>,
+}
+
+/// The NAPI threads of every veth end that receives in some direction.
+pub struct TopoNapi {
+    pub a_eth0: NapiDev,
+    pub a_vethc: NapiDev,
+    pub b_eth0: NapiDev,
+    pub b_vethc: NapiDev,
+    pub ca_eth0: NapiDev,
+    pub cb_eth0: NapiDev,
+}
+
+impl TopoNapi {
+    /// Pins the threads of the DUT hosts' ingress veths (`eth0`, `vethc` of A, and of
+    /// B when `b_is_dut`) to `dut` as ordinary threads (the kernel's default policy),
+    /// and every other one (the tester's) to `tester` as `SCHED_FIFO` threads, so that
+    /// the sink's receive work pre-empts the busy tester thread as softirq would
+    /// instead of waiting for a CFS time slice (which showed as p99 of ~4 ms).
+    pub fn place(&self, b_is_dut: bool, dut: &str, tester: &str) {
+        self.a_eth0.pin(dut, false);
+        self.a_vethc.pin(dut, false);
+        let (b, fifo) = if b_is_dut { (dut, false) } else { (tester, true) };
+        self.b_eth0.pin(b, fifo);
+        self.b_vethc.pin(b, fifo);
+        self.ca_eth0.pin(tester, true);
+        self.cb_eth0.pin(tester, true);
+    }
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -54,7 +85,9 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
 }
 
 impl BenchTopo {
-    pub fn new() -> BenchTopo {
+    /// Builds the namespaces; with `threaded_napi`, every receiving veth end gets GRO
+    /// and a NAPI thread (pinned later, per DUT, by [`TopoNapi::place`]).
+    pub fn new(threaded_napi: bool) -> BenchTopo {
         let (ha, ca, hb, cb) = (Netns::new("bha"), Netns::new("bca"), Netns::new("bhb"), Netns::new("bcb"));
         let q = format!("numtxqueues {QUEUES} numrxqueues {QUEUES}");
         ha.run(format!("ip link add eth0 {q} type veth peer name eth0 {q} netns {}", hb.name()));
@@ -93,7 +126,24 @@ impl BenchTopo {
             // The own container's MAC is behind vethc.
             h.ns.run(format!("bridge fdb replace {} dev vethc master static", fmt_mac(&h.container_mac)));
         }
-        BenchTopo { a, b }
+        let napi = threaded_napi.then(|| {
+            // A veth hands a frame to its peer's NAPI only if the sender has no TSO
+            // (`veth_skb_is_eligible_for_gro`); otherwise the frame goes through the
+            // backlog of the sender's CPU and its receive work is charged to the sender.
+            for (ns, dev) in [(&a.container, "eth0"), (&b.container, "eth0"), (&a.ns, "vethc"), (&b.ns, "vethc")] {
+                ns.run(format!("ethtool -K {dev} tx off"));
+            }
+            let t = |ns: &Netns, dev: &str| NapiDev::thread(ns, dev).unwrap_or_else(|e| panic!("{e:#}"));
+            TopoNapi {
+                a_eth0: t(&a.ns, "eth0"),
+                a_vethc: t(&a.ns, "vethc"),
+                b_eth0: t(&b.ns, "eth0"),
+                b_vethc: t(&b.ns, "vethc"),
+                ca_eth0: t(&a.container, "eth0"),
+                cb_eth0: t(&b.container, "eth0"),
+            }
+        });
+        BenchTopo { a, b, napi }
     }
 
     /// Sets RPS on every RX queue of `dev` in `ns` to `mask`.
@@ -105,14 +155,8 @@ impl BenchTopo {
     }
 }
 
-impl Default for BenchTopo {
-    fn default() -> Self {
-        BenchTopo::new()
-    }
-}
-
 /// `Netns::run_args` that returns the error instead of panicking.
-trait TryRunArgs {
+pub(crate) trait TryRunArgs {
     fn try_run_args(&self, args: &[&str]) -> anyhow::Result<String>;
 }
 

@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: vxdp side by side with the kernel vxlan device.
 //!
-//! - `cargo xtask bench`          the full matrix (~10-15 min on 2 cores): decap, encap
+//! - `cargo xtask bench`          first the one-core comparison (kernel, vxdp auto, vxdp
+//!   afxdp, the medium on one DUT core: peak, latency, overload sweep, idle; see
+//!   `bench/src/headline.rs`), then the full matrix (~10-15 min on 2 cores): decap, encap
 //!   and round trip; inner sizes 64/512/1450; 1 and 1,000 flows; 1 and 2 workers; vxdp,
 //!   the kernel vxlan device and the medium's AF_XDP ceiling, in throwaway namespaces.
-//! - `cargo xtask bench --quick`  the same matrix with 0.5 s phases (~3 min).
+//! - `cargo xtask bench --quick`  the same with short phases (~5 min).
 //! - `cargo xtask bench --micro`  the criterion micro-benchmarks (`benches/vxlan.rs`,
 //!   `benches/fdb.rs`) instead.
 //!

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
 use vxdp_bench::report;
-use vxdp_bench::suite::{self, Direction, Options};
+use vxdp_bench::suite::{self, Direction, Dut, Options, Placement};
 
 #[derive(Parser)]
 #[command(name = "vxdp-netbench", about = "vxdp vs kernel vxlan, side by side, in network namespaces")]
@@ -29,11 +29,25 @@ struct Args {
     /// Only these worker counts; default 1,2.
     #[arg(long, value_delimiter = ',')]
     workers: Vec<u32>,
-    /// Where the DUT's kernel receive processing runs: `dut` (RPS to the DUT's CPUs:
-    /// the DUT gets its core and nothing else) or `off` (the kernel's default: where
-    /// the sender ran, largely on the tester's core).
-    #[arg(long, value_enum, default_value_t = suite::Rps::Dut)]
-    rps: suite::Rps,
+    /// Where the kernel's receive processing runs: `napi` (threaded NAPI on every
+    /// receiving veth, the DUT hosts' threads pinned to the DUT's core, the tester's to
+    /// its own: the DUT is charged for all of its receive work), `rps` (alias `dut`:
+    /// RPS steers the DUT's backlog work to its core, the veth NAPI runs where the
+    /// sender ran) or `off` (the kernel's default). `--rps` is an alias of this flag.
+    #[arg(long, alias = "rps", value_enum, default_value_t = suite::Placement::Napi)]
+    placement: suite::Placement,
+    /// What to run: `headline` (the one-core comparison of every DUT kind: peak,
+    /// latency at half of it, the overload sweep, the idle row), `matrix` (sizes x
+    /// flows x workers for vxdp auto, the kernel and the medium) or `all`.
+    #[arg(long, value_parser = ["all", "headline", "matrix"], default_value = "all")]
+    part: String,
+    /// An extra `vxdp run` argument for every vxdp DUT (repeatable), e.g.
+    /// `--vxdp-arg=--busy-poll`.
+    #[arg(long = "vxdp-arg", value_name = "ARG", allow_hyphen_values = true)]
+    vxdp_args: Vec<String>,
+    /// DUT kinds of the one-core comparison: kernel, auto, afxdp, medium; default all.
+    #[arg(long, value_delimiter = ',')]
+    duts: Vec<String>,
     /// Offer this rate in the full-load phase (Mpps) instead of as fast as the
     /// generator can; for finding where a DUT stops keeping up.
     #[arg(long, value_name = "MPPS")]
@@ -78,7 +92,23 @@ fn main() -> Result<()> {
         }
         opts.workers = args.workers;
     }
-    opts.rps = args.rps;
+    opts.placement = args.placement;
+    opts.vxdp_args = args.vxdp_args;
+    opts.headline = args.part != "matrix";
+    opts.matrix = args.part != "headline";
+    if !args.duts.is_empty() {
+        opts.duts = args
+            .duts
+            .iter()
+            .map(|d| match d.as_str() {
+                "kernel" => Ok(Dut::Kernel),
+                "auto" => Ok(Dut::Vxdp),
+                "afxdp" => Ok(Dut::Afxdp),
+                "medium" => Ok(Dut::Medium),
+                _ => bail!("--duts {d}: expected kernel, auto, afxdp or medium"),
+            })
+            .collect::<Result<_>>()?;
+    }
     if let Some(r) = args.rate {
         if !(r > 0.0 && r <= 100.0) {
             bail!("--rate {r}: Mpps, above 0 and at most 100");
@@ -86,17 +116,23 @@ fn main() -> Result<()> {
         opts.rate = Some(r * 1e6);
     }
     let started = std::time::Instant::now();
-    let rows = suite::run(&opts, |line| eprintln!("{line}"));
+    let (headline, rows) = suite::run(&opts, |line| eprintln!("[{:6.1} s] {line}", started.elapsed().as_secs_f64()));
     let elapsed = started.elapsed();
 
-    let table = report::table(&rows);
-    println!("{table}");
+    if let Some(h) = &headline {
+        println!("{}", report::headline_table(h, &placement_text(opts.placement)));
+    }
+    if !rows.is_empty() {
+        println!("{}", report::table(&rows));
+    }
     let meta = serde_json::json!({
         "mode": if args.quick { "quick" } else { "full" },
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "cpus": vxdp_bench::cpu::count(),
         "cpu_model": cpu_model(),
-        "rps": opts.rps.name(),
+        "placement": opts.placement.name(),
+        "vxdp_args": opts.vxdp_args,
+        "placement_text": placement_text(opts.placement),
         "offered_mpps": opts.rate.map(|r| r / 1e6),
         "max_phase_s": opts.max_phase.as_secs_f64(),
         "latency_phase_s": opts.lat_phase.as_secs_f64(),
@@ -105,13 +141,32 @@ fn main() -> Result<()> {
     });
     std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
     let json_path = args.out.join("vxlan.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report::json(&rows, meta))?)
+    let mut doc = report::json(&rows, meta);
+    if let Some(h) = &headline {
+        doc["one_core"] = report::headline_json(h);
+    }
+    std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     let svg_path = args.out.join("vxlan.svg");
     let title = format!("vxdp vs kernel vxlan, Mpps at full load ({} mode)", if args.quick { "quick" } else { "full" });
     std::fs::write(&svg_path, report::svg(&rows, &title)).with_context(|| format!("writing {}", svg_path.display()))?;
     eprintln!("wrote {} and {} ({:.0} s)", json_path.display(), svg_path.display(), elapsed.as_secs_f64());
     Ok(())
+}
+
+/// The placement, as the one-core table's header states it.
+fn placement_text(p: Placement) -> String {
+    let dut = "DUT: CPU 1 (the vxdp daemon and its workers by `taskset -a`, the medium forwarder by affinity)";
+    let tester = "tester: CPU 0 (generator and sink in one thread)";
+    match p {
+        Placement::Napi => format!(
+            "Placement `napi`: {dut}, with the threaded NAPI of the DUT host's ingress veths (A's `eth0` and `vethc`) pinned to it; {tester}, with the NAPI threads of its veths (the containers' `eth0`, B's `eth0` and `vethc`); no RPS. CPU ns per frame: all busy time of CPU 1 (/proc/stat) over the frames delivered."
+        ),
+        Placement::Rps => format!(
+            "Placement `rps`: {dut}, RPS on A's `eth0`, `vethc`, `vx0` to CPU 1; {tester}; a veth's NAPI runs where its sender ran."
+        ),
+        Placement::Off => format!("Placement `off`: {dut}; {tester}; receive processing where the kernel puts it (no RPS, no threaded NAPI)."),
+    }
 }
 
 fn cpu_model() -> String {

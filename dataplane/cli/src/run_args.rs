@@ -7,6 +7,7 @@ use clap::Args;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
+use vxdp::afxdp::zerocopy::ZeroCopy;
 use vxdp::daemon::Config;
 use vxdp::express::Datapath;
 use vxdp::guard::{AcceptPolicy, LearningFrom};
@@ -100,6 +101,26 @@ pub struct RunArgs {
     /// one costs a route lookup and a neighbour entry.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_learned_remotes: usize,
+    /// AF_XDP zero-copy on --dev: `auto` binds zero-copy where the NIC's driver
+    /// supports it and copy mode elsewhere (veth); `on` fails where it cannot; `off`
+    /// binds copy mode. The overlay side (a veth) always binds copy mode; both sockets
+    /// register the same memory, so frames still change hands without a copy. The log
+    /// names the mode each socket bound.
+    #[arg(long, value_name = "auto|on|off", default_value = "auto")]
+    zerocopy: ZeroCopy,
+    /// Preferred busy polling: the workers run the NAPI of their queues themselves
+    /// (SO_PREFER_BUSY_POLL on their sockets; napi_defer_hard_irqs and
+    /// gro_flush_timeout set on --dev and the overlay device while vxdp runs), so the
+    /// kernel's receive work is done at the workers' pace and overload is shed at the
+    /// device. Linux >= 5.11.
+    #[arg(long)]
+    busy_poll: bool,
+    /// Nice value of the worker threads (-20..=19). Below 0 a worker out-weighs the
+    /// kernel's NAPI threads on a shared core, so overload is dropped before the kernel
+    /// copies it into a socket the worker cannot drain (see docs/BENCHMARKS.md).
+    #[arg(long, value_name = "N", default_value_t = -10, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    worker_nice: i32,
     #[command(flatten)]
     store: StoreArgs,
     /// ARP/ND suppression (the kernel's `proxy`): answer ARP requests and IPv6 neighbour
@@ -226,6 +247,9 @@ impl RunArgs {
             store,
             proxy: self.proxy,
             metrics: self.metrics,
+            busy_poll: self.busy_poll,
+            worker_nice: self.worker_nice,
+            zerocopy: self.zerocopy,
         })
     }
 }
@@ -264,6 +288,9 @@ mod tests {
         assert_eq!((l.max_entries, l.per_source_per_sec, l.max_learned_remotes), (65_536, 1000, 1024));
         let u = run(&["--max-fdb", "0", "--learn-rate", "0", "--max-learned-remotes", "0"]).unwrap().learn_limits;
         assert_eq!(u, vxdp::fdb::LearnLimits::default(), "0 is unlimited");
+        assert_eq!((c.zerocopy, c.busy_poll, c.worker_nice), (ZeroCopy::Auto, false, -10));
+        let c = run(&["--zerocopy", "off", "--busy-poll", "--worker-nice", "0"]).unwrap();
+        assert_eq!((c.zerocopy, c.busy_poll, c.worker_nice), (ZeroCopy::Off, true, 0));
     }
 
     #[test]
@@ -288,6 +315,8 @@ mod tests {
             (&["--accept", "10.0.0.0/40"], "--accept", "prefix length"),
             (&["--accept", "fd00::/8"], "--accept", "IPv6"),
             (&["--learning-from", "friends"], "--learning-from", "not known or any"),
+            (&["--zerocopy", "yes"], "--zerocopy", "not a zero-copy setting"),
+            (&["--worker-nice", "-21"], "--worker-nice", "-21"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

@@ -6,6 +6,8 @@
 //!   are the only modules with `unsafe`; [`xsk`] re-exports what the rest needs.
 //! - [`worker`]: the per-queue threads that move frames between the underlay and
 //!   overlay sockets (safe Rust only).
+//! - [`zerocopy`]: `--zerocopy auto|on|off`, the underlay socket's bind mode (each
+//!   socket registers the worker's memory as a UMEM of its own, so the modes can differ).
 //! - [`localmac`]: the reporter that tells the control plane which MACs sit behind the
 //!   overlay.
 
@@ -14,3 +16,4 @@ mod ring;
 pub mod umem;
 pub mod worker;
 pub mod xsk;
+pub mod zerocopy;

@@ -1,9 +1,10 @@
-//! A data-path worker: one thread, one UMEM, two AF_XDP sockets.
+//! A data-path worker: one thread, one memory area, two AF_XDP sockets.
 #![forbid(unsafe_code)]
 //!
 //! Worker `i` owns the underlay socket on RX queue `i` of the underlay NIC and the
-//! overlay socket on queue `i` of vxdp's end of the overlay veth. Both share the
-//! worker's UMEM, so a frame received on one side is transmitted on the other by
+//! overlay socket on queue `i` of vxdp's end of the overlay veth. Each socket registers
+//! the worker's memory as a UMEM of its own (so each binds in its own mode, see
+//! [`zerocopy`](crate::afxdp::zerocopy)); both see the same bytes, so a frame received on one side is transmitted on the other by
 //! handing over its [`Frame`] handle: decap advances the frame's span past the outer
 //! header, encap moves it back into the headroom. Only head-end replication copies
 //! (into a free frame, one per extra remote).
@@ -44,6 +45,12 @@ pub struct WorkerConfig {
     pub underlay_mtu: u32,
     /// `--proxy`: answer ARP requests and neighbour solicitations from `Shared::neigh`.
     pub proxy: bool,
+    /// The sockets are in preferred busy-poll mode (`--busy-poll`): each pass runs the
+    /// NAPI of both queues from this thread (`XskSocket::busy_poll`) before reading the
+    /// RX rings.
+    pub busy_poll: bool,
+    /// The worker thread's nice value (`--worker-nice`).
+    pub nice: i32,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -127,6 +134,11 @@ impl Worker {
     /// Runs until the stop flag is set.
     pub fn run(mut self) {
         log::debug!("worker {} running", self.id);
+        if self.cfg.nice != 0 {
+            if let Err(e) = crate::cpus::set_current_thread_nice(self.cfg.nice) {
+                log::warn!("worker {}: cannot set nice {}: {e}", self.id, self.cfg.nice);
+            }
+        }
         self.refill();
         let mut idle = 0u32;
         while !self.shared.stop.load(Ordering::Relaxed) {
@@ -177,6 +189,10 @@ impl Worker {
         // The table's coarse clock, not the system clock: perf showed `clock_gettime`
         // once per pass at 7-10% of a polling worker's time.
         self.now_secs = self.shared.fdb.coarse_now_secs();
+        if self.cfg.busy_poll {
+            self.underlay.busy_poll();
+            self.overlay.busy_poll();
+        }
         // Underlay → overlay: decapsulate. Snapshots are loaded only for a direction
         // that has frames: an idle pass is ring reads only.
         let n_dec = self.underlay.recv(&mut self.umem, &mut self.rx, BATCH);

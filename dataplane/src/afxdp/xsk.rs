@@ -44,6 +44,42 @@ impl Default for RingSizes {
     }
 }
 
+/// How a socket gets at its UMEM and in which mode it binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    /// Register the UMEM's memory on this socket (`XDP_UMEM_REG`) and bind in copy
+    /// mode. The same memory may be registered again on other sockets, each a UMEM of
+    /// its own in the kernel's eyes, with its own mode: frames still change hands by
+    /// address, because every registration sees the same bytes at the same offsets.
+    Copy,
+    /// Register the memory on this socket and bind `XDP_ZEROCOPY`: fails (EOPNOTSUPP)
+    /// where the driver cannot, e.g. on a veth.
+    ZeroCopy,
+    /// Register the memory on this socket and bind with neither flag: the kernel binds
+    /// zero-copy where the driver can and falls back to copy mode where it cannot
+    /// (`xp_assign_dev`); [`XskSocket::bound_mode`] says which it chose.
+    Auto,
+    /// Share the UMEM registered on the socket `fd` (`XDP_SHARED_UMEM`), with fill and
+    /// completion rings of its own; the mode is that socket's.
+    SharedWith(RawFd),
+}
+
+/// The mode a socket is bound in, as the kernel reports it (`XDP_OPTIONS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundMode {
+    Copy,
+    ZeroCopy,
+}
+
+impl std::fmt::Display for BoundMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BoundMode::Copy => "copy",
+            BoundMode::ZeroCopy => "zero-copy",
+        })
+    }
+}
+
 /// Kernel-side counters of one socket (XDP_STATISTICS).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct SocketStats {
@@ -81,6 +117,24 @@ fn setsockopt<T>(fd: RawFd, opt: libc::c_int, v: &T) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the integer socket option `opt` at level `SOL_SOCKET`.
+fn sol_socket(fd: RawFd, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: passing a pointer to a live c_int and its exact size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Reads socket option `opt` (level `SOL_XDP`) into a `T`.
 ///
 /// # Safety
@@ -100,11 +154,11 @@ unsafe fn getsockopt<T>(fd: RawFd, opt: libc::c_int) -> io::Result<T> {
 }
 
 impl XskSocket {
-    /// Creates a socket on `ifindex`/`queue`.
+    /// Creates a socket on `ifindex`/`queue` in copy mode.
     ///
     /// With `shared_with: None` it registers `umem` (the first socket of a worker); with
     /// `Some(fd)` it shares the UMEM registered on that socket, with fill and completion
-    /// rings of its own. Copy mode is used so that one UMEM can serve a NIC and a veth.
+    /// rings of its own ([`BindMode::Copy`] and [`BindMode::SharedWith`]).
     pub fn bind(
         umem: &Umem,
         ifindex: u32,
@@ -112,6 +166,18 @@ impl XskSocket {
         shared_with: Option<RawFd>,
         sizes: RingSizes,
     ) -> io::Result<XskSocket> {
+        let mode = shared_with.map_or(BindMode::Copy, BindMode::SharedWith);
+        XskSocket::bind_with(umem, ifindex, queue, mode, sizes)
+    }
+
+    /// Creates a socket on `ifindex`/`queue`, getting at `umem` and binding as `mode`
+    /// says. A failed `XDP_ZEROCOPY` bind returns the kernel's error (EOPNOTSUPP where
+    /// the driver has no zero-copy support); the caller decides whether to fall back.
+    pub fn bind_with(umem: &Umem, ifindex: u32, queue: u32, mode: BindMode, sizes: RingSizes) -> io::Result<XskSocket> {
+        let shared_with = match mode {
+            BindMode::SharedWith(fd) => Some(fd),
+            BindMode::Copy | BindMode::ZeroCopy | BindMode::Auto => None,
+        };
         // SAFETY: plain socket(2) call; result checked.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -148,10 +214,12 @@ impl XskSocket {
 
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
-            // A socket sharing a UMEM inherits copy mode and need_wakeup from the first.
-            sxdp_flags: match shared_with {
-                None => libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
-                Some(_) => libc::XDP_SHARED_UMEM,
+            // A socket sharing a UMEM inherits its mode and need_wakeup from the first.
+            sxdp_flags: match mode {
+                BindMode::Copy => libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
+                BindMode::ZeroCopy => libc::XDP_ZEROCOPY | libc::XDP_USE_NEED_WAKEUP,
+                BindMode::Auto => libc::XDP_USE_NEED_WAKEUP,
+                BindMode::SharedWith(_) => libc::XDP_SHARED_UMEM,
             },
             sxdp_ifindex: ifindex,
             sxdp_queue_id: queue,
@@ -175,6 +243,43 @@ impl XskSocket {
 
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The mode the kernel bound this socket in (`XDP_OPTIONS`, Linux >= 5.3).
+    pub fn bound_mode(&self) -> io::Result<BoundMode> {
+        // SAFETY: xdp_options is the kernel's type for XDP_OPTIONS, one u32 of flags.
+        let o: libc::xdp_options = unsafe { getsockopt(self.fd.as_raw_fd(), libc::XDP_OPTIONS)? };
+        Ok(if o.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 { BoundMode::ZeroCopy } else { BoundMode::Copy })
+    }
+
+    /// Turns on the kernel's preferred busy polling for this socket (Linux >= 5.11):
+    /// `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` (`usecs`) and `SO_BUSY_POLL_BUDGET`
+    /// (`budget` frames per poll). Then [`busy_poll`](Self::busy_poll) runs the NAPI
+    /// of the socket's queue in the caller's context, and with `napi_defer_hard_irqs`
+    /// and `gro_flush_timeout` set on the device the kernel leaves that NAPI to the
+    /// caller while it keeps polling, instead of running it in softirq or its thread.
+    pub fn set_busy_poll(&self, usecs: u32, budget: u16) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        sol_socket(fd, libc::SO_PREFER_BUSY_POLL, 1)?;
+        sol_socket(fd, libc::SO_BUSY_POLL, usecs.min(i32::MAX as u32) as libc::c_int)?;
+        sol_socket(fd, libc::SO_BUSY_POLL_BUDGET, libc::c_int::from(budget))
+    }
+
+    /// A zero-length non-blocking `recvfrom`: with busy polling on, it runs the NAPI of
+    /// the socket's queue once (up to the budget), which receives into the RX ring.
+    #[inline]
+    pub fn busy_poll(&self) {
+        // SAFETY: zero-length non-blocking recvfrom on our own socket; no buffer is written.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
     }
 
     /// Receives up to `max` frames, appending them to `out`. Returns how many

@@ -6,6 +6,7 @@
 //! process is killed, the kernel detaches the XDP programs with the process's link file
 //! descriptors, and the underlay passes all traffic again.
 
+mod busy_poll;
 mod control;
 mod control_loop;
 mod guard;
@@ -19,7 +20,8 @@ pub use overlay::peer_name;
 use overlay::OverlayLink;
 
 use crate::afxdp::worker::{Shared, Worker, WorkerConfig, FRAMES};
-use crate::afxdp::xsk::{retry_busy, RingSizes, Umem, XskSocket};
+use crate::afxdp::xsk::{retry_busy, BindMode, RingSizes, Umem, XskSocket};
+use crate::afxdp::zerocopy::ZeroCopy;
 use crate::counters::WorkerCounters;
 use crate::express::{Datapath, Express, ExpressSettings};
 use crate::fdb::FdbTable;
@@ -75,6 +77,13 @@ pub struct Config {
     pub proxy: bool,
     /// `--metrics ADDR:PORT`: serve Prometheus metrics on `/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--zerocopy`: how the underlay sockets bind (the overlay ones bind copy mode).
+    pub zerocopy: ZeroCopy,
+    /// `--busy-poll`: the workers drive the NAPI of their queues (preferred busy
+    /// polling), so overload is shed at the device instead of starving them.
+    pub busy_poll: bool,
+    /// `--worker-nice`: the workers' nice value.
+    pub worker_nice: i32,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -248,16 +257,43 @@ pub fn run(cfg: Config) -> Result<()> {
         max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,
         proxy: cfg.proxy,
+        busy_poll: cfg.busy_poll,
+        nice: cfg.worker_nice,
+    };
+    // The devices leave their NAPI to a busy-polling worker only with these set.
+    let _napi_defer = if cfg.busy_poll {
+        vec![
+            busy_poll::NapiDefer::set(&cfg.dev).with_context(|| format!("--busy-poll on --dev {}", cfg.dev))?,
+            busy_poll::NapiDefer::set(&peer).with_context(|| format!("--busy-poll on {peer}"))?,
+        ]
+    } else {
+        Vec::new()
     };
 
     let mut workers = Vec::new();
     let mut counters = Vec::new();
     for q in 0..cfg.workers {
         let umem = Umem::new(FRAMES).context("allocating UMEM")?;
-        let us = retry_busy(|| XskSocket::bind(&umem, under.index, q, None, RingSizes::default()))
-            .with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.dev))?;
-        let os = retry_busy(|| XskSocket::bind(&umem, peer_link.index, q, Some(us.fd()), RingSizes::default()))
+        // The same memory registered twice, once per socket: each is a UMEM of its own
+        // with its own mode, so the underlay can bind zero-copy beside the veth.
+        let zc = cfg.zerocopy;
+        let us = retry_busy(|| XskSocket::bind_with(&umem, under.index, q, zc.underlay_bind(), RingSizes::default()))
+            .map_err(|e| anyhow::anyhow!(zc.bind_error(&cfg.dev, q, &e)))?;
+        let os = retry_busy(|| XskSocket::bind_with(&umem, peer_link.index, q, BindMode::Copy, RingSizes::default()))
             .with_context(|| format!("AF_XDP socket on {peer} queue {q}"))?;
+        let mode = |s: &XskSocket| s.bound_mode().map_or_else(|e| format!("unknown ({e})"), |m| m.to_string());
+        log::info!(
+            "worker {q}: AF_XDP on {} queue {q} bound in {} mode (--zerocopy {zc}), on {peer} queue {q} in {} mode",
+            cfg.dev,
+            mode(&us),
+            mode(&os)
+        );
+        if cfg.busy_poll {
+            for (s, dev) in [(&us, &cfg.dev), (&os, &peer)] {
+                s.set_busy_poll(busy_poll::BUSY_POLL_USECS, busy_poll::BUSY_POLL_BUDGET)
+                    .with_context(|| format!("--busy-poll: AF_XDP socket on {dev} queue {q}"))?;
+            }
+        }
         xdp.register_underlay_socket(q, us.fd())?;
         xdp.register_overlay_socket(q, os.fd())?;
         let c = Arc::new(WorkerCounters::default());
