@@ -8,6 +8,7 @@ mod counter_enum;
 pub mod express;
 pub mod flow;
 pub mod hdr;
+pub mod ports;
 mod vni;
 pub use vni::{ParseVniError, Vni};
 
@@ -34,8 +35,14 @@ pub mod maps {
     /// `PerCpuArray<ExpressCpu>` with one element: each CPU's learning-report budget
     /// and IPv4 identification counter.
     pub const EXPRESS_CPU: &str = "VXDP_X_CPU";
+    /// `HashMap<[u8; 8], u32>`: port layout, MAC → port ifindex (`ports::mac_key`).
+    pub const PORT_MACS: &str = "VXDP_P_MACS";
+    /// `DevMapHash`: port layout, the ports by ifindex.
+    pub const PORT_DEVS: &str = "VXDP_P_DEVS";
+    /// `PerCpuHashMap<u32, PortStats>`: port layout, each port's counters by ifindex.
+    pub const PORT_STATS: &str = "VXDP_P_STATS";
     /// Every map, for the build's symbol list.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 13] = [
         CONFIG,
         UNDERLAY_XSKS,
         OVERLAY_XSKS,
@@ -46,6 +53,9 @@ pub mod maps {
         EXPRESS_DEVS,
         EXPRESS_LOCAL_MACS,
         EXPRESS_CPU,
+        PORT_MACS,
+        PORT_DEVS,
+        PORT_STATS,
     ];
 }
 
@@ -55,8 +65,13 @@ pub mod programs {
     pub const UNDERLAY: &str = "vxdp_underlay";
     /// Attached to vxdp's end of the overlay veth pair: every frame goes to AF_XDP.
     pub const OVERLAY: &str = "vxdp_overlay";
-    /// Both programs, for the build's symbol list.
-    pub const ALL: [&str; 2] = [UNDERLAY, OVERLAY];
+    /// Port layout, on each port: switches between ports, encapsulates, the rest to the trunk.
+    pub const PORT: &str = "vxdp_port";
+    /// Port layout, on the user end of the overlay veth (the trunk): delivers the
+    /// workers' frames into the port their trunk header names.
+    pub const TRUNK: &str = "vxdp_trunk";
+    /// Every program, for the build's symbol list.
+    pub const ALL: [&str; 4] = [UNDERLAY, OVERLAY, PORT, TRUNK];
 }
 
 /// Maximum number of AF_XDP sockets (RX queues) per interface.
@@ -139,6 +154,21 @@ counter_enum! {
         ExpressLearnLimited = 20 => "xdp_express_learn_limited",
         /// The redirect helper refused the target (device gone): the frame went to a worker.
         ExpressRedirectFailed = 21 => "xdp_express_redirect_failed",
+        /// Port layout: a frame from one port delivered into another by XDP (not steered).
+        PortSwitched = 22 => "xdp_port_switched",
+        /// Bytes of the frames `PortSwitched` delivered.
+        PortSwitchedBytes = 23 => "xdp_port_switched_bytes",
+        /// Port layout: a frame from a port sent through the trunk to the workers (the
+        /// `xdp_to_workers_*` counters say why).
+        PortToWorkers = 24 => "xdp_port_to_workers",
+        /// Port layout: a frame from a port dropped because the trunk refused it (vxdp is
+        /// stopping).
+        PortNoTrunk = 25 => "xdp_port_no_trunk",
+        /// Port layout: a frame from the workers delivered into the port its trunk header names.
+        TrunkDelivered = 26 => "xdp_trunk_delivered",
+        /// Port layout: a frame on the trunk without a valid header, or for a port that is
+        /// gone: dropped.
+        TrunkDropped = 27 => "xdp_trunk_dropped",
     }
 }
 

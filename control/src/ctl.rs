@@ -48,6 +48,12 @@ pub enum Request {
     FdbShow,
     /// The daemon's counters.
     Stats,
+    /// Port layout: serve an interface as a port (`vxdp port add`).
+    PortAdd(crate::ports::PortAdd),
+    /// Port layout: stop serving a port (`vxdp port del IF`).
+    PortDel(String),
+    /// Port layout: the ports, their MACs and counters (`vxdp port show`).
+    PortShow,
 }
 
 /// The answer to one [`Request`].
@@ -59,6 +65,7 @@ pub enum Response {
     Error(String),
     Fdb(Vec<FdbShowEntry>),
     Stats(Stats),
+    Ports(Vec<crate::ports::PortShowEntry>),
 }
 
 /// One remote of one FDB entry, as `fdb show` reports it.

@@ -6,6 +6,7 @@
 //!   for the data plane's table itself (`vxdp::fdb`).
 //! - [`ctl`]: the daemon's per-device control socket (JSON lines over an abstract Unix
 //!   socket) and `fdb show` formatting.
+//! - [`ports`]: `vxdp port` requests and `port show` (the port layout).
 //! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
 //! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
 //!
@@ -16,6 +17,7 @@ pub mod consul;
 pub mod ctl;
 pub mod entry;
 pub mod mac;
+pub mod ports;
 pub mod stats;
 
 pub use mac::Mac;

@@ -43,6 +43,13 @@ pub struct WorkerStats {
     pub learned: u64,
     pub overlay_rx_bytes: u64,
     pub overlay_rx_frames: u64,
+    /// Port layout (absent from older daemons' answers: zero).
+    #[serde(default)]
+    pub port_flooded: u64,
+    #[serde(default)]
+    pub port_tx_bytes: u64,
+    #[serde(default)]
+    pub port_tx_frames: u64,
     pub underlay_rx_bytes: u64,
     pub underlay_rx_frames: u64,
 }
@@ -101,7 +108,7 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 26] = [
+    const WORKER_KEYS: [&str; 29] = [
         "decap_bytes",
         "decap_frames",
         "drop_bad_descriptor",
@@ -126,6 +133,9 @@ mod tests {
         "learned",
         "overlay_rx_bytes",
         "overlay_rx_frames",
+        "port_flooded",
+        "port_tx_bytes",
+        "port_tx_frames",
         "underlay_rx_bytes",
         "underlay_rx_frames",
     ];
@@ -145,6 +155,9 @@ mod tests {
                 learned: base + 23,
                 overlay_rx_bytes: base + 24,
                 overlay_rx_frames: base + 25,
+                port_flooded: base + 29,
+                port_tx_bytes: base + 30,
+                port_tx_frames: base + 31,
                 underlay_rx_bytes: base + 26,
                 underlay_rx_frames: base + 27,
             }

@@ -48,6 +48,13 @@ vxdp_common::counter_enum! {
         /// give the kernel (outside the UMEM, across a chunk, or a chunk not on that
         /// ring): dropped without touching it.
         BadDescriptor = 14 => "bad_descriptor",
+        /// Port layout: a trunk frame without a valid trunk header, or from an interface
+        /// that is no longer a port.
+        NotAPort = 15 => "not_a_port",
+        /// Port layout: a frame to a MAC on the port it came from (a bridge drops these too).
+        PortLoop = 16 => "port_loop",
+        /// Port layout: a decapsulated frame with no port to deliver it to.
+        NoPort = 17 => "no_port",
     }
 }
 
@@ -73,6 +80,12 @@ vxdp_common::counter_enum! {
         /// Learning events lost because the queue to the control thread was full (the
         /// frame itself was delivered; the next one from that MAC tries again).
         LearnQueueFull = 10 => "learn_queue_full",
+        /// Port layout: frames/bytes the workers delivered from one port into another
+        /// (switched, or a flooded frame once per port; decapsulated frames are `decap_*`).
+        PortTxFrames = 11 => "port_tx_frames",
+        PortTxBytes = 12 => "port_tx_bytes",
+        /// Port layout: frames from a port flooded to the other ports (once per frame).
+        PortFlooded = 13 => "port_flooded",
     }
 }
 
@@ -153,6 +166,9 @@ impl From<&LocalCounters> for WorkerStats {
             learned: t(Counter::Learned),
             overlay_rx_bytes: t(Counter::OverlayRxBytes),
             overlay_rx_frames: t(Counter::OverlayRxFrames),
+            port_flooded: t(Counter::PortFlooded),
+            port_tx_bytes: t(Counter::PortTxBytes),
+            port_tx_frames: t(Counter::PortTxFrames),
             underlay_rx_bytes: t(Counter::UnderlayRxBytes),
             underlay_rx_frames: t(Counter::UnderlayRxFrames),
         }

@@ -11,6 +11,7 @@
 //! - [`xdp`]: loading and attaching the embedded eBPF programs that steer frames to the
 //!   workers; [`express`]: mirroring the tables into the maps of their express path,
 //!   which decapsulates and encapsulates known unicast in XDP.
+//! - [`ports`]: the port layout's table (ports and the MACs on them) and its XDP mirror.
 //! - [`counters`]: drop reasons and per-worker counters.
 //! - [`netlink`], [`ethtool`], [`cpus`]: the kernel interfaces the daemon configures.
 //! - [`daemon`]: `vxdp run`, wiring everything together: setup, the control loop, the
@@ -25,6 +26,7 @@ pub mod express;
 pub mod fdb;
 pub mod netlink;
 pub mod nexthop;
+pub mod ports;
 pub mod vxlan;
 pub mod wire;
 pub mod xdp;

@@ -1,4 +1,4 @@
-//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `port`, `stats`).
 #![forbid(unsafe_code)]
 
 mod consul_args;
@@ -37,6 +37,24 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Show or change the ports of a running vxdp in the port layout (`--layout port`):
+    /// container-side veths it switches between directly, without a bridge.
+    ///
+    /// vxdp port add IF [mac MAC] [dev NAME]
+    /// vxdp port del IF [dev NAME]
+    /// vxdp port show [dev NAME] [--json]
+    #[command(arg_required_else_help = true)]
+    Port {
+        /// add, del or show.
+        op: String,
+        /// IF [mac MAC] [dev NAME]: the interface, a MAC to pin to it (others are
+        /// learned), and which vxdp device (default vx0).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// `show`: print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the counters of a running vxdp: traffic per direction and drops by reason.
     Stats {
         /// `dev NAME` (or just NAME): which vxdp device; default vx0.
@@ -60,6 +78,30 @@ fn dev_arg(args: &[String]) -> Result<String> {
 fn call(dev: &str, req: &Request) -> Result<Response> {
     let mut c = Client::connect(dev)?;
     Ok(c.call(req)?)
+}
+
+/// `vxdp port OP ARGS`.
+fn port(op: &str, args: &[String], json: bool) -> Result<()> {
+    let (req, dev) = match op {
+        "add" => {
+            let (add, dev) = vxdp_control::ports::parse_port_add(args).map_err(anyhow::Error::msg)?;
+            (Request::PortAdd(add), dev)
+        }
+        "del" => match args {
+            [ifname, rest @ ..] => (Request::PortDel(ifname.clone()), Some(dev_arg(rest)?)),
+            [] => bail!("port del: expected an interface name (vxdp port del IF [dev NAME])"),
+        },
+        "show" => (Request::PortShow, Some(dev_arg(args)?)),
+        other => bail!("port {other}: expected add, del or show"),
+    };
+    let dev = dev.unwrap_or_else(|| "vx0".into());
+    match call(&dev, &req)? {
+        Response::Ok => Ok(()),
+        Response::Ports(p) if json => Ok(println!("{}", serde_json::to_string_pretty(&p)?)),
+        Response::Ports(p) => Ok(print!("{}", vxdp_control::ports::fmt_port_show(&p))),
+        Response::Error(e) => bail!("{e}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
 }
 
 fn main() {
@@ -96,6 +138,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 other => bail!("unexpected answer from the daemon: {other:?}"),
             }
         }
+        Cmd::Port { op, args, json } => port(&op, &args, json),
         Cmd::Stats { args, json } => {
             let dev = dev_arg(&args)?;
             match call(&dev, &Request::Stats)? {

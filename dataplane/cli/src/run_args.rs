@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vxdp::daemon::Config;
 use vxdp::express::Datapath;
+use vxdp::ports::Layout;
 use vxdp::vxlan::{SrcPortRange, Vni};
 use vxdp::xdp::XdpMode;
 
@@ -77,6 +78,15 @@ pub struct RunArgs {
     /// frame to the workers (zero-copy NICs, benchmarking the workers).
     #[arg(long, value_name = "auto|afxdp", default_value = "auto")]
     datapath: Datapath,
+    /// How containers reach the overlay: `bridge` (the default) creates --name for a
+    /// bridge, like a kernel vxlan device; `port` makes vxdp the switch itself, serving
+    /// container-side veths as ports (--port, `vxdp port add`), with no bridge.
+    #[arg(long, value_name = "bridge|port")]
+    layout: Option<Layout>,
+    /// Serve this interface (a container's host-side veth) as a port from the start;
+    /// implies --layout port. Repeatable.
+    #[arg(long = "port", value_name = "IF")]
+    ports: Vec<String>,
     #[command(flatten)]
     consul: ConsulArgs,
 }
@@ -152,6 +162,20 @@ impl RunArgs {
                 );
             }
         }
+        let layout = match (self.layout, self.ports.first()) {
+            (Some(Layout::Bridge), Some(p)) => bail!("--port {p}: ports need --layout port, not bridge"),
+            (Some(l), _) => l,
+            (None, Some(_)) => Layout::Port,
+            (None, None) => Layout::Bridge,
+        };
+        for p in &self.ports {
+            if p.is_empty() || p.len() > 15 || p.contains(['/', ' ']) {
+                bail!("--port '{p}': not a valid interface name");
+            }
+            if *p == self.dev || *p == self.name {
+                bail!("--port {p}: that is vxdp's own interface (--dev or --name)");
+            }
+        }
         for r in &self.remotes {
             if r.is_unspecified() || r.is_multicast() {
                 bail!("--remote {r}: must be a unicast VTEP address");
@@ -179,6 +203,8 @@ impl RunArgs {
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             datapath: self.datapath,
             consul,
+            layout,
+            ports: self.ports,
         })
     }
 }
@@ -209,6 +235,10 @@ mod tests {
         assert_eq!(c.datapath, Datapath::Auto);
         assert_eq!(run(&["--datapath", "afxdp"]).unwrap().datapath, Datapath::Afxdp);
         assert_eq!((c.workers, c.ageing), (1, Duration::from_secs(300)));
+        assert_eq!((c.layout, c.ports.len()), (Layout::Bridge, 0));
+        let p = run(&["--port", "veth1", "--port", "veth2"]).unwrap();
+        assert_eq!((p.layout, p.ports), (Layout::Port, vec!["veth1".to_string(), "veth2".to_string()]));
+        assert_eq!(run(&["--layout", "port"]).unwrap().layout, Layout::Port);
     }
 
     #[test]
@@ -228,6 +258,9 @@ mod tests {
             (&["--cpus", "100000"], "--cpus", "does not exist"),
             (&["--cpus", "0", "--workers", "2"], "--cpus 0", "one CPU per worker"),
             (&["--datapath", "fast"], "--datapath", "not a datapath"),
+            (&["--layout", "star"], "--layout", "not a layout"),
+            (&["--layout", "bridge", "--port", "veth1"], "--port veth1", "--layout port"),
+            (&["--port", "eth0"], "--port eth0", "own interface"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

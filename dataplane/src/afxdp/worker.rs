@@ -11,10 +11,12 @@
 //! Per batch: one ring read per socket, one FDB snapshot load, one next-hop load,
 //! one TX submit and a few `sendto` kicks per socket; no allocation, no locks.
 
+mod ports;
+
 use crate::afxdp::localmac::{LocalMacQueue, Reporter};
 use crate::afxdp::xsk::{poll_readable, Frame, Umem, XskSocket, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
-use crate::fdb::FdbTable;
+use crate::fdb::{FdbSnapshot, FdbTable};
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
 use arc_swap::ArcSwap;
@@ -41,6 +43,8 @@ pub struct WorkerConfig {
     pub max_inner_len: usize,
     /// Underlay MTU: the outer IP packet must fit.
     pub underlay_mtu: u32,
+    /// Port layout: the overlay socket serves the trunk to the ports (`worker/ports.rs`).
+    pub ports: bool,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -51,6 +55,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// Where local MACs are reported (only when advertising to Consul).
     pub local_macs: Option<Arc<LocalMacQueue>>,
+    /// Port layout: the ports and the MACs on them.
+    pub ports: Arc<crate::ports::PortTable>,
 }
 
 pub struct Worker {
@@ -68,6 +74,8 @@ pub struct Worker {
     rx: Vec<Frame>,
     to_underlay: Vec<Frame>,
     to_overlay: Vec<Frame>,
+    /// Port layout: frames from one port for another, sent on the overlay socket too.
+    to_ports: Vec<Frame>,
     ip_id: u16,
     /// The FDB table clock for this pass (learning timestamps, local-MAC reports).
     now_secs: u32,
@@ -102,7 +110,8 @@ impl Worker {
             // One overlay frame can fan out to many remotes; the vectors keep their
             // capacity, so pushes after warm-up never allocate.
             to_underlay: Vec::with_capacity(FRAMES as usize),
-            to_overlay: Vec::with_capacity(BATCH),
+            to_overlay: Vec::with_capacity(FRAMES as usize),
+            to_ports: Vec::with_capacity(FRAMES as usize),
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             now_secs: 0,
             drops_read_at: None,
@@ -175,12 +184,16 @@ impl Worker {
         if !self.rx.is_empty() {
             let snap = self.shared.fdb.snapshot();
             let hops = self.shared.nexthops.load();
+            let ports = self.cfg.ports.then(|| self.shared.ports.snapshot());
             // Moved out for the loop (no allocation: an empty Vec takes its place).
             let mut rx = std::mem::take(&mut self.rx);
             for f in rx.drain(..) {
                 self.local.add(Counter::OverlayRxFrames, 1);
                 self.local.add(Counter::OverlayRxBytes, f.len() as u64);
-                self.encap_one(f, &snap, &hops);
+                match &ports {
+                    Some(p) => self.port_frame(f, &snap, &hops, p),
+                    None => self.encap_one(f, &snap, &hops),
+                }
             }
             self.rx = rx;
         }
@@ -193,6 +206,7 @@ impl Worker {
     /// Decapsulates the frames in `self.rx` onto the overlay TX list.
     fn decap_batch(&mut self) {
         let snap = self.shared.fdb.snapshot();
+        let ports = self.cfg.ports.then(|| self.shared.ports.snapshot());
         let now_secs = self.now_secs;
         // Moved out for the loop (no allocation: an empty Vec takes its place).
         let mut rx = std::mem::take(&mut self.rx);
@@ -206,7 +220,9 @@ impl Worker {
                         let queued = self.shared.fdb.learn(inner_src, src_vtep);
                         self.local.add(if queued { Counter::Learned } else { Counter::LearnQueueFull }, 1);
                     }
-                    if f.set_span(f.offset() + inner_start, inner_len) {
+                    if let Some(p) = &ports {
+                        self.port_deliver(f, inner_start, inner_len, &inner_src, p);
+                    } else if f.set_span(f.offset() + inner_start, inner_len) {
                         self.to_overlay.push(f);
                     } else {
                         self.drop_frame(f, DropReason::Truncated);
@@ -218,7 +234,7 @@ impl Worker {
         self.rx = rx;
     }
 
-    fn encap_one(&mut self, mut f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+    fn encap_one(&mut self, mut f: Frame, snap: &FdbSnapshot, hops: &NextHops) {
         let start = f.offset();
         let len = f.len();
         // `start + len` fits in the chunk: an invariant of `Frame`.
@@ -289,6 +305,7 @@ impl Worker {
     fn flush(&mut self) {
         let (umem, free, local) = (&mut self.umem, &mut self.free, &mut self.local);
         submit(&mut self.overlay, umem, &mut self.to_overlay, free, local, [Counter::DecapFrames, Counter::DecapBytes]);
+        submit(&mut self.overlay, umem, &mut self.to_ports, free, local, [Counter::PortTxFrames, Counter::PortTxBytes]);
         submit(
             &mut self.underlay,
             umem,

@@ -1,4 +1,4 @@
-//! The daemon's side of the control socket: `vxdp fdb` changes and `vxdp stats`.
+//! The daemon's side of the control socket: `vxdp fdb` changes, `vxdp port` and `vxdp stats`.
 #![forbid(unsafe_code)]
 
 use crate::counters::{LocalCounters, WorkerCounters};
@@ -23,6 +23,7 @@ pub(super) struct Control {
     pub(super) nexthops: Arc<ArcSwap<NextHops>>,
     pub(super) fdb_changed: Arc<AtomicBool>,
     pub(super) express: Arc<Mutex<Express>>,
+    pub(super) ports: Arc<super::ports::PortPlane>,
 }
 
 impl Control {
@@ -53,6 +54,8 @@ impl Control {
             total.decap_bytes += v(XdpCounter::ExpressDecapBytes);
             total.encap_frames += v(XdpCounter::ExpressEncap);
             total.encap_bytes += v(XdpCounter::ExpressEncapBytes);
+            total.port_tx_frames += v(XdpCounter::PortSwitched);
+            total.port_tx_bytes += v(XdpCounter::PortSwitchedBytes);
         }
         Stats { name: self.name.clone(), resolved_remotes: self.nexthops.load().len() as u64, total, workers, xdp }
     }
@@ -75,6 +78,9 @@ impl Handler for Control {
             },
             Request::FdbShow => Response::Fdb(self.fdb.show()),
             Request::Stats => Response::Stats(self.stats()),
+            Request::PortAdd(p) => self.ports.add(&p.ifname, p.mac).map_or_else(Response::Error, |()| Response::Ok),
+            Request::PortDel(ifname) => self.ports.del(&ifname).map_or_else(Response::Error, |()| Response::Ok),
+            Request::PortShow => self.ports.show().map_or_else(Response::Error, Response::Ports),
         }
     }
 }

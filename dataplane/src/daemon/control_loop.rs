@@ -62,6 +62,7 @@ pub(super) fn control_loop(
             }
         }
         encap_watch.check(tables, underlay);
+        tables.ports.maintain();
         let changed_entries = fdb.maintain(Instant::now());
         let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
         mirror(express, fdb, nexthops, fdb_dirty);

@@ -10,6 +10,7 @@ pub mod consul;
 mod control;
 mod control_loop;
 mod overlay;
+mod ports;
 
 use control::Control;
 use control_loop::control_loop;
@@ -23,6 +24,9 @@ use crate::express::{Datapath, Express, ExpressSettings};
 use crate::fdb::FdbTable;
 use crate::netlink::Netlink;
 use crate::nexthop::{EncapDefaults, NextHops};
+use crate::ports::maps::PortMaps;
+use crate::ports::{Layout, PortTable};
+use ports::PortPlane;
 use crate::vxlan::{DecapConfig, SrcPortRange, Vni, OUTER_V4_LEN};
 use crate::xdp::{XdpMode, XdpPrograms};
 use anyhow::{bail, Context, Result};
@@ -61,6 +65,10 @@ pub struct Config {
     pub datapath: Datapath,
     /// Consul as a source of entries (and the advertiser), if given.
     pub consul: Option<consul::ConsulSettings>,
+    /// `--layout`: `vx0` for a bridge, or vxdp as the switch of its ports.
+    pub layout: crate::ports::Layout,
+    /// `--port`: the ports served from the start (port layout).
+    pub ports: Vec<String>,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -164,6 +172,15 @@ pub fn run(cfg: Config) -> Result<()> {
     let peer_link = nl.link(&peer)?;
     nl.set_up(&peer)?;
     nl.set_up(&cfg.name)?;
+    let port_layout = cfg.layout == Layout::Port;
+    if port_layout {
+        // The pair is the trunk between the ports and the workers: nothing of the host's
+        // own (IPv6 router solicitations, MLD) belongs on it.
+        let knob = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", cfg.name);
+        if let Err(e) = std::fs::write(&knob, "1") {
+            log::debug!("{knob}: {e}");
+        }
+    }
     if cfg.datapath == Datapath::Auto {
         // The express path redirects decapsulated frames into the peer, which the veth
         // delivers only if this end has NAPI: GRO gives it one. Set once both ends are
@@ -185,8 +202,14 @@ pub fn run(cfg: Config) -> Result<()> {
         .as_ref()
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
-    let shared =
-        Shared { fdb: fdb.clone(), nexthops: nexthops.clone(), stop: stop.clone(), local_macs: local_macs.clone() };
+    let port_table = Arc::new(PortTable::new());
+    let shared = Shared {
+        fdb: fdb.clone(),
+        nexthops: nexthops.clone(),
+        stop: stop.clone(),
+        local_macs: local_macs.clone(),
+        ports: port_table.clone(),
+    };
     let wcfg = WorkerConfig {
         decap: DecapConfig {
             vni: cfg.vni,
@@ -198,6 +221,7 @@ pub fn run(cfg: Config) -> Result<()> {
         srcport: cfg.srcport,
         max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,
+        ports: port_layout,
     };
 
     let mut workers = Vec::new();
@@ -226,6 +250,7 @@ pub fn run(cfg: Config) -> Result<()> {
             srcport: (cfg.srcport.min, cfg.srcport.max),
             overlay_ifindex: peer_link.index,
             underlay_ifindex: under.index,
+            trunk_ifindex: port_layout.then(|| nl.link(&cfg.name).map(|l| l.index)).transpose()?,
         },
     )
     .context("setting up the XDP express path")?;
@@ -237,9 +262,23 @@ pub fn run(cfg: Config) -> Result<()> {
         if express.active() { "XDP express path and AF_XDP workers" } else { "AF_XDP workers only" }
     );
     let express = Arc::new(Mutex::new(express));
+    let port_maps = if port_layout { Some(Mutex::new(PortMaps::new(&mut xdp)?)) } else { None };
     xdp.attach_overlay(&peer, cfg.xdp_mode).with_context(|| format!("attaching XDP to {peer}"))?;
+    if port_layout {
+        xdp.attach_trunk(&cfg.name, cfg.xdp_mode).with_context(|| format!("attaching XDP to the trunk {}", cfg.name))?;
+    }
     xdp.attach_underlay(&cfg.dev, cfg.xdp_mode).with_context(|| format!("attaching XDP to --dev {}", cfg.dev))?;
     let xdp = Arc::new(Mutex::new(xdp));
+    let ports = Arc::new(PortPlane {
+        table: port_table,
+        maps: port_maps,
+        xdp: xdp.clone(),
+        mode: cfg.xdp_mode,
+        reserved: vec![cfg.dev.clone(), cfg.name.clone(), peer.clone()],
+    });
+    for p in &cfg.ports {
+        ports.add(p, None).map_err(|e| anyhow::anyhow!("--port {p}: {e}"))?;
+    }
 
     let threads: Vec<_> = workers
         .into_iter()
@@ -267,6 +306,7 @@ pub fn run(cfg: Config) -> Result<()> {
         nexthops: nexthops.clone(),
         fdb_changed: fdb_changed.clone(),
         express: express.clone(),
+        ports: ports.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
     let consul = consul::start(
@@ -283,14 +323,15 @@ pub fn run(cfg: Config) -> Result<()> {
     )?;
 
     log::info!(
-        "{}: vni {} dstport {} local {} dev {} mtu {} workers {} ready",
+        "{}: vni {} dstport {} local {} dev {} mtu {} workers {} layout {} ready",
         cfg.name,
         cfg.vni,
         cfg.dstport,
         local,
         cfg.dev,
         overlay_mtu,
-        cfg.workers
+        cfg.workers,
+        cfg.layout
     );
 
     let result = control_loop(&mut nl, &control, defaults, under.index, &cfg.dev);
