@@ -82,6 +82,10 @@ fn call(dev: &str, req: &Request) -> Result<Response> {
 
 /// `vxdp port OP ARGS`.
 fn port(op: &str, args: &[String], json: bool) -> Result<()> {
+    // The trailing arguments take `--json` when it comes after them.
+    let json = json || args.iter().any(|a| a == "--json");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--json").cloned().collect();
+    let args = args.as_slice();
     let (req, dev) = match op {
         "add" => {
             let (add, dev) = vxdp_control::ports::parse_port_add(args).map_err(anyhow::Error::msg)?;
