@@ -162,7 +162,10 @@ pub fn run(cfg: Config) -> Result<()> {
         log::warn!("removing {} / {peer} left behind by a vxdp that did not exit cleanly", cfg.name);
         nl.delete_link(&peer).with_context(|| format!("removing the stale overlay device {peer}"))?;
     }
-    nl.create_veth(&cfg.name, &peer, overlay_mtu, cfg.workers)
+    // In the port layout the pair is the trunk, whose frames carry a trunk header in
+    // front of MTU-sized frames: a veth drops what exceeds its peer's MTU.
+    let trunk_extra = if cfg.layout == Layout::Port { vxdp_common::ports::TRUNK_LEN as u32 } else { 0 };
+    nl.create_veth(&cfg.name, &peer, overlay_mtu + trunk_extra, cfg.workers)
         .with_context(|| format!("--name {}: creating the overlay device", cfg.name))?;
     let _overlay_guard = OverlayLink { name: cfg.name.clone() };
     // Frames leave the stack through `name` with complete checksums and at most MTU size,
