@@ -492,6 +492,7 @@ mod tests {
                 }]),
                 Request::FdbShow => Response::Ok,
                 Request::Stats => Response::Stats(calls(self.calls.load(Ordering::Relaxed))),
+                Request::PortAdd(_) | Request::PortDel(_) | Request::PortShow => Response::Ports(Vec::new()),
             }
         }
     }

@@ -252,7 +252,9 @@ impl PortTopology {
         let mut args = vec!["--dev", "eth0", "--vni", &vni, "--remote", remote, "--port", "vethc"];
         args.extend_from_slice(extra);
         let daemon = Daemon::start(&a.ns, "vx0", &args);
-        daemon.ctl(&["port", "add", A2_VETH, "dev", "vx0"]).unwrap_or_else(|e| panic!("vxdp port add {A2_VETH}: {e:#}"));
+        daemon
+            .ctl(&["port", "add", A2_VETH, "dev", "vx0"])
+            .unwrap_or_else(|e| panic!("vxdp port add {A2_VETH}: {e:#}"));
         a.daemon = Some(daemon);
         a.vtep = Some("vx0".into());
         PortTopology { topo, a2 }

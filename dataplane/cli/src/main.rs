@@ -101,8 +101,14 @@ fn port(op: &str, args: &[String], json: bool) -> Result<()> {
     let dev = dev.unwrap_or_else(|| "vx0".into());
     match call(&dev, &req)? {
         Response::Ok => Ok(()),
-        Response::Ports(p) if json => Ok(println!("{}", serde_json::to_string_pretty(&p)?)),
-        Response::Ports(p) => Ok(print!("{}", vxdp_control::ports::fmt_port_show(&p))),
+        Response::Ports(p) if json => {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(())
+        }
+        Response::Ports(p) => {
+            print!("{}", vxdp_control::ports::fmt_port_show(&p));
+            Ok(())
+        }
         Response::Error(e) => bail!("{e}"),
         other => bail!("unexpected answer from the daemon: {other:?}"),
     }

@@ -26,11 +26,11 @@ use crate::netlink::Netlink;
 use crate::nexthop::{EncapDefaults, NextHops};
 use crate::ports::maps::PortMaps;
 use crate::ports::{Layout, PortTable};
-use ports::PortPlane;
 use crate::vxlan::{DecapConfig, SrcPortRange, Vni, OUTER_V4_LEN};
 use crate::xdp::{XdpMode, XdpPrograms};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
+use ports::PortPlane;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -268,7 +268,8 @@ pub fn run(cfg: Config) -> Result<()> {
     let port_maps = if port_layout { Some(Mutex::new(PortMaps::new(&mut xdp)?)) } else { None };
     xdp.attach_overlay(&peer, cfg.xdp_mode).with_context(|| format!("attaching XDP to {peer}"))?;
     if port_layout {
-        xdp.attach_trunk(&cfg.name, cfg.xdp_mode).with_context(|| format!("attaching XDP to the trunk {}", cfg.name))?;
+        xdp.attach_trunk(&cfg.name, cfg.xdp_mode)
+            .with_context(|| format!("attaching XDP to the trunk {}", cfg.name))?;
     }
     xdp.attach_underlay(&cfg.dev, cfg.xdp_mode).with_context(|| format!("attaching XDP to --dev {}", cfg.dev))?;
     let xdp = Arc::new(Mutex::new(xdp));

@@ -17,8 +17,8 @@ use mirror::Mirror;
 use std::fmt;
 use std::str::FromStr;
 use vxdp_common::express::{
-    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_PORT_LAYOUT, CFG_PORT_SWITCH,
-    CFG_REPORT_LOCAL, DEV_OVERLAY, DEV_TRUNK, DEV_UNDERLAY,
+    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_PORT_LAYOUT,
+    CFG_PORT_SWITCH, CFG_REPORT_LOCAL, DEV_OVERLAY, DEV_TRUNK, DEV_UNDERLAY,
 };
 use vxdp_common::maps;
 
@@ -110,7 +110,8 @@ impl Express {
         }
         if let Some(trunk) = s.trunk_ifindex {
             // In both datapaths: with `afxdp` every port frame goes through it.
-            devs.set(DEV_TRUNK, trunk, None, 0).map_err(|source| XdpError::DevMap { map: maps::EXPRESS_DEVS, source })?;
+            devs.set(DEV_TRUNK, trunk, None, 0)
+                .map_err(|source| XdpError::DevMap { map: maps::EXPRESS_DEVS, source })?;
         }
         // The device map lives on with the programs that use it; this handle can go.
         drop(devs);

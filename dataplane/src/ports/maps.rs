@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use crate::xdp::{XdpError, XdpPrograms};
-use aya::sys::SyscallError;
 use aya::maps::{DevMapHash, HashMap as BpfHashMap, MapData, MapError, PerCpuHashMap, PerCpuValues};
+use aya::sys::SyscallError;
 use std::collections::HashMap;
 use vxdp_common::maps;
 use vxdp_common::ports::{mac_key, PortStats};
@@ -33,13 +33,13 @@ impl PortMaps {
     /// Makes `ifindex` a redirect target with zeroed counters (before any frame can be
     /// switched to it).
     pub fn add_port(&mut self, ifindex: u32) -> Result<(), XdpError> {
-        let syscall = |call, io_error| map_err(maps::PORT_STATS)(MapError::SyscallError(SyscallError { call, io_error }));
+        let syscall =
+            |call, io_error| map_err(maps::PORT_STATS)(MapError::SyscallError(SyscallError { call, io_error }));
         let cpus = aya::util::nr_cpus().map_err(|(call, e)| syscall(call, e))?;
-        let zeros = PerCpuValues::try_from(vec![PortStats::default(); cpus]).map_err(|e| syscall("per-cpu values", e))?;
+        let zeros =
+            PerCpuValues::try_from(vec![PortStats::default(); cpus]).map_err(|e| syscall("per-cpu values", e))?;
         self.stats.insert(ifindex, zeros, 0).map_err(map_err(maps::PORT_STATS))?;
-        self.devs
-            .insert(ifindex, ifindex, None, 0)
-            .map_err(|source| XdpError::DevMap { map: maps::PORT_DEVS, source })
+        self.devs.insert(ifindex, ifindex, None, 0).map_err(|source| XdpError::DevMap { map: maps::PORT_DEVS, source })
     }
 
     /// Removes a port's target and counters (after its MACs are gone from the mirror).

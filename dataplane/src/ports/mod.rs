@@ -262,8 +262,12 @@ impl PortTable {
         m.ports
             .iter()
             .map(|(ifindex, name)| {
-                let mut macs: Vec<(Mac, bool)> =
-                    m.macs.iter().filter(|(_, e)| e.ifindex == *ifindex).map(|(mac, e)| (Mac(*mac), e.pinned)).collect();
+                let mut macs: Vec<(Mac, bool)> = m
+                    .macs
+                    .iter()
+                    .filter(|(_, e)| e.ifindex == *ifindex)
+                    .map(|(mac, e)| (Mac(*mac), e.pinned))
+                    .collect();
                 macs.sort();
                 PortInfo { ifindex: *ifindex, name: name.clone(), macs }
             })
