@@ -2,7 +2,8 @@
 //! bridge), one container behind a kernel-vxlan host B. Local (A↔A) and remote (A↔B)
 //! ping and 10 MB TCP arrive byte-identical; a broadcast reaches every port and the
 //! remote; `vxdp port del` while running stops serving a port (and `port add` brings it
-//! back); a MAC moving from a local port to the remote is followed. The datapath of the
+//! back); a MAC moving from a local port to the remote is followed; a port whose
+//! container end lost NAPI is named in the log. The datapath of the
 //! run carried it: with the express path XDP switched and (de)capsulated most unicast,
 //! with `afxdp` the workers did all of it.
 
@@ -100,4 +101,11 @@ fn port_layout() {
         b.underlay_ip
     );
     tcp_transfer(a1, cb, b.overlay_ip, TCP_PORT, &random_bytes(1024 * 1024));
+
+    // A port whose container end has no NAPI drops what vxdp delivers into it, silently
+    // for XDP: vxdp notices and names the port in its log.
+    a1.run("ethtool -K eth0 gro off");
+    let _ = cb.try_run(format!("ping -c 5 -i 0.2 -W 1 {}", a.overlay_ip));
+    let warned = wait_until(Duration::from_secs(5), || daemon.log_text().contains("port vethc: it passed on"));
+    assert!(warned, "no warning about vethc's peer without NAPI; log:\n{}", daemon.log_text());
 }

@@ -110,3 +110,51 @@ impl PortPlane {
         }
     }
 }
+
+/// Frames vxdp delivers into a port that the port does not pass on: a veth whose peer
+/// (the container end) has no NAPI drops every frame redirected into it, without an
+/// error the programs could see. Watched through the port's `tx_queue_N_xdp_xmit`
+/// statistics against the port's TX counter; a port that sends fewer than half of at
+/// least [`PortWatch::MIN_FRAMES`] frames is named in the log, once. There is no other
+/// way into a port, so nothing is turned off: the container end needs GRO on (after
+/// the link is up) or an XDP program.
+#[derive(Default)]
+pub(super) struct PortWatch {
+    /// Per port: (vxdp's TX count, the port's xdp_xmit count) at the last look.
+    last: std::collections::HashMap<u32, (u64, u64)>,
+    warned: std::collections::HashSet<u32>,
+    looked: Option<std::time::Instant>,
+}
+
+impl PortWatch {
+    const MIN_FRAMES: u64 = 3;
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub(super) fn check(&mut self, plane: &PortPlane) {
+        if self.looked.is_some_and(|t| t.elapsed() < Self::INTERVAL) {
+            return;
+        }
+        self.looked = Some(std::time::Instant::now());
+        let Ok(ports) = plane.show() else { return };
+        self.last.retain(|i, _| ports.iter().any(|p| p.ifindex == *i));
+        for p in ports {
+            let Ok(Some(sent)) = crate::ethtool::xdp_xmit_frames(&p.name) else { continue };
+            let now = (p.tx_frames, sent);
+            if let Some((tx0, sent0)) = self.last.get(&p.ifindex).copied() {
+                let (tx, sent) = (p.tx_frames.saturating_sub(tx0), sent.saturating_sub(sent0));
+                if tx < Self::MIN_FRAMES {
+                    continue; // keep the baseline until the window holds enough frames
+                }
+                if sent.saturating_mul(2) < tx && self.warned.insert(p.ifindex) {
+                    log::warn!(
+                        "port {}: it passed on {sent} of the {tx} frames vxdp delivered into it; its peer (the \
+                         container end) has no NAPI, so the kernel drops them: turn GRO on there (`ethtool -K \
+                         eth0 gro on` in the container, after the link is up) or attach an XDP program",
+                        p.name
+                    );
+                }
+            }
+            self.last.insert(p.ifindex, now);
+        }
+    }
+}
