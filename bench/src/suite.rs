@@ -46,6 +46,9 @@ pub enum Dut {
     Medium,
     Vxdp,
     Kernel,
+    /// vxdp (`--datapath auto`) in the port layout: A's `vethc` is vxdp's port, no
+    /// bridge and no `vx0` hop (decap and encap only).
+    VxdpPort,
 }
 
 impl fmt::Display for Dut {
@@ -54,6 +57,7 @@ impl fmt::Display for Dut {
             Dut::Medium => "medium",
             Dut::Vxdp => "vxdp",
             Dut::Kernel => "kernel",
+            Dut::VxdpPort => "vxdp-port",
         })
     }
 }
@@ -165,6 +169,8 @@ pub struct Row {
     pub medium: Option<Measurement>,
     pub vxdp: Measurement,
     pub kernel: Measurement,
+    /// vxdp in the port layout (decap and encap rows).
+    pub port: Option<Measurement>,
 }
 
 impl Row {
@@ -175,6 +181,11 @@ impl Row {
         } else {
             0.0
         }
+    }
+
+    /// vxdp port layout Mpps / kernel Mpps.
+    pub fn port_ratio(&self) -> Option<f64> {
+        self.port.as_ref().filter(|_| self.kernel.mpps > 0.0).map(|p| p.mpps / self.kernel.mpps)
     }
 
     /// vxdp Mpps / medium Mpps.
@@ -210,6 +221,12 @@ enum DutGuard {
     Kernel {
         namespaces: Vec<String>,
     },
+    /// The daemon stops first (field order), then `vethc` goes back into `br0`.
+    VxdpPort {
+        _daemon: Daemon,
+        ns: String,
+        container_mac: String,
+    },
 }
 
 impl Drop for DutGuard {
@@ -218,6 +235,15 @@ impl Drop for DutGuard {
             for ns in namespaces.iter() {
                 let _ = vxdp_tests::netns::run_cmd(&["ip", "netns", "exec", ns, "ip", "link", "del", "vxlan0"]);
             }
+        }
+        if let DutGuard::VxdpPort { ns, container_mac, .. } = self {
+            let exec = |args: &[&str]| {
+                let mut argv = vec!["ip", "netns", "exec", ns.as_str()];
+                argv.extend_from_slice(args);
+                let _ = vxdp_tests::netns::run_cmd(&argv);
+            };
+            exec(&["ip", "link", "set", "vethc", "master", "br0"]);
+            exec(&["bridge", "fdb", "replace", container_mac, "dev", "vethc", "master", "static"]);
         }
     }
 }
@@ -262,7 +288,7 @@ fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32) -> Option<D
             vxdp_tests::netns::run_cmd(&["taskset", "-a", "-p", "-c", &cpus, &pid]).expect("taskset");
             ("vx0", Some(d))
         }
-        Dut::Medium => unreachable!("the medium has no VTEP"),
+        Dut::Medium | Dut::VxdpPort => unreachable!("{dut} has no VTEP in br0"),
     };
     h.ns.run(format!("ip link set {dev} master br0 up"));
     h.ns.run(format!("bridge fdb replace {pmac} dev {dev} master static"));
@@ -290,6 +316,25 @@ fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32, opts: &Op
                 daemons.push(add_vtep(&topo.b, &topo.a, dut, workers).expect("daemon"));
             }
             DutGuard::Vxdp { _daemons: daemons }
+        }
+        Dut::VxdpPort => {
+            let (a, b) = (&topo.a, &topo.b);
+            a.ns.run("ip link set vethc nomaster");
+            let (w, vni) = (workers.to_string(), VNI.to_string());
+            let args = ["--dev", "eth0", "--vni", &vni, "--remote", b.underlay_ip, "--nolearning", "--workers", &w];
+            let d = Daemon::start(&a.ns, "vx0", &[&args[..], &["--layout", "port", "--datapath", "auto"]].concat());
+            let container_mac = fmt_mac(&a.container_mac);
+            d.ctl(&["port", "add", "vethc", "mac", &container_mac, "dev", "vx0"]).expect("vxdp port add");
+            let pmac = fmt_mac(&b.container_mac);
+            d.ctl(&["fdb", "append", &pmac, "dst", b.underlay_ip, "dev", "vx0"]).expect("vxdp fdb append");
+            let resolved = vxdp_tests::wait_until(Duration::from_secs(5), || {
+                d.try_stats().map(|s| s.0["resolved_remotes"].as_u64().unwrap_or(0) >= 1).unwrap_or(false)
+            });
+            assert!(resolved, "vxdp on {} did not resolve {}", a.ns.name(), b.underlay_ip);
+            let (cpus, _) = dut_cpus(workers);
+            let pid = d.pid().expect("daemon pid").to_string();
+            vxdp_tests::netns::run_cmd(&["taskset", "-a", "-p", "-c", &cpus, &pid]).expect("taskset");
+            DutGuard::VxdpPort { _daemon: d, ns: a.ns.name().to_string(), container_mac }
         }
         Dut::Kernel => {
             add_vtep(&topo.a, &topo.b, dut, workers);
@@ -420,7 +465,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
             let duts: &[Dut] = if dir == Direction::RoundTrip {
                 &[Dut::Vxdp, Dut::Kernel]
             } else {
-                &[Dut::Medium, Dut::Vxdp, Dut::Kernel]
+                &[Dut::Medium, Dut::Vxdp, Dut::Kernel, Dut::VxdpPort]
             };
             for &dut in duts {
                 let t0 = Instant::now();
@@ -462,6 +507,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Vec<Row> {
                         medium: take(dir, Dut::Medium, workers, size, flows),
                         vxdp: take(dir, Dut::Vxdp, workers, size, flows).unwrap_or_default(),
                         kernel: take(dir, Dut::Kernel, workers, size, flows).unwrap_or_default(),
+                        port: take(dir, Dut::VxdpPort, workers, size, flows),
                     });
                 }
             }

@@ -3,7 +3,8 @@
 //! ping and 10 MB TCP arrive byte-identical; a broadcast reaches every port and the
 //! remote; `vxdp port del` while running stops serving a port (and `port add` brings it
 //! back); a MAC moving from a local port to the remote is followed; a port whose
-//! container end lost NAPI is named in the log. The datapath of the
+//! container end lost NAPI is named in the log; bad requests are refused; a port whose
+//! container goes is removed. The datapath of the
 //! run carried it: with the express path XDP switched and (de)capsulated most unicast,
 //! with `afxdp` the workers did all of it.
 
@@ -105,7 +106,22 @@ fn port_layout() {
     // A port whose container end has no NAPI drops what vxdp delivers into it, silently
     // for XDP: vxdp notices and names the port in its log.
     a1.run("ethtool -K eth0 gro off");
-    let _ = cb.try_run(format!("ping -c 5 -i 0.2 -W 1 {}", a.overlay_ip));
-    let warned = wait_until(Duration::from_secs(5), || daemon.log_text().contains("port vethc: it passed on"));
+    let _ = cb.try_run(format!("ping -c 10 -i 0.2 -W 1 {}", a.overlay_ip));
+    let warned = wait_until(Duration::from_secs(10), || daemon.log_text().contains("port vethc: it passed on"));
     assert!(warned, "no warning about vethc's peer without NAPI; log:\n{}", daemon.log_text());
+
+    // Bad requests are refused naming the problem; a port whose interface is deleted
+    // (its container went) is removed by vxdp itself.
+    for (args, says) in [
+        (&["port", "add", "nosuch0"][..], "nosuch0"),
+        (&["port", "add", "eth0"], "vxdp's own interface"),
+        (&["port", "add", "vethc"], "already a port"),
+        (&["port", "frobnicate"], "expected add, del or show"),
+    ] {
+        let e = daemon.ctl(&[args, &["dev", "vx0"]].concat()).expect_err("a bad port request");
+        assert!(format!("{e:#}").contains(says), "vxdp {args:?}: {e:#}");
+    }
+    a2.run("ip link del eth0");
+    let gone = wait_until(Duration::from_secs(5), || pt.ports().as_array().is_some_and(|p| p.len() == 1));
+    assert!(gone, "{A2_VETH} is still a port after its container went: {}", pt.ports());
 }

@@ -111,7 +111,8 @@ impl PortPlane {
     }
 }
 
-/// Frames vxdp delivers into a port that the port does not pass on: a veth whose peer
+/// Once a second: removes a port whose interface is gone (its container was deleted),
+/// and looks for frames vxdp delivers into a port that the port does not pass on: a veth whose peer
 /// (the container end) has no NAPI drops every frame redirected into it, without an
 /// error the programs could see. Watched through the port's `tx_queue_N_xdp_xmit`
 /// statistics against the port's TX counter; a port that sends fewer than half of at
@@ -138,6 +139,14 @@ impl PortWatch {
         let Ok(ports) = plane.show() else { return };
         self.last.retain(|i, _| ports.iter().any(|p| p.ifindex == *i));
         for p in ports {
+            if crate::xdp::if_index(&p.name).ok() != Some(p.ifindex) {
+                // The container went, and its veth with it: serve it no longer.
+                log::info!("port {}: its interface is gone; removing the port", p.name);
+                if let Err(e) = plane.del(&p.name) {
+                    log::warn!("port {}: {e}", p.name);
+                }
+                continue;
+            }
             let Ok(Some(sent)) = crate::ethtool::xdp_xmit_frames(&p.name) else { continue };
             let now = (p.tx_frames, sent);
             if let Some((tx0, sent0)) = self.last.get(&p.ifindex).copied() {
