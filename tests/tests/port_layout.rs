@@ -112,10 +112,13 @@ fn port_layout() {
 
     // Bad requests are refused naming the problem; a port whose interface is deleted
     // (its container went) is removed by vxdp itself.
+    a.ns.run("ip link add br0-port type veth peer name br0-peer");
+    a.ns.run("ip link set br0-port master br0");
     for (args, says) in [
         (&["port", "add", "nosuch0"][..], "nosuch0"),
         (&["port", "add", "eth0"], "vxdp's own interface"),
         (&["port", "add", "vethc"], "already a port"),
+        (&["port", "add", "br0-port"], "is in br0"),
         (&["port", "frobnicate"], "expected add, del or show"),
     ] {
         let e = daemon.ctl(&[args, &["dev", "vx0"]].concat()).expect_err("a bad port request");

@@ -43,6 +43,11 @@ impl PortPlane {
         if self.table.ifindex(ifname).is_some() {
             return Err(format!("{ifname} is already a port"));
         }
+        // A bridge port's frames are the bridge's: vxdp's program would take them first.
+        if let Ok(master) = std::fs::read_link(format!("/sys/class/net/{ifname}/master")) {
+            let master = master.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Err(format!("{ifname} is in {master}; take it out first (ip link set {ifname} nomaster)"));
+        }
         maps.add_port(ifindex).map_err(|e| format!("port {ifname}: {e}"))?;
         if let Err(e) = self.table.add(ifindex, ifname, mac) {
             maps.del_port(ifindex);
