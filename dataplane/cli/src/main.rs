@@ -41,7 +41,9 @@ enum Cmd {
     /// container-side veths it switches between directly, without a bridge.
     ///
     /// vxdp port add IF [mac MAC] [dev NAME]
+    ///
     /// vxdp port del IF [dev NAME]
+    ///
     /// vxdp port show [dev NAME] [--json]
     #[command(arg_required_else_help = true)]
     Port {

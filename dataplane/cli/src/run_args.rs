@@ -15,7 +15,8 @@ use vxdp::xdp::XdpMode;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Name of the overlay device to create (like the kernel device's name).
+    /// Name of the overlay device to create (like the kernel device's name); in the port
+    /// layout it is vxdp's internal trunk to its workers, not to be bridged or addressed.
     #[arg(long, default_value = "vx0")]
     name: String,
     /// VXLAN Network Identifier (0-16777215).
