@@ -143,7 +143,8 @@ pub fn vxdp_port(ctx: XdpContext) -> u32 {
     ports::count_port(ingress, true, len);
     match ports::switch(&ctx, ingress) {
         Ok(action) => return action,
-        Err(reason) => count(reason),
+        Err(Some(reason)) => count(reason),
+        Err(None) => {}
     }
     ports::to_trunk(&ctx, ingress)
 }

@@ -59,17 +59,18 @@ fn port_of(mac: &[u8; 6]) -> Option<u32> {
 }
 
 /// A port's frame: switched to another port or encapsulated (`Ok`), or left to the
-/// workers (`Err(reason)`).
+/// workers (`Err(reason)`; no reason with `--datapath afxdp`, where the trunk's own
+/// program counts every frame it steers).
 #[inline(never)]
-pub fn switch(ctx: &XdpContext, ingress: u32) -> Result<u32, XdpCounter> {
+pub fn switch(ctx: &XdpContext, ingress: u32) -> Result<u32, Option<XdpCounter>> {
     let cfg: &ExpressConfig = express::X_CONFIG.get(0).ok_or(XdpCounter::ToWorkersOther)?;
     if cfg.flags & CFG_PORT_SWITCH == 0 {
-        return Err(XdpCounter::ToWorkersOther);
+        return Err(None);
     }
     let frame = Frame::new(ctx);
     let len = frame.len;
     if len < eth::HEADER_LEN || len > cfg.max_inner_len as usize {
-        return Err(XdpCounter::ToWorkersOther);
+        return Err(Some(XdpCounter::ToWorkersOther));
     }
     let macs = frame.read::<12>(0).ok_or(XdpCounter::ToWorkersOther)?;
     let dst = [macs[0], macs[1], macs[2], macs[3], macs[4], macs[5]];
@@ -79,10 +80,10 @@ pub fn switch(ctx: &XdpContext, ingress: u32) -> Result<u32, XdpCounter> {
         express::report_new()?;
     }
     if dst[0] & 1 != 0 {
-        return Err(XdpCounter::ToWorkersFlood);
+        return Err(Some(XdpCounter::ToWorkersFlood));
     }
     match port_of(&dst) {
-        Some(out) if out == ingress => Err(XdpCounter::ToWorkersOther),
+        Some(out) if out == ingress => Err(Some(XdpCounter::ToWorkersOther)),
         Some(out) => {
             let action = P_DEVS.redirect(out, 0).map_err(|_| XdpCounter::ExpressRedirectFailed)?;
             count(XdpCounter::PortSwitched);
@@ -90,7 +91,7 @@ pub fn switch(ctx: &XdpContext, ingress: u32) -> Result<u32, XdpCounter> {
             count_port(out, false, len);
             Ok(action)
         }
-        None => express::encap(ctx),
+        None => express::encap(ctx).map_err(Some),
     }
 }
 

@@ -179,9 +179,11 @@ pub fn run(cfg: Config) -> Result<()> {
     if port_layout {
         // The pair is the trunk between the ports and the workers: nothing of the host's
         // own (IPv6 router solicitations, MLD) belongs on it.
-        let knob = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", cfg.name);
-        if let Err(e) = std::fs::write(&knob, "1") {
-            log::debug!("{knob}: {e}");
+        for end in [&cfg.name, &peer] {
+            let knob = format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6");
+            if let Err(e) = std::fs::write(&knob, "1") {
+                log::debug!("{knob}: {e}");
+            }
         }
     }
     if cfg.datapath == Datapath::Auto {
