@@ -3,7 +3,7 @@
 //!
 //! The Consul HTTP API is the in-process test server (`vxdp_testsupport::consul`), run in a child
 //! process so that its memory and CPU are not counted as vxdp's. The watcher applies to
-//! a real `FdbTable` exactly as `vxdp run --consul` does (`vxdp::daemon::consul::apply`).
+//! a real `FdbTable` exactly as `vxdp run --consul` does (`vxdp::daemon::store::apply`).
 //!
 //! 1. Propagation: a KV write to the entry being visible in the data plane's snapshot,
 //!    p50/p99/max over 1,000 changes (hdrhistogram).
@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vxdp::fdb::{FdbTable, DEFAULT_AGEING};
 use vxdp::vxlan::Vni;
-use vxdp_control::consul::{Change, Client, ConsulConfig, Keys, WatchConfig, Watcher};
+use vxdp_control::consul::{Client, ConsulConfig};
+use vxdp_control::store::consul::ConsulStore;
+use vxdp_control::store::{Change, Keys, WatchConfig, Watcher};
 use vxdp_testsupport::consul::TestConsul;
 
 const SERVE_ENV: &str = "VXDP_BENCH_CONSUL_SERVE";
@@ -87,8 +89,8 @@ fn watch(url: &str, fdb: &Arc<FdbTable>) -> Watcher {
     let f = fdb.clone();
     let changed = Arc::new(AtomicBool::new(false));
     let cfg = WatchConfig::new(Keys::new("vxdp/", Vni::new(42).unwrap()));
-    Watcher::spawn(Client::new(ConsulConfig::new(url)).expect("client"), cfg, move |c: &[Change]| {
-        vxdp::daemon::consul::apply(&f, &changed, None, c)
+    Watcher::spawn(ConsulStore::new(ConsulConfig::new(url)).expect("client"), cfg, move |c: &[Change]| {
+        vxdp::daemon::store::apply(&f, &changed, None, c)
     })
     .expect("watcher")
 }

@@ -8,7 +8,9 @@
 //!   socket) and `fdb show` formatting.
 //! - [`ports`]: `vxdp port` requests and `port show` (the port layout).
 //! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
-//! - [`consul`]: Consul as a source of entries (watcher, advertiser, key schema).
+//! - [`store`]: cluster stores (Consul, etcd) as a source of entries: one interface,
+//!   the watcher, advertiser and key schema written once on top of it.
+//! - [`consul`]: the Consul HTTP client the Consul store uses.
 //!
 //! No threads run in the data path: the data plane owns the table (`vxdp::fdb`) and
 //! this crate only describes changes to it and carries them.
@@ -19,5 +21,6 @@ pub mod entry;
 pub mod mac;
 pub mod ports;
 pub mod stats;
+pub mod store;
 
 pub use mac::Mac;

@@ -13,6 +13,7 @@
 //!   (vxdp's port layout on one host).
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
 //! - [`serial`](mod@serial): [`serial()`] so scenarios never overlap.
+//! - [`store_e2e`]: the three-host cluster-store scenario every store runs.
 //!
 //! Scenarios live in `tests/tests/*.rs`; they need root (see
 //! [`require_root`]) and skip otherwise.
@@ -21,12 +22,13 @@ pub mod daemon;
 pub mod multi;
 pub mod netns;
 pub mod serial;
+pub mod store_e2e;
 pub mod topology;
 pub mod traffic;
 pub mod vtep;
 
 pub use daemon::{datapath, Daemon, Datapath, Stats};
-pub use netns::{in_netns, spawn_in_netns, Netns};
+pub use netns::{in_netns, in_netns_at, spawn_in_netns, Netns};
 pub use serial::serial;
 pub use topology::{Host, PortTopology, Side, Topology, VtepKind};
 pub use vtep::kernel_vtep;

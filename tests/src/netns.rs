@@ -163,7 +163,13 @@ fn enter(ns_path: &str) {
 /// in `f` is re-raised here). Sockets created in `f` stay in `ns` and can
 /// be used from any thread afterwards.
 pub fn in_netns<T: Send, F: FnOnce() -> T + Send>(ns: &Netns, f: F) -> T {
-    let path = ns.path();
+    in_netns_at(&ns.path(), f)
+}
+
+/// [`in_netns`] for a namespace named by its path ([`Netns::path`]), for code that
+/// cannot hold a borrow of the [`Netns`].
+pub fn in_netns_at<T: Send, F: FnOnce() -> T + Send>(path: &str, f: F) -> T {
+    let path = path.to_string();
     thread::scope(|s| {
         s.spawn(move || {
             enter(&path);

@@ -6,9 +6,13 @@
 //! - [`root`]: [`require_root`], the one skip-or-fail check of root-only tests
 //!   (`VXDP_REQUIRE_ROOT=1`, as CI sets it, makes a skip a failure).
 //!
-//! Real etcd and ZooKeeper runners are meant to sit beside it, one module each.
+//! - [`etcd`]: [`EtcdCluster`](etcd::EtcdCluster), a real etcd cluster (Debian's
+//!   `etcd-server`) run as the test's own processes.
+//!
+//! A ZooKeeper runner is meant to sit beside them.
 
 pub mod consul;
+pub mod etcd;
 pub mod root;
 
 pub use root::require_root;

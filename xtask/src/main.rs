@@ -21,8 +21,14 @@ type Result<T> = std::result::Result<T, String>;
 const USAGE: &str = "usage: cargo xtask <setup|build|demo|lint|test|bench> [-- extra cargo test args | bench flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
-const PACKAGES: &[(&str, &str)] =
-    &[("iproute2", "ip"), ("iputils-ping", "ping"), ("ethtool", "ethtool"), ("procps", "pkill"), ("gcc", "cc")];
+const PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("iputils-ping", "ping"),
+    ("ethtool", "ethtool"),
+    ("procps", "pkill"),
+    ("gcc", "cc"),
+    ("etcd-server", "etcd"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

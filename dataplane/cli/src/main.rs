@@ -1,9 +1,9 @@
 //! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `port`, `stats`).
 #![forbid(unsafe_code)]
 
-mod consul_args;
 mod run_args;
 mod stats;
+mod store_args;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};

@@ -1,7 +1,7 @@
 //! `vxdp run`'s options: parsed by clap, then validated into [`vxdp::daemon::Config`]
 //! before anything is created. Every refused value names its option.
 
-use crate::consul_args::ConsulArgs;
+use crate::store_args::StoreArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::net::{IpAddr, Ipv4Addr};
@@ -89,7 +89,7 @@ pub struct RunArgs {
     #[arg(long = "port", value_name = "IF")]
     ports: Vec<String>,
     #[command(flatten)]
-    consul: ConsulArgs,
+    store: StoreArgs,
 }
 
 fn parse_ttl(s: &str) -> Result<u8, String> {
@@ -149,7 +149,7 @@ impl RunArgs {
                 .with_context(|| format!("--srcport {min} {max}: MIN must be below MAX"))?,
             Some(_) => bail!("--srcport takes two values, MIN and MAX"),
         };
-        let consul = self.consul.settings()?; // a bad --consul or --consul-ca stops us before anything is created
+        let store = self.store.settings()?; // a bad --cluster-store, --consul or CA file stops us before anything is created
         if self.name.is_empty() || self.name.len() > 15 || self.name.contains(['/', ' ']) {
             bail!("--name '{}': not a valid interface name (1-15 characters, no '/' or spaces)", self.name);
         }
@@ -203,7 +203,7 @@ impl RunArgs {
             cpus: self.cpus.map(|c| c.0).unwrap_or_default(),
             xdp_mode: if self.xdp_generic { XdpMode::Generic } else { XdpMode::Native },
             datapath: self.datapath,
-            consul,
+            store,
             layout,
             ports: self.ports,
         })

@@ -6,11 +6,11 @@
 //! process is killed, the kernel detaches the XDP programs with the process's link file
 //! descriptors, and the underlay passes all traffic again.
 
-pub mod consul;
 mod control;
 mod control_loop;
 mod overlay;
 mod ports;
+pub mod store;
 
 use control::Control;
 use control_loop::control_loop;
@@ -63,8 +63,9 @@ pub struct Config {
     pub xdp_mode: XdpMode,
     /// `--datapath`: the XDP express path in front of the workers, or the workers alone.
     pub datapath: Datapath,
-    /// Consul as a source of entries (and the advertiser), if given.
-    pub consul: Option<consul::ConsulSettings>,
+    /// A cluster store (Consul, etcd) as a source of entries (and the advertiser), if
+    /// given.
+    pub store: Option<store::StoreSettings>,
     /// `--layout`: `vx0` for a bridge, or vxdp as the switch of its ports.
     pub layout: crate::ports::Layout,
     /// `--port`: the ports served from the start (port layout).
@@ -203,7 +204,7 @@ pub fn run(cfg: Config) -> Result<()> {
         EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
     let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
     let local_macs = cfg
-        .consul
+        .store
         .as_ref()
         .is_some_and(|c| c.advertise)
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
@@ -315,9 +316,9 @@ pub fn run(cfg: Config) -> Result<()> {
         ports: ports.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
-    let consul = consul::start(
-        cfg.consul.as_ref(),
-        consul::Plumbing {
+    let store = store::start(
+        cfg.store.as_ref(),
+        store::Plumbing {
             fdb: fdb.clone(),
             fdb_changed: fdb_changed.clone(),
             vni: cfg.vni,
@@ -343,7 +344,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let result = control_loop(&mut nl, &control, defaults, under.index, &cfg.dev);
 
     // Teardown: stop the workers, then the control socket, then XDP, then the device.
-    drop(consul); // withdraws our advertised keys while the data path still runs
+    drop(store); // withdraws our advertised keys while the data path still runs
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();

@@ -1,10 +1,16 @@
-//! The Consul watcher and advertiser against a Consul HTTP API.
+//! The store watcher and advertiser against every backend, real where it can be:
 //!
-//! By default every test runs against the in-process test server
-//! (`vxdp_testsupport::consul`). With `CONSUL_HTTP_ADDR` set (and
-//! `CONSUL_HTTP_TOKEN` if ACLs are on), the same tests run against that real Consul,
-//! each under its own key prefix, removed afterwards; the fault-injection tests, which
-//! need to make the server misbehave, then skip with a message.
+//! - **etcd:** a real 3-member etcd cluster (Debian's `etcd-server`, started by each
+//!   test on loopback; [`vxdp_testsupport::etcd`]), plus fault tests against it: the
+//!   member the watcher talks to SIGKILLed, the leader SIGKILLed, every member stopped
+//!   and restarted, compaction past the watcher's revision.
+//! - **consul:** the in-process Consul test server (`vxdp_testsupport::consul`): no
+//!   Consul binary can be installed here. With `CONSUL_HTTP_ADDR` set (and
+//!   `CONSUL_HTTP_TOKEN` if ACLs are on), the Consul tests run against that real Consul
+//!   instead, each under its own key prefix, removed afterwards; the fault-injection
+//!   tests, which make the test server misbehave, then skip with a message.
+//!
+//! Every test in [`both!`] runs once per store (`consul::NAME`, `etcd::NAME`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,90 +18,155 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vxdp_common::Vni;
-use vxdp_control::consul::advertise::AdvertiseConfig;
-use vxdp_control::consul::{
-    Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
-};
+use vxdp_control::consul::{Client, ConsulConfig};
 use vxdp_control::entry::Remote;
+use vxdp_control::store::consul::ConsulStore;
+use vxdp_control::store::etcd::{EtcdConfig, EtcdStore};
+use vxdp_control::store::{
+    AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Keys, Lease, Sink, Store, WatchConfig, Watcher,
+};
 use vxdp_control::Mac;
 use vxdp_testsupport::consul::TestConsul;
+use vxdp_testsupport::etcd::{available as etcd_available, EtcdCluster};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 const VNI: u32 = 42;
 
-/// The Consul under test: ours, or a real one from `CONSUL_HTTP_ADDR`.
+/// The server behind a [`Backend`].
+enum Server {
+    /// The in-process test server, or `None`: a real Consul from `CONSUL_HTTP_ADDR`.
+    Consul(Option<TestConsul>, ConsulConfig),
+    Etcd(EtcdCluster),
+}
+
+/// The store under test and this test's key prefix.
 struct Backend {
-    server: Option<TestConsul>,
-    url: String,
-    token: Option<String>,
+    server: Server,
     prefix: String,
 }
 
 impl Backend {
-    fn new() -> Backend {
+    fn consul() -> Backend {
         let prefix = format!("vxdp-test-{}-{}/", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        match std::env::var("CONSUL_HTTP_ADDR") {
+        let server = match std::env::var("CONSUL_HTTP_ADDR") {
             Ok(url) if !url.is_empty() => {
-                Backend { server: None, url, token: std::env::var("CONSUL_HTTP_TOKEN").ok(), prefix }
+                let mut c = ConsulConfig::new(&url);
+                c.token = std::env::var("CONSUL_HTTP_TOKEN").ok();
+                Server::Consul(None, c)
             }
             _ => {
                 let server = TestConsul::start().expect("start the test Consul");
-                Backend { url: server.url(), server: Some(server), token: None, prefix }
+                let c = ConsulConfig::new(&server.url());
+                Server::Consul(Some(server), c)
+            }
+        };
+        Backend { server, prefix }
+    }
+
+    /// A fresh 3-member etcd cluster, or `None` (the test skips) without etcd.
+    fn etcd(test: &str) -> Option<Backend> {
+        if !etcd_available(test) {
+            return None;
+        }
+        Some(Backend { server: Server::Etcd(EtcdCluster::start(3)), prefix: "vxdp/".into() })
+    }
+
+    /// The Consul test server, for fault injection; `None` (and a message) on a real Consul.
+    fn faults(&self, test: &str) -> Option<&TestConsul> {
+        match &self.server {
+            Server::Consul(Some(s), _) => Some(s),
+            _ => {
+                eprintln!("{test}: skipped against a real Consul (needs fault injection)");
+                None
             }
         }
     }
 
-    /// The test server, for fault injection; `None` (and a message) on a real Consul.
-    fn faults(&self, test: &str) -> Option<&TestConsul> {
-        if self.server.is_none() {
-            eprintln!("{test}: skipped against a real Consul (needs fault injection)");
+    fn cluster(&mut self) -> &mut EtcdCluster {
+        match &mut self.server {
+            Server::Etcd(c) => c,
+            Server::Consul(..) => panic!("not etcd"),
         }
-        self.server.as_ref()
     }
 
-    fn config(&self) -> ConsulConfig {
-        let mut c = ConsulConfig::new(&self.url);
-        c.token = self.token.clone();
-        c
+    fn consul_config(&self) -> ConsulConfig {
+        match &self.server {
+            Server::Consul(_, c) => c.clone(),
+            Server::Etcd(_) => panic!("not consul"),
+        }
     }
 
-    fn client(&self) -> Client {
-        Client::new(self.config()).expect("client")
+    fn etcd_config(&self) -> EtcdConfig {
+        match &self.server {
+            Server::Etcd(c) => {
+                let eps = c.endpoints();
+                EtcdConfig::new(&eps.iter().map(String::as_str).collect::<Vec<_>>())
+            }
+            Server::Consul(..) => panic!("not etcd"),
+        }
+    }
+
+    /// A new client of the store.
+    fn store(&self) -> Box<dyn Store> {
+        match &self.server {
+            Server::Consul(_, c) => Box::new(ConsulStore::new(c.clone()).expect("client")),
+            Server::Etcd(_) => Box::new(EtcdStore::new(self.etcd_config()).expect("client")),
+        }
     }
 
     fn keys(&self) -> Keys {
         Keys::new(&self.prefix, Vni::new(VNI).unwrap())
     }
 
+    fn put(&self, key: &str, value: &[u8]) {
+        assert!(self.store().put(key, value, None).expect("put"), "put {key}");
+    }
+
     fn put_mac(&self, mac: Mac, vtep: u8) {
-        let v = format!(r#"{{"v":1,"vtep":"{}"}}"#, ip(vtep));
-        assert!(self.client().kv_put(&self.keys().mac(mac), v.as_bytes(), None, None).expect("put"));
+        self.put(&self.keys().mac(mac), format!(r#"{{"v":1,"vtep":"{}"}}"#, ip(vtep)).as_bytes());
     }
 
     fn put_vtep(&self, vtep: u8) {
-        assert!(self.client().kv_put(&self.keys().vtep(ip(vtep)), br#"{"v":1}"#, None, None).expect("put"));
+        self.put(&self.keys().vtep(ip(vtep)), br#"{"v":1}"#);
+    }
+
+    /// Many keys at once (etcd: 100 per transaction; Consul: one by one).
+    fn put_many(&self, pairs: &[(String, Vec<u8>)]) {
+        match &self.server {
+            Server::Etcd(_) => EtcdStore::new(self.etcd_config()).unwrap().put_batch(pairs).expect("put batch"),
+            Server::Consul(..) => {
+                let mut s = self.store();
+                for (k, v) in pairs {
+                    assert!(s.put(k, v, None).unwrap());
+                }
+            }
+        }
     }
 
     fn delete(&self, key: &str) {
-        assert!(self.client().kv_delete(key, None).expect("delete"));
+        assert!(self.store().delete(key, None).expect("delete"), "delete {key}");
     }
 
     fn watch(&self, wait: Duration) -> (Watcher, Table) {
+        self.watch_with(self.store(), wait)
+    }
+
+    fn watch_with(&self, store: impl Store, wait: Duration) -> (Watcher, Table) {
         let table = Table::default();
         let mut cfg = WatchConfig::new(self.keys());
         cfg.wait = wait;
         cfg.max_backoff = Duration::from_millis(500);
         let t = table.clone();
-        let w = Watcher::spawn(self.client(), cfg, move |c: &[Change]| t.apply(c)).expect("spawn watcher");
+        let w = Watcher::spawn(store, cfg, move |c: &[Change]| t.apply(c)).expect("spawn watcher");
         (w, table)
     }
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        if self.server.is_none() {
+        if let Server::Consul(None, c) = &self.server {
             // Best effort: leave a real Consul as we found it.
-            let _ = delete_prefix(&self.config(), &self.prefix);
+            let _ = delete_prefix(c, &self.prefix);
         }
     }
 }
@@ -109,6 +180,33 @@ fn delete_prefix(cfg: &ConsulConfig, prefix: &str) -> Result<(), ()> {
     }
     Ok(())
 }
+
+/// Defines `consul::NAME` and `etcd::NAME` for each `fn NAME(b: Backend)`.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod consul {
+            $(#[test] fn $name() { super::$name(super::Backend::consul()) })*
+        }
+        mod etcd {
+            $(#[test] fn $name() {
+                if let Some(b) = super::Backend::etcd(stringify!($name)) { super::$name(b) }
+            })*
+        }
+    };
+}
+
+both!(
+    watcher_follows_adds_changes_and_deletes,
+    entries_of_this_node_are_not_installed,
+    malformed_values_are_skipped_and_counted,
+    a_burst_of_10000_changes_arrives_whole_in_few_batches,
+    advertiser_publishes_under_a_session_and_withdraws_on_exit,
+    a_dead_nodes_keys_vanish_after_the_session_ttl,
+    a_moved_mac_is_taken_over_and_not_claimed_back,
+    a_stale_sighting_does_not_take_a_key_over,
+    keys_that_vanish_from_the_store_are_written_again,
+    rewriting_a_vanished_key_never_takes_it_from_another_node,
+);
 
 /// What a sink has been told: Consul's view of the FDB, and how many applies.
 #[derive(Clone, Default)]
@@ -160,9 +258,7 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
-#[test]
-fn watcher_follows_adds_changes_and_deletes() {
-    let b = Backend::new();
+fn watcher_follows_adds_changes_and_deletes(b: Backend) {
     b.put_mac(mac(1), 2);
     b.put_mac(mac(2), 3);
     b.put_vtep(2);
@@ -183,9 +279,7 @@ fn watcher_follows_adds_changes_and_deletes() {
     assert_eq!(w.stats().resyncs.load(Ordering::Relaxed), 1);
 }
 
-#[test]
-fn entries_of_this_node_are_not_installed() {
-    let b = Backend::new();
+fn entries_of_this_node_are_not_installed(b: Backend) {
     b.put_vtep(1);
     b.put_vtep(2);
     b.put_mac(mac(1), 1);
@@ -194,22 +288,19 @@ fn entries_of_this_node_are_not_installed() {
     let mut cfg = WatchConfig::new(b.keys());
     cfg.local = Some(ip(1));
     let t = table.clone();
-    let w = Watcher::spawn(b.client(), cfg, move |c: &[Change]| t.apply(c)).unwrap();
+    let w = Watcher::spawn(b.store(), cfg, move |c: &[Change]| t.apply(c)).unwrap();
     wait_for("the listing", Duration::from_secs(5), || w.stats().answers.load(Ordering::Relaxed) > 0);
     assert_eq!(table.get(Mac::ZERO), Some(vec![ip(2)]), "own VTEP in the flood list");
     assert_eq!(table.get(mac(1)), None, "own MAC installed as remote");
     assert_eq!(table.get(mac(2)), Some(vec![ip(2)]));
 }
 
-#[test]
-fn malformed_values_are_skipped_and_counted() {
-    let b = Backend::new();
-    let c = b.client();
+fn malformed_values_are_skipped_and_counted(b: Backend) {
     b.put_mac(mac(1), 2);
     let k = b.keys();
-    assert!(c.kv_put(&k.mac(mac(2)), b"{not json", None, None).unwrap());
-    assert!(c.kv_put(&format!("{}mac/zz:zz", k.vni_prefix()), br#"{"v":1,"vtep":"192.0.2.9"}"#, None, None).unwrap());
-    assert!(c.kv_put(&k.mac(mac(3)), br#"{"v":9,"vtep":"192.0.2.9"}"#, None, None).unwrap());
+    b.put(&k.mac(mac(2)), b"{not json");
+    b.put(&format!("{}mac/zz:zz", k.vni_prefix()), br#"{"v":1,"vtep":"192.0.2.9"}"#);
+    b.put(&k.mac(mac(3)), br#"{"v":9,"vtep":"192.0.2.9"}"#);
     let (w, t) = b.watch(Duration::from_secs(30));
     wait_for("the listing", Duration::from_secs(5), || t.len() == 1);
     assert_eq!(w.stats().skipped.load(Ordering::Relaxed), 3);
@@ -220,17 +311,17 @@ fn malformed_values_are_skipped_and_counted() {
     assert_eq!(w.stats().skipped.load(Ordering::Relaxed), 2);
 }
 
-#[test]
-fn a_burst_of_10000_changes_arrives_whole_in_few_batches() {
-    let b = Backend::new();
+fn a_burst_of_10000_changes_arrives_whole_in_few_batches(b: Backend) {
     let (w, t) = b.watch(Duration::from_secs(30));
     wait_for("connected", Duration::from_secs(5), || w.stats().connected.load(Ordering::Relaxed));
-    let c = b.client();
     let k = b.keys();
-    for i in 0..10_000 {
-        let v = format!(r#"{{"v":1,"vtep":"10.{}.{}.{}"}}"#, i >> 16 & 0xff, i >> 8 & 0xff, i & 0xff);
-        assert!(c.kv_put(&k.mac(mac(i)), v.as_bytes(), None, None).unwrap());
-    }
+    let pairs: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| {
+            let v = format!(r#"{{"v":1,"vtep":"10.{}.{}.{}"}}"#, i >> 16 & 0xff, i >> 8 & 0xff, i & 0xff);
+            (k.mac(mac(i)), v.into_bytes())
+        })
+        .collect();
+    b.put_many(&pairs);
     wait_for("10,000 entries", Duration::from_secs(30), || t.len() == 10_000);
     let applies = t.applies.load(Ordering::Relaxed);
     let answers = w.stats().answers.load(Ordering::Relaxed);
@@ -240,11 +331,11 @@ fn a_burst_of_10000_changes_arrives_whole_in_few_batches() {
 }
 
 #[test]
-fn unreachable_at_start_connects_later() {
-    let b = Backend::new();
+fn consul_unreachable_at_start_connects_later() {
+    let b = Backend::consul();
     let Some(s) = b.faults("unreachable_at_start_connects_later") else { return };
     s.set_down(true);
-    b.server.as_ref().unwrap().put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.2"}"#);
+    s.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.2"}"#);
     let (w, t) = b.watch(Duration::from_secs(30));
     wait_for("a failed attempt", Duration::from_secs(5), || w.stats().errors.load(Ordering::Relaxed) >= 2);
     assert!(!w.stats().connected.load(Ordering::Relaxed));
@@ -256,7 +347,7 @@ fn unreachable_at_start_connects_later() {
 
 #[test]
 fn consul_dying_keeps_the_table_and_reconnect_resyncs() {
-    let b = Backend::new();
+    let b = Backend::consul();
     let Some(s) = b.faults("consul_dying_keeps_the_table_and_reconnect_resyncs") else { return };
     for i in 1..=3 {
         b.put_mac(mac(i), 2);
@@ -277,8 +368,8 @@ fn consul_dying_keeps_the_table_and_reconnect_resyncs() {
 }
 
 #[test]
-fn http_500s_and_a_hang_past_wait_are_survived() {
-    let b = Backend::new();
+fn consul_http_500s_and_a_hang_past_wait_are_survived() {
+    let b = Backend::consul();
     let Some(s) = b.faults("http_500s_and_a_hang_past_wait_are_survived") else { return };
     s.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.2"}"#);
     s.fail_next(3);
@@ -297,8 +388,8 @@ fn http_500s_and_a_hang_past_wait_are_survived() {
 }
 
 #[test]
-fn an_index_going_backwards_resets_the_watch() {
-    let b = Backend::new();
+fn consul_an_index_going_backwards_resets_the_watch() {
+    let b = Backend::consul();
     let Some(s) = b.faults("an_index_going_backwards_resets_the_watch") else { return };
     for i in 0..50 {
         b.put_mac(mac(i), 2);
@@ -325,12 +416,12 @@ fn an_index_going_backwards_resets_the_watch() {
 }
 
 #[test]
-fn acl_token_is_sent() {
-    let b = Backend::new();
+fn consul_acl_token_is_sent() {
+    let b = Backend::consul();
     let Some(s) = b.faults("acl_token_is_sent") else { return };
     s.require_token(Some("s3cret"));
     s.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.2"}"#);
-    let mut cfg = b.config();
+    let mut cfg = b.consul_config();
     let (_w, t) = b.watch(Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(t.len(), 0, "a request without the token was answered");
@@ -338,7 +429,8 @@ fn acl_token_is_sent() {
     let table = Table::default();
     let tt = table.clone();
     let _w2 =
-        Watcher::spawn(Client::new(cfg).unwrap(), WatchConfig::new(b.keys()), move |c: &[Change]| tt.apply(c)).unwrap();
+        Watcher::spawn(ConsulStore::new(cfg).unwrap(), WatchConfig::new(b.keys()), move |c: &[Change]| tt.apply(c))
+            .unwrap();
     wait_for("the entry with the token", Duration::from_secs(5), || table.len() == 1);
 }
 
@@ -356,26 +448,24 @@ fn advertiser_with(b: &Backend, local: u8, ttl: Duration, takeover_window: Durat
         takeover_window,
         name: format!("vxdp-test {}", ip(local)),
     };
-    Advertiser::spawn(b.client(), cfg).expect("spawn advertiser")
+    Advertiser::spawn(b.store(), cfg).expect("spawn advertiser")
 }
 
 fn holder(b: &Backend, m: Mac) -> Option<(IpAddr, bool)> {
-    let p = b.client().kv_get(&b.keys().mac(m)).unwrap()?;
-    let v: serde_json::Value = serde_json::from_slice(&p.value).unwrap();
-    Some((v["vtep"].as_str().unwrap().parse().unwrap(), p.session.is_some()))
+    let h = b.store().get(&b.keys().mac(m)).unwrap()?;
+    let v: serde_json::Value = serde_json::from_slice(&h.value).unwrap();
+    Some((v["vtep"].as_str().unwrap().parse().unwrap(), h.owner.is_some()))
 }
 
-#[test]
-fn advertiser_publishes_under_a_session_and_withdraws_on_exit() {
-    let b = Backend::new();
+fn advertiser_publishes_under_a_session_and_withdraws_on_exit(b: Backend) {
     let a = advertiser(&b, 11, Duration::from_secs(10));
     a.handle().seen(mac(1));
     a.handle().seen(mac(2));
     wait_for("both MACs published", Duration::from_secs(5), || {
         holder(&b, mac(1)) == Some((ip(11), true)) && holder(&b, mac(2)) == Some((ip(11), true))
     });
-    let vtep = b.client().kv_get(&b.keys().vtep(ip(11))).unwrap().expect("vtep registered");
-    assert!(vtep.session.is_some(), "vtep key not held by a session");
+    let vtep = b.store().get(&b.keys().vtep(ip(11))).unwrap().expect("vtep registered");
+    assert!(vtep.owner.is_some(), "vtep key not held by a lease");
     // A watcher elsewhere sees them.
     let (_w, t) = b.watch(Duration::from_secs(30));
     wait_for("the watcher", Duration::from_secs(5), || t.len() == 3);
@@ -383,25 +473,22 @@ fn advertiser_publishes_under_a_session_and_withdraws_on_exit() {
     wait_for("the keys gone after the session was destroyed", Duration::from_secs(5), || t.len() == 0);
 }
 
-#[test]
-fn a_dead_nodes_keys_vanish_after_the_session_ttl() {
-    let b = Backend::new();
-    let c = b.client();
-    // A node that registered and died: its session is never renewed.
-    let s = c.session_create("dead node", Duration::from_secs(10)).unwrap();
-    assert!(c.kv_put(&b.keys().vtep(ip(13)), br#"{"v":1}"#, Some(&s), None).unwrap());
-    assert!(c.kv_put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.13"}"#, Some(&s), None).unwrap());
+fn a_dead_nodes_keys_vanish_after_the_session_ttl(b: Backend) {
+    let mut c = b.store();
+    // A node that registered and died: its lease is never renewed.
+    let s: Lease = c.lease_grant("dead node", Duration::from_secs(10)).unwrap();
+    assert!(c.put(&b.keys().vtep(ip(13)), br#"{"v":1}"#, Some(&s)).unwrap());
+    assert!(c.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.13"}"#, Some(&s)).unwrap());
     let (_w, t) = b.watch(Duration::from_secs(30));
     wait_for("the dead node's entries", Duration::from_secs(5), || t.len() == 2);
     let start = Instant::now();
-    // Consul invalidates a session between TTL and 2 x TTL after the last renewal.
+    // Consul invalidates a session between TTL and 2 x TTL after the last renewal;
+    // etcd revokes a lease at its TTL.
     wait_for("TTL expiry", Duration::from_secs(25), || t.len() == 0);
     assert!(start.elapsed() >= Duration::from_secs(8), "gone before the TTL: {:?}", start.elapsed());
 }
 
-#[test]
-fn a_moved_mac_is_taken_over_and_not_claimed_back() {
-    let b = Backend::new();
+fn a_moved_mac_is_taken_over_and_not_claimed_back(b: Backend) {
     let node_b = advertiser(&b, 12, Duration::from_secs(10));
     let node_c = advertiser(&b, 13, Duration::from_secs(10));
     node_b.handle().seen(mac(5));
@@ -419,9 +506,7 @@ fn a_moved_mac_is_taken_over_and_not_claimed_back() {
     assert_eq!(holder(&b, mac(5)), Some((ip(13), true)), "B's exit removed C's key");
 }
 
-#[test]
-fn a_stale_sighting_does_not_take_a_key_over() {
-    let b = Backend::new();
+fn a_stale_sighting_does_not_take_a_key_over(b: Backend) {
     let node_c = advertiser(&b, 13, Duration::from_secs(10));
     node_c.handle().seen(mac(6));
     wait_for("C owning the MAC", Duration::from_secs(5), || holder(&b, mac(6)) == Some((ip(13), true)));
@@ -456,16 +541,14 @@ impl Sink for NodeSink {
     }
 }
 
-#[test]
-fn keys_that_vanish_from_consul_are_written_again() {
-    let b = Backend::new();
+fn keys_that_vanish_from_the_store_are_written_again(b: Backend) {
     let a = advertiser(&b, 11, Duration::from_secs(10));
     let mut cfg = WatchConfig::new(b.keys());
     cfg.local = Some(ip(11));
     let sink = NodeSink { table: Table::default(), advertiser: a.handle() };
-    let _w = Watcher::spawn(b.client(), cfg, sink).expect("spawn watcher");
+    let _w = Watcher::spawn(b.store(), cfg, sink).expect("spawn watcher");
     a.handle().seen(mac(1));
-    let vtep_held = || b.client().kv_get(&b.keys().vtep(ip(11))).unwrap().is_some_and(|p| p.session.is_some());
+    let vtep_held = || b.store().get(&b.keys().vtep(ip(11))).unwrap().is_some_and(|h| h.owner.is_some());
     wait_for("the keys published", Duration::from_secs(5), || {
         holder(&b, mac(1)) == Some((ip(11), true)) && vtep_held()
     });
@@ -483,9 +566,7 @@ fn keys_that_vanish_from_consul_are_written_again() {
 /// watcher may list the key in between, as missing, and its "write vanished keys
 /// again" must then not take the key back from the node that saw the MAC last (seen
 /// in the three-host e2e test: B took the key back, C gave up, traffic went to B).
-#[test]
-fn rewriting_a_vanished_key_never_takes_it_from_another_node() {
-    let b = Backend::new();
+fn rewriting_a_vanished_key_never_takes_it_from_another_node(b: Backend) {
     let node_b = advertiser(&b, 12, Duration::from_secs(10));
     let node_c = advertiser(&b, 13, Duration::from_secs(10));
     let m = mac(9);
@@ -493,10 +574,143 @@ fn rewriting_a_vanished_key_never_takes_it_from_another_node() {
     wait_for("B owning the MAC", Duration::from_secs(5), || holder(&b, m) == Some((ip(12), true)));
     node_c.handle().seen(m); // the container moved: C takes the key over
     wait_for("C owning the MAC", Duration::from_secs(5), || holder(&b, m) == Some((ip(13), true)));
-    // B's watcher listed the key during C's takeover, between delete and write.
+    // B's watcher listed the key during C's takeover, between delete and write (a
+    // listing late enough after B's write that the store's answers reflect it).
+    std::thread::sleep(b.store().read_lag());
     node_b.handle().present(BTreeSet::new(), Instant::now());
     wait_for("B giving up the MAC", Duration::from_secs(5), || node_b.stats().macs_owned.load(Ordering::Relaxed) == 0);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(holder(&b, m), Some((ip(13), true)), "B took the key back");
     assert_eq!(node_b.stats().takeovers.load(Ordering::Relaxed), 0);
+}
+
+// ---- etcd faults, against the real 3-member cluster ----
+
+/// A watcher on only the first member (so a test controls which member it talks to).
+fn watch_first_member(b: &Backend) -> (Watcher, Table) {
+    let first = b.etcd_config().endpoints[0].clone();
+    b.watch_with(EtcdStore::new(EtcdConfig::new(&[&first])).unwrap(), Duration::from_secs(30))
+}
+
+#[test]
+fn etcd_unreachable_at_start_connects_later() {
+    let Some(mut b) = Backend::etcd("etcd_unreachable_at_start_connects_later") else { return };
+    b.put_mac(mac(1), 2);
+    for i in 0..3 {
+        b.cluster().stop(i);
+    }
+    let (w, t) = b.watch(Duration::from_secs(30));
+    wait_for("failed attempts", Duration::from_secs(10), || w.stats().errors.load(Ordering::Relaxed) >= 2);
+    assert!(!w.stats().connected.load(Ordering::Relaxed));
+    assert_eq!(t.len(), 0);
+    for i in 0..3 {
+        b.cluster().restart(i);
+    }
+    b.cluster().wait_healthy(Duration::from_secs(20));
+    wait_for("the entry after etcd came up", Duration::from_secs(10), || t.get(mac(1)).is_some());
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+}
+
+#[test]
+fn etcd_dying_keeps_the_table_and_the_watch_resumes() {
+    let Some(mut b) = Backend::etcd("etcd_dying_keeps_the_table_and_the_watch_resumes") else { return };
+    for i in 1..=3 {
+        b.put_mac(mac(i), 2);
+    }
+    let (w, t) = b.watch(Duration::from_secs(30));
+    wait_for("3 entries", Duration::from_secs(5), || t.len() == 3);
+    for i in 0..3 {
+        b.cluster().kill(i);
+    }
+    // The stream breaks; reopening it fails on every member.
+    wait_for("the loss noticed", Duration::from_secs(10), || !w.stats().connected.load(Ordering::Relaxed));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(t.len(), 3, "entries dropped while etcd was down");
+    for i in 0..3 {
+        b.cluster().restart(i);
+    }
+    b.cluster().wait_healthy(Duration::from_secs(20));
+    b.delete(&b.keys().mac(mac(2)));
+    b.put_mac(mac(7), 7);
+    wait_for("changes after the restart", Duration::from_secs(10), || {
+        t.get(mac(7)).is_some() && t.get(mac(2)).is_none()
+    });
+    assert_eq!(t.len(), 3);
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+    // Resumed from the next revision: no second full listing was needed.
+    assert_eq!(w.stats().resyncs.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn etcd_the_member_in_use_killed_fails_over() {
+    let Some(mut b) = Backend::etcd("etcd_the_member_in_use_killed_fails_over") else { return };
+    b.put_mac(mac(1), 2);
+    // Clients start on the first member.
+    let (w, t) = b.watch(Duration::from_secs(30));
+    let a = advertiser(&b, 11, Duration::from_secs(10));
+    a.handle().seen(mac(2));
+    wait_for("the entry and the advertised MAC", Duration::from_secs(5), || {
+        t.get(mac(1)).is_some() && t.get(mac(2)) == Some(vec![ip(11)])
+    });
+    b.cluster().kill(0);
+    b.put_mac(mac(3), 3);
+    a.handle().seen(mac(4));
+    wait_for("changes through the other members", Duration::from_secs(10), || {
+        t.get(mac(3)).is_some() && t.get(mac(4)) == Some(vec![ip(11)])
+    });
+    // The lease is kept alive through another member: the keys outlive the TTL.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(t.get(mac(2)), Some(vec![ip(11)]), "advertised key expired after the failover");
+    assert!(a.stats().session_ok.load(Ordering::Relaxed));
+    assert_eq!(a.stats().sessions_created.load(Ordering::Relaxed), 1);
+    assert_eq!(w.stats().resyncs.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn etcd_leader_killed_changes_keep_flowing() {
+    let Some(mut b) = Backend::etcd("etcd_leader_killed_changes_keep_flowing") else { return };
+    let (w, t) = b.watch(Duration::from_secs(30));
+    let a = advertiser(&b, 11, Duration::from_secs(10));
+    a.handle().seen(mac(1));
+    wait_for("the advertised MAC", Duration::from_secs(5), || t.get(mac(1)).is_some());
+    let leader = b.cluster().leader().expect("a leader");
+    b.cluster().kill(leader);
+    let killed = Instant::now();
+    // Writes fail until a new leader is elected, then go through; nothing is lost.
+    b.cluster().wait_healthy(Duration::from_secs(20));
+    eprintln!("new leader {:?} after {:?}", b.cluster().leader(), killed.elapsed());
+    for i in 10..20 {
+        b.put_mac(mac(i), 3);
+    }
+    a.handle().seen(mac(2));
+    wait_for("every change after the election", Duration::from_secs(10), || {
+        (10..20).all(|i| t.get(mac(i)).is_some()) && t.get(mac(2)).is_some()
+    });
+    assert_eq!(t.get(mac(1)), Some(vec![ip(11)]));
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+}
+
+#[test]
+fn etcd_compaction_past_the_watchers_revision_resyncs() {
+    let Some(mut b) = Backend::etcd("etcd_compaction_past_the_watchers_revision_resyncs") else { return };
+    for i in 1..=3 {
+        b.put_mac(mac(i), 2);
+    }
+    let (w, t) = watch_first_member(&b);
+    wait_for("3 entries", Duration::from_secs(5), || t.len() == 3);
+    b.cluster().kill(0);
+    wait_for("the loss noticed", Duration::from_secs(10), || !w.stats().connected.load(Ordering::Relaxed));
+    // While the watcher's member is down, the others change and compact the history
+    // past the revision the watcher resumes from.
+    b.delete(&b.keys().mac(mac(1)));
+    b.put_mac(mac(7), 7);
+    let rev = EtcdStore::new(b.etcd_config()).unwrap().compact().expect("compact");
+    eprintln!("compacted up to revision {rev}");
+    b.cluster().restart(0);
+    wait_for("the resync after the compaction", Duration::from_secs(20), || {
+        t.get(mac(7)).is_some() && t.get(mac(1)).is_none()
+    });
+    assert_eq!(t.len(), 3);
+    assert!(w.stats().index_resets.load(Ordering::Relaxed) >= 1, "no compaction seen");
+    assert_eq!(w.stats().resyncs.load(Ordering::Relaxed), 2);
 }

@@ -1,4 +1,5 @@
-//! The key schema vxdp keeps in Consul's KV store, under a prefix (default `vxdp/`):
+//! The key schema vxdp keeps in every cluster store (Consul, etcd), under a prefix
+//! (default `vxdp/`):
 //!
 //! ```text
 //! <prefix>vni/<vni>/vtep/<ip>   {"v":1}                                   a VTEP of the VNI (flood list)

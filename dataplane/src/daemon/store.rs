@@ -1,7 +1,9 @@
-//! `vxdp run --consul`: wires the Consul watcher and advertiser (`vxdp_control::consul`)
-//! to the data plane. The watcher's diffs become one `apply_batch` on the FDB with
-//! source `consul` (one snapshot publish per Consul answer; workers never wait); MACs
-//! the workers see behind the overlay feed the advertiser.
+//! `vxdp run --cluster-store` (or `--consul`): wires the store's watcher and advertiser
+//! (`vxdp_control::store`) to the data plane. The watcher's diffs become one
+//! `apply_batch` on the FDB with source `consul` (the cluster-store layer, whatever the
+//! store; one snapshot publish per answer; workers never wait); MACs the workers see
+//! behind the overlay feed the advertiser. The store clients block on their own
+//! control-plane threads: no async runtime, nothing near a worker.
 #![forbid(unsafe_code)]
 
 use crate::afxdp::localmac::LocalMacQueue;
@@ -14,42 +16,40 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use vxdp_control::consul::{
-    AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Client, ConsulConfig, Keys, Sink, WatchConfig, Watcher,
-};
 use vxdp_control::entry::{FdbOp, FdbRequest, Source};
+use vxdp_control::store::url::StoreConfig;
+use vxdp_control::store::{AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Keys, Sink, WatchConfig, Watcher};
 use vxdp_control::Mac;
 
-/// Validated Consul settings for `vxdp run` (the command line builds them; see the
-/// `vxdp-cli` crate). `None` in [`crate::daemon::Config`] means no Consul.
+/// Validated cluster-store settings for `vxdp run` (the command line builds them; see
+/// the `vxdp-cli` crate). `None` in [`crate::daemon::Config`] means no store.
 #[derive(Clone, Debug)]
-pub struct ConsulSettings {
-    /// Address, token, datacenter, CA and consistency, already checked by
-    /// [`Client::new`].
-    pub client: ConsulConfig,
-    /// Key prefix of vxdp's entries in Consul's KV store.
+pub struct StoreSettings {
+    /// Which store, its endpoints and options, already checked.
+    pub store: StoreConfig,
+    /// Key prefix of vxdp's entries in the store.
     pub prefix: String,
     /// Publish this node as a VTEP of the VNI and the MACs seen behind the overlay.
     pub advertise: bool,
-    /// TTL of the advertising session: how long a dead node's entries stay.
+    /// TTL of the advertising lease (session): how long a dead node's entries stay.
     pub ttl: Duration,
 }
 
-/// The running Consul threads; dropping stops them (and withdraws our keys).
-pub struct ConsulPlane {
+/// The running store threads; dropping stops them (and withdraws our keys).
+pub struct StorePlane {
     _watcher: Watcher,
     advertiser: Option<Advertiser>,
     feed_stop: Arc<AtomicBool>,
 }
 
-impl Drop for ConsulPlane {
+impl Drop for StorePlane {
     fn drop(&mut self) {
         self.feed_stop.store(true, Ordering::Relaxed);
         drop(self.advertiser.take());
     }
 }
 
-/// What the Consul threads need from the daemon.
+/// What the store threads need from the daemon.
 pub struct Plumbing {
     pub fdb: Arc<FdbTable>,
     /// Set when the FDB changed (the control loop re-resolves next hops).
@@ -62,11 +62,13 @@ pub struct Plumbing {
     pub local_macs: Option<Arc<LocalMacQueue>>,
 }
 
-/// Starts the watcher (and the advertiser with `--advertise`). Consul being unreachable
-/// is not an error: the threads retry in the background while static entries serve.
-pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<ConsulPlane>> {
+/// Starts the watcher (and the advertiser with `--advertise`). The store being
+/// unreachable is not an error: the threads retry in the background while static
+/// entries serve.
+pub fn start(settings: Option<&StoreSettings>, p: Plumbing) -> Result<Option<StorePlane>> {
     let Some(args) = settings else { return Ok(None) };
-    let client = || Client::new(args.client.clone()).with_context(|| format!("--consul {}", args.client.address));
+    let kind = args.store.kind();
+    let client = || args.store.open().with_context(|| format!("--cluster-store {kind}://{}", args.store.describe()));
     let keys = Keys::new(&args.prefix, p.vni);
 
     let advertiser = if args.advertise {
@@ -80,7 +82,7 @@ pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<Co
             takeover_window: Duration::from_secs(3 * u64::from(crate::afxdp::localmac::REFRESH_SECS)),
             name: format!("vxdp {} vni {}", p.local, p.vni),
         };
-        Some(Advertiser::spawn(client()?, cfg).context("starting the Consul advertiser")?)
+        Some(Advertiser::spawn(client()?, cfg).with_context(|| format!("starting the {kind} advertiser"))?)
     } else {
         None
     };
@@ -89,13 +91,13 @@ pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<Co
     let mut wcfg = WatchConfig::new(keys);
     wcfg.local = Some(p.local);
     let sink = FdbSink { fdb: p.fdb.clone(), changed: p.fdb_changed.clone(), advertiser: handle.clone() };
-    let watcher = Watcher::spawn(client()?, wcfg, sink).context("starting the Consul watcher")?;
+    let watcher = Watcher::spawn(client()?, wcfg, sink).with_context(|| format!("starting the {kind} watcher"))?;
 
     let feed_stop = Arc::new(AtomicBool::new(false));
     if let (Some(queue), Some(handle)) = (p.local_macs, handle) {
         let stop = feed_stop.clone();
         std::thread::Builder::new()
-            .name("consul-feed".into())
+            .name("store-feed".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     while let Some(mac) = queue.pop() {
@@ -106,11 +108,11 @@ pub fn start(settings: Option<&ConsulSettings>, p: Plumbing) -> Result<Option<Co
             })
             .context("starting the local MAC feed")?;
     }
-    Ok(Some(ConsulPlane { _watcher: watcher, advertiser, feed_stop }))
+    Ok(Some(StorePlane { _watcher: watcher, advertiser, feed_stop }))
 }
 
 /// Where the watcher's answers go: the FDB, and (when advertising) the advertiser,
-/// which learns which MACs moved away and which of its keys are in Consul.
+/// which learns which MACs moved away and which of its keys are in the store.
 struct FdbSink {
     fdb: Arc<FdbTable>,
     changed: Arc<AtomicBool>,
@@ -129,8 +131,9 @@ impl Sink for FdbSink {
     }
 }
 
-/// One Consul answer's changes as one FDB batch, in the Consul layer: a changed MAC
-/// loses its old Consul remotes and gets the new ones, atomically for readers.
+/// One store answer's changes as one FDB batch, in the store's layer (source
+/// `consul`): a changed MAC loses its old store remotes and gets the new ones,
+/// atomically for readers.
 pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&AdvertiserHandle>, changes: &[Change]) {
     let mut reqs = Vec::with_capacity(changes.len() * 2);
     for c in changes {
@@ -149,7 +152,7 @@ pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&Advertise
         }
     }
     if let Err(e) = fdb.apply_batch(&reqs) {
-        log::debug!("consul: some changes did not apply: {e}");
+        log::debug!("cluster store: some changes did not apply: {e}");
     }
     changed.store(true, Ordering::Release);
 }

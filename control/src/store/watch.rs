@@ -1,41 +1,48 @@
-//! The watcher: one thread that keeps a VNI's FDB in step with Consul through blocking
-//! queries on the VNI's prefix, following Consul's documented rules
-//! (<https://developer.hashicorp.com/consul/api-docs/features/blocking>):
+//! The watcher: one thread that keeps a VNI's FDB in step with a cluster store
+//! ([`Store`]), the same on every store:
 //!
-//! - the first query (and the first after an error) is non-blocking: it is a full
-//!   listing, so the diff against what Consul said before removes entries deleted while
-//!   we were away (resync);
-//! - the next query blocks on the `X-Consul-Index` of the last answer, for `wait`;
-//! - an index that goes backwards (snapshot restore, new cluster) resets to 0, an index
-//!   below 1 is treated as 1;
-//! - queries are rate-limited by a token bucket (bursts of `burst` queries, refilled
-//!   at one per `min_interval`): isolated changes go through at once, sustained churn
-//!   is coalesced into fewer, larger answers; errors back off exponentially with full
+//! - the first poll is a full listing; later polls wait for changes (Consul: a
+//!   blocking query on the last index; etcd: a watch stream from the next revision);
+//! - after an error the store comes back as it can without losing anything: Consul
+//!   with a full listing, whose diff against what it said before removes entries
+//!   deleted while we were away (resync); etcd by resuming its watch from the next
+//!   revision, which replays every change since;
+//! - a store that loses its position (Consul's index going backwards, etcd compacting
+//!   past the watch's revision) answers a full listing again, logged as a resync;
+//! - polls are rate-limited by a token bucket (bursts of `burst`, refilled at one per
+//!   `min_interval`): isolated changes go through at once, sustained churn is
+//!   coalesced into fewer, larger answers; errors back off exponentially with full
 //!   jitter, up to `max_backoff`;
 //! - on errors the last known entries stay in the table: traffic keeps flowing.
 //!
-//! Every answer becomes a diff against the entries that came from Consul, handed to a
-//! [`Sink`] in one call (the data plane applies it as one batch, one snapshot publish).
-//! Keys whose value is malformed are skipped, counted and logged once by name.
+//! Every answer goes through a [`View`], which parses each key once and yields the
+//! MACs whose remotes changed; they are handed to a [`Sink`] in one call (the data
+//! plane applies them as one batch, one snapshot publish). Keys whose value is
+//! malformed are skipped, counted and logged once by name.
+//!
+//! The log says one line per state change: connected (with the entries resynced),
+//! lost, still unreachable, resynced after a reset; the etcd backend adds the
+//! endpoint it failed over to.
 
-use super::client::{Client, ConsulError};
-use super::schema::{diff, Desired, Keys};
+use super::schema::Keys;
+use super::view::View;
+use super::{Store, StoreError, Update};
 use crate::entry::Remote;
 use crate::mac::Mac;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// One MAC whose Consul-sourced remotes changed.
+/// One MAC whose store-sourced remotes changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub mac: Mac,
-    /// Consul had entries for this MAC before this change.
+    /// The store had entries for this MAC before this change.
     pub existed: bool,
-    /// The MAC's remotes now; empty means Consul no longer has it.
+    /// The MAC's remotes now; empty means the store no longer has it.
     pub remotes: BTreeSet<Remote>,
 }
 
@@ -63,7 +70,7 @@ pub struct WatchConfig {
     pub keys: Keys,
     /// This node's VTEP address: entries pointing at it are local, not installed.
     pub local: Option<IpAddr>,
-    /// How long a blocking query may wait (Consul caps it at 10 minutes).
+    /// How long one poll may wait for a change (Consul caps it at 10 minutes).
     pub wait: Duration,
     pub min_interval: Duration,
     pub burst: u32,
@@ -99,9 +106,10 @@ pub struct WatchStats {
     pub skipped: AtomicU64,
     /// Failed queries.
     pub errors: AtomicU64,
-    /// Index resets (backwards or below 1).
+    /// Watch positions lost (Consul's index going backwards, etcd compacting past the
+    /// watch's revision); each is followed by a full listing.
     pub index_resets: AtomicU64,
-    /// Entries from Consul in the table now.
+    /// Entries from the store in the table now.
     pub entries: AtomicU64,
 }
 
@@ -113,12 +121,13 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn spawn(client: Client, cfg: WatchConfig, sink: impl Sink) -> std::io::Result<Watcher> {
+    pub fn spawn(store: impl Store, cfg: WatchConfig, sink: impl Sink) -> std::io::Result<Watcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(WatchStats::default());
         let (s, st) = (stop.clone(), stats.clone());
-        let thread =
-            std::thread::Builder::new().name("consul-watch".into()).spawn(move || run(client, cfg, sink, &s, &st))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("{}-watch", store.kind()))
+            .spawn(move || run(store, cfg, sink, &s, &st))?;
         Ok(Watcher { stop, stats, thread: Some(thread) })
     }
 
@@ -205,32 +214,34 @@ pub(crate) fn sleep_unless(stop: &AtomicBool, d: Duration) {
     }
 }
 
-fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool, stats: &WatchStats) {
+fn run<S: Store>(mut store: S, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool, stats: &WatchStats) {
     let prefix = cfg.keys.vni_prefix();
-    let addr = client.config().address.clone();
-    let mut index = 0u64;
-    let mut current = Desired::new();
+    let kind = store.kind();
+    let mut view = View::new(cfg.keys.clone(), cfg.local, kind);
+    let mut resync = true;
     let mut connected = false;
     let mut ever_connected = false;
     let mut reported_error = false;
+    let mut endpoint = store.endpoint();
     let mut backoff = Backoff::new(cfg.min_backoff, cfg.max_backoff);
-    let mut logged_bad: HashSet<String> = HashSet::new();
     let mut limiter = TokenBucket::new(cfg.burst, cfg.min_interval);
 
     while !stop.load(Ordering::Relaxed) {
         limiter.take();
         let listed_at = Instant::now();
-        let listing = match client.kv_list(&prefix, index, cfg.wait) {
-            Ok(l) => l,
+        let poll = match store.poll(&prefix, resync, cfg.wait) {
+            Ok(p) => p,
             Err(e) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 if connected || !reported_error {
-                    log_lost(&addr, &e, connected, ever_connected, current.len());
+                    log_lost(kind, &endpoint, &e, connected, ever_connected, view.entries());
                 }
                 connected = false;
                 reported_error = true;
                 stats.connected.store(false, Ordering::Relaxed);
-                index = 0; // the next answer is a full listing: a resync
+                // The store decides how to come back: Consul lists everything again,
+                // etcd resumes its watch from the next revision (or resyncs if that
+                // was compacted meanwhile).
                 sleep_unless(stop, backoff.next_delay());
                 continue;
             }
@@ -239,129 +250,62 @@ fn run(client: Client, cfg: WatchConfig, mut sink: impl Sink, stop: &AtomicBool,
             break;
         }
         backoff.reset();
+        resync = false;
         stats.answers.fetch_add(1, Ordering::Relaxed);
+        let full = matches!(poll.update, Update::Full(_));
+        if let Some(why) = &poll.reset {
+            stats.index_resets.fetch_add(1, Ordering::Relaxed);
+            log::info!("{kind}: {why}");
+        }
 
-        let (desired, own, skipped) = decode(&cfg, &listing.pairs, &mut logged_bad);
+        let changes = view.apply(&poll.update);
+        let skipped = view.skipped() as u64;
         stats.skipped.store(skipped, Ordering::Relaxed);
-        let changes: Vec<Change> = diff(&current, &desired)
-            .into_iter()
-            .map(|(mac, remotes)| Change { mac, existed: current.contains_key(&mac), remotes })
-            .collect();
         if !changes.is_empty() {
             sink.apply(&changes);
             stats.changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
         }
-        current = desired;
         if cfg.local.is_some() {
-            sink.own(own, listed_at);
+            sink.own(view.own(), listed_at);
         }
-        stats.entries.store(current.values().map(|s| s.len() as u64).sum(), Ordering::Relaxed);
+        stats.entries.store(view.entries() as u64, Ordering::Relaxed);
 
+        endpoint = store.endpoint();
+        let malformed = if skipped > 0 { format!(" ({skipped} malformed keys skipped)") } else { String::new() };
         if !connected {
             connected = true;
             ever_connected = true;
             reported_error = false;
             stats.connected.store(true, Ordering::Relaxed);
+            if full {
+                stats.resyncs.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "{kind}: connected to {endpoint}, resynced {prefix} with {} entries{malformed}",
+                    view.entries()
+                );
+            } else {
+                log::info!("{kind}: connected to {endpoint}, resumed watching {prefix} ({} entries)", view.entries());
+            }
+        } else if full && poll.reset.is_some() {
             stats.resyncs.fetch_add(1, Ordering::Relaxed);
-            log::info!(
-                "consul: connected to {addr}, resynced {prefix} with {} entries{}",
-                stats.entries.load(Ordering::Relaxed),
-                if skipped > 0 { format!(" ({skipped} malformed keys skipped)") } else { String::new() }
-            );
+            log::info!("{kind}: resynced {prefix} with {} entries{malformed}", view.entries());
         }
-
-        index = if listing.index < index {
-            stats.index_resets.fetch_add(1, Ordering::Relaxed);
-            log::info!("consul: index went backwards ({index} -> {}), resetting", listing.index);
-            0
-        } else if listing.index < 1 {
-            stats.index_resets.fetch_add(1, Ordering::Relaxed);
-            1
-        } else {
-            listing.index
-        };
     }
 }
 
-fn log_lost(addr: &str, e: &ConsulError, connected: bool, ever: bool, entries: usize) {
+fn log_lost(kind: &str, endpoint: &str, e: &StoreError, connected: bool, ever: bool, entries: usize) {
     if connected {
-        log::warn!("consul: lost {addr} ({e}); keeping the last {entries} MACs and retrying");
+        log::warn!("{kind}: lost {endpoint} ({e}); keeping the last {entries} entries and retrying");
     } else if ever {
-        log::warn!("consul: {addr} still unreachable ({e}); retrying");
+        log::warn!("{kind}: {endpoint} still unreachable ({e}); retrying");
     } else {
-        log::warn!("consul: cannot reach {addr} ({e}); running on static entries and retrying");
+        log::warn!("{kind}: cannot reach {endpoint} ({e}); running on static entries and retrying");
     }
-}
-
-/// Parses a listing into the desired FDB, skipping malformed keys. `logged` holds the
-/// keys that were malformed in the previous listing: a key is logged when it turns bad,
-/// not on every answer while it stays bad (and the set holds only keys still bad).
-/// Also returns the MACs whose entries point at this node (not in the desired FDB).
-fn decode(
-    cfg: &WatchConfig,
-    pairs: &[super::client::KvPair],
-    logged: &mut HashSet<String>,
-) -> (Desired, BTreeSet<Mac>, u64) {
-    let mut desired = Desired::new();
-    let mut own = BTreeSet::new();
-    let mut skipped = 0;
-    let mut bad_now = HashSet::new();
-    for p in pairs {
-        match cfg.keys.parse(&p.key, &p.value) {
-            Ok(Some((mac, remote))) => {
-                if Some(remote.ip) == cfg.local {
-                    own.insert(mac);
-                } else {
-                    desired.entry(mac).or_default().insert(remote);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                skipped += 1;
-                if !logged.contains(&p.key) {
-                    log::warn!("consul: skipping key {}: {e}", p.key);
-                }
-                bad_now.insert(p.key.clone());
-            }
-        }
-    }
-    *logged = bad_now;
-    (desired, own, skipped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pair(key: &str, value: &str) -> super::super::client::KvPair {
-        super::super::client::KvPair {
-            key: key.into(),
-            value: value.as_bytes().to_vec(),
-            flags: 0,
-            create_index: 1,
-            modify_index: 1,
-            lock_index: 0,
-            session: None,
-        }
-    }
-
-    #[test]
-    fn decode_skips_bad_keys_and_remembers_only_those_still_bad() {
-        let mut cfg = WatchConfig::new(Keys::new("vxdp/", vxdp_common::Vni::new(5).unwrap()));
-        cfg.local = Some("192.0.2.1".parse().unwrap());
-        let good = pair("vxdp/vni/5/mac/02:00:00:00:00:01", r#"{"v":1,"vtep":"192.0.2.2"}"#);
-        let mine = pair("vxdp/vni/5/mac/02:00:00:00:00:02", r#"{"v":1,"vtep":"192.0.2.1"}"#);
-        let bad = pair("vxdp/vni/5/mac/02:00:00:00:00:03", "{");
-        let mut logged = HashSet::new();
-        let (d, own, skipped) = decode(&cfg, &[good.clone(), mine.clone(), bad.clone()], &mut logged);
-        assert_eq!((d.len(), skipped), (1, 1));
-        assert_eq!(own, BTreeSet::from([Mac([2, 0, 0, 0, 0, 2])]));
-        assert!(logged.contains(&bad.key));
-        let fixed = pair(&bad.key, r#"{"v":1,"vtep":"192.0.2.3"}"#);
-        let (d, _, skipped) = decode(&cfg, &[good, mine, fixed], &mut logged);
-        assert_eq!((d.len(), skipped), (2, 0));
-        assert!(logged.is_empty(), "a fixed key is still remembered as bad");
-    }
 
     #[test]
     fn token_bucket_allows_a_burst_then_paces() {

@@ -1,15 +1,18 @@
 //! The advertiser: publishes this node as a VTEP of its VNI and the MACs seen behind
-//! its overlay device, under a Consul session, so other nodes' watchers find them.
+//! its overlay device, under a lease of the store (a Consul session, an etcd lease), so
+//! other nodes' watchers find them. The rules are the same on every store:
 //!
-//! - One session (TTL, `Behavior=delete`, no lock delay), renewed every TTL/2. If the
-//!   node dies, Consul invalidates the session after the TTL and deletes every key it
-//!   holds: the node's entries vanish from every other node by themselves.
-//! - Keys are written with `?acquire=<session>`. If the session is lost (renew answers
-//!   404, e.g. after a long partition), a new one is created and everything this node
-//!   still owns is written again.
+//! - One lease with a TTL, renewed every TTL/2 (Consul: a session with
+//!   `Behavior=delete` and no lock delay; etcd: a lease kept alive). If the node dies,
+//!   the store ends the lease after the TTL and deletes every key under it: the node's
+//!   entries vanish from every other node by themselves.
+//! - Keys are written under the lease, only if free or already ours ([`Store::put`]:
+//!   Consul `?acquire=<session>`, etcd a transaction on the key's create revision and
+//!   lease). If the lease is lost (e.g. after a partition longer than the TTL), a new
+//!   one is created and everything this node still owns is written again.
 //! - A MAC that moves: the node that now sees the MAC locally claims its key. If another
-//!   node's session holds it, the claimant deletes it with `?cas=<ModifyIndex>` (so it
-//!   only removes the version it looked at) and acquires it; the old owner's watcher
+//!   node's lease holds it, the claimant deletes exactly the version it looked at
+//!   ([`Store::delete`] with a version) and writes its own; the old owner's watcher
 //!   then sees the MAC at another VTEP and calls [`AdvertiserHandle::disown`], so the
 //!   old owner never claims it back unless its own traffic shows the MAC again.
 //! - Only a fresh sighting (within [`AdvertiseConfig::takeover_window`]) takes a key
@@ -24,12 +27,12 @@
 //!   written again: the watcher reports which of this node's keys each answer holds
 //!   ([`AdvertiserHandle::present`]), and a key written before that listing was asked
 //!   for but missing from it is claimed again. (A listing asked for after a write
-//!   completed reflects it; with `stale` reads a follower may lag, so there the write
-//!   must be [`STALE_GRACE`] older than the listing.)
+//!   completed reflects it; where answers may lag, Consul's `stale` reads or an etcd
+//!   watch stream, the write must be [`Store::read_lag`] older than the listing.)
 
-use super::client::{Client, Consistency, ConsulError};
 use super::schema::{Keys, MacValue, VtepValue, VERSION};
 use super::watch::{sleep_unless, Backoff};
+use super::{Lease, Store, StoreError};
 use crate::mac::Mac;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -47,14 +50,14 @@ pub struct AdvertiseConfig {
     pub local: IpAddr,
     /// This node's VXLAN port, when it is not the peers' default.
     pub port: Option<u16>,
-    /// Session TTL (Consul accepts 10 s to 24 h).
+    /// Lease TTL (Consul accepts 10 s to 24 h; etcd at least its election timeout).
     pub ttl: Duration,
     /// A local MAC not seen for this long is withdrawn.
     pub mac_ageing: Duration,
     /// A sighting at most this old justifies taking a MAC's key from another node's
     /// session (the data plane re-reports a MAC that keeps sending every 10 s).
     pub takeover_window: Duration,
-    /// Session name, for operators reading `consul operator` output.
+    /// Lease name, for operators (Consul shows it with the session; etcd keeps none).
     pub name: String,
 }
 
@@ -67,14 +70,10 @@ pub struct AdvertiseStats {
     pub claims: AtomicU64,
     pub takeovers: AtomicU64,
     pub withdrawn: AtomicU64,
-    /// Keys found missing from Consul and written again.
+    /// Keys found missing from the store and written again.
     pub rewritten: AtomicU64,
     pub errors: AtomicU64,
 }
-
-/// With `stale` reads, how long after writing a key a listing may still lack it
-/// before the key counts as missing.
-pub const STALE_GRACE: Duration = Duration::from_secs(2);
 
 enum Msg {
     Seen(Mac),
@@ -94,7 +93,7 @@ impl AdvertiserHandle {
         let _ = self.tx.send(Msg::Seen(mac));
     }
 
-    /// Consul says `mac` now lives behind another VTEP: stop claiming it.
+    /// The store says `mac` now lives behind another VTEP: stop claiming it.
     pub fn disown(&self, mac: Mac) {
         let _ = self.tx.send(Msg::Disown(mac));
     }
@@ -107,7 +106,7 @@ impl AdvertiserHandle {
     }
 }
 
-/// A running advertiser. Dropping it destroys the session (its keys are deleted).
+/// A running advertiser. Dropping it ends the lease (its keys are deleted).
 pub struct Advertiser {
     stop: Arc<AtomicBool>,
     stats: Arc<AdvertiseStats>,
@@ -116,14 +115,14 @@ pub struct Advertiser {
 }
 
 impl Advertiser {
-    pub fn spawn(client: Client, cfg: AdvertiseConfig) -> std::io::Result<Advertiser> {
+    pub fn spawn(store: impl Store, cfg: AdvertiseConfig) -> std::io::Result<Advertiser> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(AdvertiseStats::default());
         let (tx, rx) = channel();
         let (s, st) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new()
-            .name("consul-advertise".into())
-            .spawn(move || State::new(client, cfg, rx).run(&s, &st))?;
+            .name(format!("{}-advertise", store.kind()))
+            .spawn(move || State::new(store, cfg, rx).run(&s, &st))?;
         Ok(Advertiser { stop, stats, handle: AdvertiserHandle { tx }, thread: Some(thread) })
     }
 
@@ -151,17 +150,17 @@ enum Claim {
     /// This node saw the MAC (or owns it under a new session): a fresh sighting may take
     /// the key from another node.
     Seen,
-    /// Its key vanished from Consul: written back only if no other node holds it by
+    /// Its key vanished from the store: written back only if no other node holds it by
     /// then (a takeover deletes the old key before writing its own, and that gap must
     /// not be undone).
     Rewrite,
 }
 
-struct State {
-    client: Client,
+struct State<S: Store> {
+    store: S,
     cfg: AdvertiseConfig,
     rx: Receiver<Msg>,
-    session: Option<String>,
+    session: Option<Lease>,
     renewed: Instant,
     /// MAC → last time it was seen locally.
     owned: HashMap<Mac, Instant>,
@@ -176,10 +175,10 @@ struct State {
     failing: bool,
 }
 
-impl State {
-    fn new(client: Client, cfg: AdvertiseConfig, rx: Receiver<Msg>) -> State {
+impl<S: Store> State<S> {
+    fn new(store: S, cfg: AdvertiseConfig, rx: Receiver<Msg>) -> State<S> {
         State {
-            client,
+            store,
             cfg,
             rx,
             session: None,
@@ -201,20 +200,19 @@ impl State {
                 match self.step(stats) {
                     Ok(()) => {
                         if self.failing {
-                            log::info!("consul: advertising again ({} MACs)", self.owned.len());
+                            log::info!("{}: advertising again ({} MACs)", self.store.kind(), self.owned.len());
                         }
                         self.failing = false;
                         self.backoff.reset();
                     }
                     Err(e) => {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
-                        if matches!(&e, ConsulError::Status { status: 500, body } if body.to_ascii_lowercase().contains("session"))
-                        {
-                            // Consul no longer knows our session: start over with a new one.
+                        if matches!(&e, StoreError::SessionLost(_)) {
+                            // The store no longer knows our lease: start over with a new one.
                             self.session = None;
                         }
                         if !self.failing {
-                            log::warn!("consul: advertising failed ({e}); retrying");
+                            log::warn!("{}: advertising failed ({e}); retrying", self.store.kind());
                         }
                         self.failing = true;
                         self.retry_at = Instant::now() + self.backoff.next_delay();
@@ -226,9 +224,10 @@ impl State {
             sleep_unless(stop, Duration::from_millis(20));
         }
         if let Some(id) = self.session.take() {
-            match self.client.session_destroy(&id) {
-                Ok(_) => log::info!("consul: session destroyed, {} MACs withdrawn", self.owned.len()),
-                Err(e) => log::warn!("consul: could not destroy the session ({e}); its TTL will remove our keys"),
+            let kind = self.store.kind();
+            match self.store.lease_revoke(&id) {
+                Ok(()) => log::info!("{kind}: lease {id} ended, {} MACs withdrawn", self.owned.len()),
+                Err(e) => log::warn!("{kind}: could not end lease {id} ({e}); its TTL will remove our keys"),
             }
         }
     }
@@ -246,7 +245,7 @@ impl State {
                     if self.owned.remove(&mac).is_some() {
                         self.written.remove(&mac);
                         stats.withdrawn.fetch_add(1, Ordering::Relaxed);
-                        log::info!("consul: {mac} moved to another VTEP; no longer advertised here");
+                        log::info!("{}: {mac} moved to another VTEP; no longer advertised here", self.store.kind());
                     }
                 }
                 Msg::Present { macs, listed_at } => self.check_present(&macs, listed_at, stats),
@@ -257,17 +256,18 @@ impl State {
     /// Schedules the keys this node wrote well before a listing, but which the listing
     /// lacks, to be written again.
     fn check_present(&mut self, macs: &BTreeSet<Mac>, listed_at: Instant, stats: &AdvertiseStats) {
-        let grace = if self.client.config().consistency == Consistency::Stale { STALE_GRACE } else { Duration::ZERO };
+        let grace = self.store.read_lag();
+        let kind = self.store.kind();
         let missing = |at: &Instant| *at + grace < listed_at;
         if !macs.contains(&Mac::ZERO) && self.vtep_written.as_ref().is_some_and(missing) {
-            log::info!("consul: {} is missing from Consul; registering again", self.cfg.keys.vtep(self.cfg.local));
+            log::info!("{kind}: {} is missing from the store; registering again", self.cfg.keys.vtep(self.cfg.local));
             self.vtep_written = None;
             stats.rewritten.fetch_add(1, Ordering::Relaxed);
         }
         let gone: Vec<Mac> =
             self.written.iter().filter(|(mac, at)| !macs.contains(mac) && missing(at)).map(|(mac, _)| *mac).collect();
         for mac in gone {
-            log::info!("consul: {} is missing from Consul; writing it again", self.cfg.keys.mac(mac));
+            log::info!("{kind}: {} is missing from the store; writing it again", self.cfg.keys.mac(mac));
             self.written.remove(&mac);
             self.pending.push((mac, Claim::Rewrite));
             stats.rewritten.fetch_add(1, Ordering::Relaxed);
@@ -275,25 +275,26 @@ impl State {
     }
 
     /// One round: session, renewal, pending claims, ageing. Errors leave the work pending.
-    fn step(&mut self, stats: &AdvertiseStats) -> Result<(), ConsulError> {
+    fn step(&mut self, stats: &AdvertiseStats) -> Result<(), StoreError> {
+        let kind = self.store.kind();
         let session = match &self.session {
             Some(s) if self.renewed.elapsed() < self.cfg.ttl / 2 => s.clone(),
             Some(s) => {
                 let s = s.clone();
-                if self.client.session_renew(&s)? {
+                if self.store.lease_renew(&s)? {
                     self.renewed = Instant::now();
                     s
                 } else {
-                    log::warn!("consul: session {s} expired; creating a new one and advertising again");
+                    log::warn!("{kind}: lease {s} expired; creating a new one and advertising again");
                     self.session = None;
                     return self.step(stats);
                 }
             }
             None => {
-                let s = self.client.session_create(&self.cfg.name, self.cfg.ttl)?;
+                let s = self.store.lease_grant(&self.cfg.name, self.cfg.ttl)?;
                 stats.sessions_created.fetch_add(1, Ordering::Relaxed);
                 log::info!(
-                    "consul: session {s} created (ttl {:?}), advertising {} as a VTEP",
+                    "{kind}: lease {s} created (ttl {:?}), advertising {} as a VTEP",
                     self.cfg.ttl,
                     self.cfg.local
                 );
@@ -310,7 +311,7 @@ impl State {
             let key = self.cfg.keys.vtep(self.cfg.local);
             // Our own address: a session still holding it is an earlier run of this node.
             if !self.claim(&key, &v, &session, true, stats)? {
-                return Err(ConsulError::Decode(format!("{key} is held by another session")));
+                return Err(StoreError::Refused(format!("{key} is held by another lease")));
             }
             self.vtep_written = Some(Instant::now());
         }
@@ -321,7 +322,8 @@ impl State {
                         .expect("serializable");
                 let fresh = seen.elapsed() <= self.cfg.takeover_window;
                 let takeover = fresh && why == Claim::Seen;
-                if self.claim(&self.cfg.keys.mac(mac), &v, &session, takeover, stats)? {
+                let key = self.cfg.keys.mac(mac);
+                if self.claim(&key, &v, &session, takeover, stats)? {
                     self.written.insert(mac, Instant::now());
                 } else {
                     // Another node holds it (and our sighting is old, or it keeps
@@ -329,7 +331,7 @@ impl State {
                     self.owned.remove(&mac);
                     self.written.remove(&mac);
                     stats.withdrawn.fetch_add(1, Ordering::Relaxed);
-                    log::info!("consul: {mac} is held by another VTEP; not advertised here");
+                    log::info!("{kind}: {mac} is held by another VTEP; not advertised here");
                 }
             }
             self.pending.pop();
@@ -343,9 +345,9 @@ impl State {
             .collect();
         for mac in expired {
             let key = self.cfg.keys.mac(mac);
-            if let Some(p) = self.client.kv_get(&key)? {
-                if p.session.as_deref() == Some(session.as_str()) {
-                    self.client.kv_delete(&key, Some(p.modify_index))?;
+            if let Some(h) = self.store.get(&key)? {
+                if h.owner.as_ref() == Some(&session) {
+                    self.store.delete(&key, Some(h.version))?;
                 }
             }
             self.owned.remove(&mac);
@@ -355,30 +357,30 @@ impl State {
         Ok(())
     }
 
-    /// Writes `key` under our session; with `takeover`, takes it from another session
-    /// that holds it. `Ok(false)`: another session holds it.
+    /// Writes `key` under our lease; with `takeover`, takes it from another lease that
+    /// holds it. `Ok(false)`: another lease holds it.
     fn claim(
-        &self,
+        &mut self,
         key: &str,
         value: &[u8],
-        session: &str,
+        session: &Lease,
         takeover: bool,
         stats: &AdvertiseStats,
-    ) -> Result<bool, ConsulError> {
+    ) -> Result<bool, StoreError> {
         for _ in 0..3 {
-            if self.client.kv_put(key, value, Some(session), None)? {
+            if self.store.put(key, value, Some(session))? {
                 stats.claims.fetch_add(1, Ordering::Relaxed);
                 return Ok(true);
             }
             if !takeover {
                 return Ok(false);
             }
-            // Held by another session: remove exactly the version we saw, then retry.
-            if let Some(p) = self.client.kv_get(key)? {
-                let foreign = p.session.as_deref().is_some_and(|s| s != session);
-                if foreign && self.client.kv_delete(key, Some(p.modify_index))? {
+            // Held by another lease: remove exactly the version we saw, then retry.
+            if let Some(h) = self.store.get(key)? {
+                let foreign = h.owner.as_ref().is_some_and(|s| s != session);
+                if foreign && self.store.delete(key, Some(h.version))? {
                     stats.takeovers.fetch_add(1, Ordering::Relaxed);
-                    log::info!("consul: took over {key} from another VTEP");
+                    log::info!("{}: took over {key} from another VTEP", self.store.kind());
                 }
             }
         }
