@@ -15,14 +15,16 @@ fn lat(m: &Measurement) -> String {
 /// The table printed at the end of a run (Markdown, so it pastes into BENCHMARKS.md).
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| dir | inner B | flows | wk | medium Mpps | vxdp Mpps | vxdp Gbit/s | vxdp loss | vxdp p50/p99/p99.9 µs | vxdp ns/pkt | kernel Mpps | kernel Gbit/s | kernel loss | kernel p50/p99/p99.9 µs | kernel ns/pkt | vxdp/kernel | vxdp/medium |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|\n");
+    s.push_str("| dir | inner B | flows | wk | medium Mpps | vxdp Mpps | vxdp Gbit/s | vxdp loss | vxdp p50/p99/p99.9 µs | vxdp ns/pkt | kernel Mpps | kernel Gbit/s | kernel loss | kernel p50/p99/p99.9 µs | kernel ns/pkt | vxdp/kernel | vxdp/medium | port layout Mpps | port/kernel |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let medium = r.medium.as_ref().map_or("-".into(), |m| format!("{:.3}", m.mpps));
         let of_medium = r.of_medium().map_or("-".into(), |x| format!("{:.0}%", x * 100.0));
+        let port = r.port.as_ref().map_or("-".into(), |m| format!("{:.3}", m.mpps));
+        let port_ratio = r.port_ratio().map_or("-".into(), |x| format!("{x:.2}x"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:.3} | {:.2} | {:.1}% | {} | {:.0} | {:.3} | {:.2} | {:.1}% | {} | {:.0} | {:.2}x | {} |",
+            "| {} | {} | {} | {} | {} | {:.3} | {:.2} | {:.1}% | {} | {:.0} | {:.3} | {:.2} | {:.1}% | {} | {:.0} | {:.2}x | {} | {} | {} |",
             r.direction,
             r.size,
             r.flows,
@@ -39,7 +41,9 @@ pub fn table(rows: &[Row]) -> String {
             lat(&r.kernel),
             r.kernel.cpu_ns_per_pkt,
             r.ratio(),
-            of_medium
+            of_medium,
+            port,
+            port_ratio
         );
     }
     s
@@ -196,6 +200,8 @@ pub fn json(rows: &[Row], meta: serde_json::Value) -> serde_json::Value {
                 "kernel": measurement_json(&r.kernel),
                 "vxdp_over_kernel": r.ratio(),
                 "vxdp_over_medium": r.of_medium(),
+                "vxdp_port_layout": r.port.as_ref().map(measurement_json),
+                "vxdp_port_layout_over_kernel": r.port_ratio(),
             })
         })
         .collect();

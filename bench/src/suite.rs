@@ -49,11 +49,10 @@ pub enum Dut {
     Vxdp,
     /// `vxdp run --datapath afxdp`: every frame through the AF_XDP workers.
     Afxdp,
-    // Hook for the port layout (issue 10 item 3, branch `ports`): a `Dut::VxdpPorts`
-    // variant, `vxdp run --datapath auto` serving `vethc` as a port instead of `vx0` in
-    // `br0`; `add_vtep` starts it, `headline::DUTS` lists it after `Dut::Vxdp`, and the
-    // reports pick it up from there (label "auto, port layout").
     Kernel,
+    /// vxdp (`--datapath auto`) in the port layout: A's `vethc` is vxdp's port, no
+    /// bridge and no `vx0` hop (decap and encap only).
+    VxdpPort,
 }
 
 impl Dut {
@@ -64,6 +63,7 @@ impl Dut {
             Dut::Vxdp => "vxdp auto, bridge layout",
             Dut::Afxdp => "vxdp afxdp",
             Dut::Kernel => "kernel vxlan + bridge",
+            Dut::VxdpPort => "vxdp auto, port layout",
         }
     }
 
@@ -80,6 +80,7 @@ impl fmt::Display for Dut {
             Dut::Vxdp => "auto",
             Dut::Afxdp => "afxdp",
             Dut::Kernel => "kernel",
+            Dut::VxdpPort => "vxdp-port",
         })
     }
 }
@@ -164,7 +165,7 @@ impl Options {
             rate: None,
             headline: true,
             matrix: true,
-            duts: vec![Dut::Kernel, Dut::Vxdp, Dut::Afxdp, Dut::Medium],
+            duts: vec![Dut::Kernel, Dut::Vxdp, Dut::VxdpPort, Dut::Afxdp, Dut::Medium],
             step_phase: Duration::from_millis(1000),
             idle_phase: Duration::from_secs(3),
             vxdp_args: Vec::new(),
@@ -225,6 +226,8 @@ pub struct Row {
     pub medium: Option<Measurement>,
     pub vxdp: Measurement,
     pub kernel: Measurement,
+    /// vxdp in the port layout (decap and encap rows).
+    pub port: Option<Measurement>,
 }
 
 impl Row {
@@ -235,6 +238,11 @@ impl Row {
         } else {
             0.0
         }
+    }
+
+    /// vxdp port layout Mpps / kernel Mpps.
+    pub fn port_ratio(&self) -> Option<f64> {
+        self.port.as_ref().filter(|_| self.kernel.mpps > 0.0).map(|p| p.mpps / self.kernel.mpps)
     }
 
     /// vxdp Mpps / medium Mpps.
@@ -274,6 +282,12 @@ pub(crate) enum DutGuard {
     Kernel {
         namespaces: Vec<String>,
     },
+    /// The daemon stops first (field order), then `vethc` goes back into `br0`.
+    VxdpPort {
+        _daemon: Daemon,
+        ns: String,
+        container_mac: String,
+    },
 }
 
 impl Drop for DutGuard {
@@ -282,6 +296,15 @@ impl Drop for DutGuard {
             for ns in namespaces.iter() {
                 let _ = vxdp_tests::netns::run_cmd(&["ip", "netns", "exec", ns, "ip", "link", "del", "vxlan0"]);
             }
+        }
+        if let DutGuard::VxdpPort { ns, container_mac, .. } = self {
+            let exec = |args: &[&str]| {
+                let mut argv = vec!["ip", "netns", "exec", ns.as_str()];
+                argv.extend_from_slice(args);
+                let _ = vxdp_tests::netns::run_cmd(&argv);
+            };
+            exec(&["ip", "link", "set", "vethc", "master", "br0"]);
+            exec(&["bridge", "fdb", "replace", container_mac, "dev", "vethc", "master", "static"]);
         }
     }
 }
@@ -327,7 +350,7 @@ fn add_vtep(h: &BenchHost, peer: &BenchHost, dut: Dut, workers: u32, extra: &[St
             vxdp_tests::netns::run_cmd(&["taskset", "-a", "-p", "-c", &cpus, &pid]).expect("taskset");
             ("vx0", Some(d))
         }
-        Dut::Medium => unreachable!("the medium has no VTEP"),
+        Dut::Medium | Dut::VxdpPort => unreachable!("{dut} has no VTEP in br0"),
     };
     h.ns.run(format!("ip link set {dev} master br0 up"));
     h.ns.run(format!("bridge fdb replace {pmac} dev {dev} master static"));
@@ -355,6 +378,25 @@ pub(crate) fn start_dut(topo: &BenchTopo, dir: Direction, dut: Dut, workers: u32
                 daemons.push(add_vtep(&topo.b, &topo.a, dut, workers, &opts.vxdp_args).expect("daemon"));
             }
             DutGuard::Vxdp { daemons }
+        }
+        Dut::VxdpPort => {
+            let (a, b) = (&topo.a, &topo.b);
+            a.ns.run("ip link set vethc nomaster");
+            let (w, vni) = (workers.to_string(), VNI.to_string());
+            let args = ["--dev", "eth0", "--vni", &vni, "--remote", b.underlay_ip, "--nolearning", "--workers", &w];
+            let d = Daemon::start(&a.ns, "vx0", &[&args[..], &["--layout", "port", "--datapath", "auto"]].concat());
+            let container_mac = fmt_mac(&a.container_mac);
+            d.ctl(&["port", "add", "vethc", "mac", &container_mac, "dev", "vx0"]).expect("vxdp port add");
+            let pmac = fmt_mac(&b.container_mac);
+            d.ctl(&["fdb", "append", &pmac, "dst", b.underlay_ip, "dev", "vx0"]).expect("vxdp fdb append");
+            let resolved = vxdp_tests::wait_until(Duration::from_secs(5), || {
+                d.try_stats().map(|s| s.0["resolved_remotes"].as_u64().unwrap_or(0) >= 1).unwrap_or(false)
+            });
+            assert!(resolved, "vxdp on {} did not resolve {}", a.ns.name(), b.underlay_ip);
+            let (cpus, _, _) = dut_cpus(workers);
+            let pid = d.pid().expect("daemon pid").to_string();
+            vxdp_tests::netns::run_cmd(&["taskset", "-a", "-p", "-c", &cpus, &pid]).expect("taskset");
+            DutGuard::VxdpPort { _daemon: d, ns: a.ns.name().to_string(), container_mac }
         }
         Dut::Kernel => {
             add_vtep(&topo.a, &topo.b, dut, workers, &opts.vxdp_args);
@@ -516,7 +558,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> (Option<crate::hea
             let duts: &[Dut] = if dir == Direction::RoundTrip {
                 &[Dut::Vxdp, Dut::Kernel]
             } else {
-                &[Dut::Medium, Dut::Vxdp, Dut::Kernel]
+                &[Dut::Medium, Dut::Vxdp, Dut::Kernel, Dut::VxdpPort]
             };
             for &dut in duts {
                 let t0 = Instant::now();
@@ -558,6 +600,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&str)) -> (Option<crate::hea
                         medium: take(dir, Dut::Medium, workers, size, flows),
                         vxdp: take(dir, Dut::Vxdp, workers, size, flows).unwrap_or_default(),
                         kernel: take(dir, Dut::Kernel, workers, size, flows).unwrap_or_default(),
+                        port: take(dir, Dut::VxdpPort, workers, size, flows),
                     });
                 }
             }

@@ -16,8 +16,10 @@
 pub const DEV_OVERLAY: u32 = 0;
 /// Index of the underlay NIC in the device map.
 pub const DEV_UNDERLAY: u32 = 1;
+/// Index of the trunk (the user end of the overlay veth) in the device map: port layout.
+pub const DEV_TRUNK: u32 = 2;
 /// Entries of the device map.
-pub const DEVS: u32 = 2;
+pub const DEVS: u32 = 3;
 
 /// Most (VNI, MAC) entries the express path holds; past it the rest go to the workers.
 pub const MAX_FDB: u32 = 65_536;
@@ -53,6 +55,13 @@ pub const CFG_REPORT_LOCAL: u32 = 1 << 3;
 /// [`ExpressConfig::flags`]: ARP/ND suppression (`--proxy`) is on: ARP and neighbour
 /// solicitations go to the workers, which answer them from the neighbour table.
 pub const CFG_PROXY: u32 = 1 << 4;
+/// [`ExpressConfig::flags`]: port layout. The overlay veth is the trunk to the workers
+/// (its frames carry a trunk header, so the overlay program leaves them all to the
+/// workers); decap looks the inner destination up in the port table.
+pub const CFG_PORT_LAYOUT: u32 = 1 << 5;
+/// [`ExpressConfig::flags`]: port layout, express path on: XDP switches between ports and
+/// decap delivers into the port owning the destination MAC.
+pub const CFG_PORT_SWITCH: u32 = 1 << 6;
 
 /// The express path's settings, one element, written by userspace.
 #[repr(C)]

@@ -11,6 +11,7 @@ pub mod express;
 pub mod flow;
 pub mod guard;
 pub mod hdr;
+pub mod ports;
 mod vni;
 pub use vni::{ParseVniError, Vni};
 
@@ -41,8 +42,14 @@ pub mod maps {
     pub const GUARD_CONFIG: &str = "VXDP_G_CONFIG";
     /// `LpmTrie<[u8; 4], u32>`: outer IPv4 sources VXLAN is accepted from (see [`guard`](crate::guard)).
     pub const GUARD_ACCEPT_V4: &str = "VXDP_G_ACCEPT_V4";
+    /// `HashMap<[u8; 8], u32>`: port layout, MAC → port ifindex (`ports::mac_key`).
+    pub const PORT_MACS: &str = "VXDP_P_MACS";
+    /// `DevMapHash`: port layout, the ports by ifindex.
+    pub const PORT_DEVS: &str = "VXDP_P_DEVS";
+    /// `PerCpuHashMap<u32, PortStats>`: port layout, each port's counters by ifindex.
+    pub const PORT_STATS: &str = "VXDP_P_STATS";
     /// Every map, for the build's symbol list.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 15] = [
         CONFIG,
         UNDERLAY_XSKS,
         OVERLAY_XSKS,
@@ -55,6 +62,9 @@ pub mod maps {
         EXPRESS_CPU,
         GUARD_CONFIG,
         GUARD_ACCEPT_V4,
+        PORT_MACS,
+        PORT_DEVS,
+        PORT_STATS,
     ];
 }
 
@@ -64,8 +74,13 @@ pub mod programs {
     pub const UNDERLAY: &str = "vxdp_underlay";
     /// Attached to vxdp's end of the overlay veth pair: every frame goes to AF_XDP.
     pub const OVERLAY: &str = "vxdp_overlay";
-    /// Both programs, for the build's symbol list.
-    pub const ALL: [&str; 2] = [UNDERLAY, OVERLAY];
+    /// Port layout, on each port: switches between ports, encapsulates, the rest to the trunk.
+    pub const PORT: &str = "vxdp_port";
+    /// Port layout, on the user end of the overlay veth (the trunk): delivers the
+    /// workers' frames into the port their trunk header names.
+    pub const TRUNK: &str = "vxdp_trunk";
+    /// Every program, for the build's symbol list.
+    pub const ALL: [&str; 4] = [UNDERLAY, OVERLAY, PORT, TRUNK];
 }
 
 /// Maximum number of AF_XDP sockets (RX queues) per interface.
@@ -173,6 +188,21 @@ counter_enum! {
         /// Underlay: a VLAN-tagged frame: the kernel hands it to its VLAN device, if
         /// any (vxdp serves the VLAN when `--dev` is that VLAN device).
         PassVlanTagged = 28 => "xdp_pass_vlan_tagged",
+        /// Port layout: a frame from one port delivered into another by XDP (not steered).
+        PortSwitched = 29 => "xdp_port_switched",
+        /// Bytes of the frames `PortSwitched` delivered.
+        PortSwitchedBytes = 30 => "xdp_port_switched_bytes",
+        /// Port layout: a frame from a port sent through the trunk to the workers (the
+        /// `xdp_to_workers_*` counters say why).
+        PortToWorkers = 31 => "xdp_port_to_workers",
+        /// Port layout: a frame from a port dropped because the trunk refused it (vxdp is
+        /// stopping).
+        PortNoTrunk = 32 => "xdp_port_no_trunk",
+        /// Port layout: a frame from the workers delivered into the port its trunk header names.
+        TrunkDelivered = 33 => "xdp_trunk_delivered",
+        /// Port layout: a frame on the trunk without a valid header, or for a port that is
+        /// gone: dropped.
+        TrunkDropped = 34 => "xdp_trunk_dropped",
     }
 }
 

@@ -53,6 +53,12 @@ pub enum Request {
     Neigh(NeighRequest),
     /// The proxy table (`vxdp neigh show`).
     NeighShow,
+    /// Port layout: serve an interface as a port (`vxdp port add`).
+    PortAdd(crate::ports::PortAdd),
+    /// Port layout: stop serving a port (`vxdp port del IF`).
+    PortDel(String),
+    /// Port layout: the ports, their MACs and counters (`vxdp port show`).
+    PortShow,
 }
 
 /// The answer to one [`Request`].
@@ -66,6 +72,7 @@ pub enum Response {
     /// Boxed: the counters are far larger than the other answers.
     Stats(Box<Stats>),
     Neigh(Vec<NeighShowEntry>),
+    Ports(Vec<crate::ports::PortShowEntry>),
 }
 
 /// One remote of one FDB entry, as `fdb show` reports it.
@@ -532,6 +539,7 @@ mod tests {
                 Request::FdbShow => Response::Ok,
                 Request::Stats => Response::Stats(Box::new(calls(self.calls.load(Ordering::Relaxed)))),
                 Request::Neigh(_) | Request::NeighShow => Response::Neigh(vec![]),
+                Request::PortAdd(_) | Request::PortDel(_) | Request::PortShow => Response::Ports(Vec::new()),
             }
         }
     }

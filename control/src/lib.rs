@@ -8,6 +8,7 @@
 //!   socket) and `fdb show` formatting.
 //! - [`neigh`]: proxy neighbour entries (`vxdp neigh`, like `ip neigh`) for ARP/ND
 //!   suppression.
+//! - [`ports`]: `vxdp port` requests and `port show` (the port layout).
 //! - [`stats`]: the counters `vxdp stats` reports, typed for daemon and client.
 //! - [`store`]: cluster stores (Consul, etcd) as a source of entries: one interface,
 //!   the watcher, advertiser and key schema written once on top of it.
@@ -22,6 +23,7 @@ pub mod ctl;
 pub mod entry;
 pub mod mac;
 pub mod neigh;
+pub mod ports;
 pub mod stats;
 pub mod store;
 pub mod validate;

@@ -57,6 +57,13 @@ pub struct WorkerStats {
     /// IPv6 neighbour solicitations answered from the proxy table (`--proxy`).
     #[serde(default)]
     pub proxy_nd_replies: u64,
+    /// Port layout (absent from older daemons' answers: zero).
+    #[serde(default)]
+    pub port_flooded: u64,
+    #[serde(default)]
+    pub port_tx_bytes: u64,
+    #[serde(default)]
+    pub port_tx_frames: u64,
     pub underlay_rx_bytes: u64,
     pub underlay_rx_frames: u64,
 }
@@ -115,7 +122,7 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 30] = [
+    const WORKER_KEYS: [&str; 33] = [
         "csum_completed",
         "decap_bytes",
         "decap_frames",
@@ -144,6 +151,9 @@ mod tests {
         "overlay_rx_frames",
         "proxy_arp_replies",
         "proxy_nd_replies",
+        "port_flooded",
+        "port_tx_bytes",
+        "port_tx_frames",
         "underlay_rx_bytes",
         "underlay_rx_frames",
     ];
@@ -166,6 +176,9 @@ mod tests {
                 overlay_rx_frames: base + 25,
                 proxy_arp_replies: base + 30,
                 proxy_nd_replies: base + 31,
+                port_flooded: base + 32,
+                port_tx_bytes: base + 33,
+                port_tx_frames: base + 34,
                 underlay_rx_bytes: base + 26,
                 underlay_rx_frames: base + 27,
             }

@@ -59,6 +59,13 @@ vxdp_common::counter_enum! {
         /// Decap: the outer header is marked CE (congestion) but the inner packet is not
         /// ECN-capable, so the mark cannot be passed on (RFC 6040; the kernel drops it too).
         EcnCeNotEct = 18 => "ecn_ce_not_ect",
+        /// Port layout: a trunk frame without a valid trunk header, or from an interface
+        /// that is no longer a port.
+        NotAPort = 19 => "not_a_port",
+        /// Port layout: a frame to a MAC on the port it came from (a bridge drops these too).
+        PortLoop = 20 => "port_loop",
+        /// Port layout: a decapsulated frame with no port to deliver it to.
+        NoPort = 21 => "no_port",
     }
 }
 
@@ -91,6 +98,12 @@ vxdp_common::counter_enum! {
         ProxyArpReplies = 12 => "proxy_arp_replies",
         /// IPv6 neighbour solicitations answered from the proxy table, not flooded.
         ProxyNdReplies = 13 => "proxy_nd_replies",
+        /// Port layout: frames/bytes the workers delivered from one port into another
+        /// (switched, or a flooded frame once per port; decapsulated frames are `decap_*`).
+        PortTxFrames = 14 => "port_tx_frames",
+        PortTxBytes = 15 => "port_tx_bytes",
+        /// Port layout: frames from a port flooded to the other ports (once per frame).
+        PortFlooded = 16 => "port_flooded",
     }
 }
 
@@ -174,6 +187,9 @@ impl From<&LocalCounters> for WorkerStats {
             overlay_rx_frames: t(Counter::OverlayRxFrames),
             proxy_arp_replies: t(Counter::ProxyArpReplies),
             proxy_nd_replies: t(Counter::ProxyNdReplies),
+            port_flooded: t(Counter::PortFlooded),
+            port_tx_bytes: t(Counter::PortTxBytes),
+            port_tx_frames: t(Counter::PortTxFrames),
             underlay_rx_bytes: t(Counter::UnderlayRxBytes),
             underlay_rx_frames: t(Counter::UnderlayRxFrames),
         }

@@ -12,6 +12,7 @@
 //!   workers; [`express`]: mirroring the tables into the maps of their express path,
 //!   which decapsulates and encapsulates known unicast in XDP.
 //! - [`guard`]: `--accept`, the source allow-list the underlay program enforces.
+//! - [`ports`]: the port layout's table (ports and the MACs on them) and its XDP mirror.
 //! - [`counters`]: drop reasons and per-worker counters.
 //! - [`netlink`], [`ethtool`], [`cpus`]: the kernel interfaces the daemon configures.
 //! - [`daemon`]: `vxdp run`, wiring everything together: setup, the control loop, the
@@ -28,6 +29,7 @@ pub mod guard;
 pub mod neigh;
 pub mod netlink;
 pub mod nexthop;
+pub mod ports;
 pub mod vxlan;
 pub mod wire;
 pub mod xdp;

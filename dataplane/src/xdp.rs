@@ -131,7 +131,7 @@ impl XdpPrograms {
             Array::try_from(map).map_err(|source| XdpError::Map { map: maps::CONFIG, source })?;
         config.set(0, cfg, 0).map_err(|source| XdpError::Map { map: maps::CONFIG, source })?;
 
-        for program in [programs::UNDERLAY, programs::OVERLAY] {
+        for program in programs::ALL {
             xdp_program(&mut ebpf, program)?.load().map_err(|source| XdpError::Program { program, source })?;
         }
         Ok(Self { attachments: Vec::new(), ebpf })
@@ -145,6 +145,27 @@ impl XdpPrograms {
     /// Attaches the overlay program to `ifname` (vxdp's end of the overlay veth).
     pub fn attach_overlay(&mut self, ifname: &str, mode: XdpMode) -> Result<(), XdpError> {
         self.attach(programs::OVERLAY, ifname, mode)
+    }
+
+    /// Port layout: attaches the port program to `ifname` (a port).
+    pub fn attach_port(&mut self, ifname: &str, mode: XdpMode) -> Result<(), XdpError> {
+        self.attach(programs::PORT, ifname, mode)
+    }
+
+    /// Port layout: attaches the trunk program to `ifname` (the user end of the overlay veth).
+    pub fn attach_trunk(&mut self, ifname: &str, mode: XdpMode) -> Result<(), XdpError> {
+        self.attach(programs::TRUNK, ifname, mode)
+    }
+
+    /// Detaches the port program from `ifname`; false if it was not attached there.
+    pub fn detach_port(&mut self, ifname: &str) -> bool {
+        let Some(i) = self.attachments.iter().position(|a| a.program == programs::PORT && a.ifname == ifname) else {
+            return false;
+        };
+        let a = self.attachments.remove(i);
+        drop(a.link);
+        log::info!("detached XDP program {} from {ifname}", programs::PORT);
+        true
     }
 
     /// Steers underlay RX queue `queue` to the AF_XDP socket `fd`.
@@ -214,7 +235,8 @@ fn xdp_program<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut 
         .map_err(|source| XdpError::Program { program, source })
 }
 
-fn if_index(ifname: &str) -> Result<u32, XdpError> {
+/// The index of interface `ifname` in this network namespace.
+pub fn if_index(ifname: &str) -> Result<u32, XdpError> {
     let unknown = || XdpError::UnknownInterface { ifname: ifname.to_owned() };
     let c_name = CString::new(ifname).map_err(|_| unknown())?;
     // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call.

@@ -45,7 +45,7 @@ const VXLAN_FLAGS_I: u32 = (vxlan::FLAG_I as u32) << 24;
 
 /// Whether a MAC is unicast and not zero (the workers' `is_unicast`).
 #[inline(always)]
-fn is_unicast(mac: &[u8; 6]) -> bool {
+pub(crate) fn is_unicast(mac: &[u8; 6]) -> bool {
     mac[0] & 1 == 0 && (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) != 0
 }
 
@@ -149,13 +149,22 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
     if cfg.flags & CFG_LEARNING != 0 {
         let mac = frame.read::<6>(inner + eth::SOURCE).ok_or(XdpCounter::ToWorkersOther)?;
         if is_unicast(&mac) {
+            if crate::ports::is_local(cfg, &mac) {
+                // Moved from a local port to this remote: a worker learns it.
+                report_new()?;
+            }
             learn(cfg, &FdbKey::new(cfg.vni, mac), u32::from_ne_bytes(src))?;
         }
     }
 
     // Redirect first: while the frame is still whole, a refusal can fall back to the
-    // workers; the redirect itself happens after the program returns.
-    let action = X_DEVS.redirect(DEV_OVERLAY, 0).map_err(|_| XdpCounter::ExpressRedirectFailed)?;
+    // workers; the redirect itself happens after the program returns. In the port
+    // layout the target is the port owning the inner destination.
+    let (action, port) = if cfg.flags & CFG_PORT_LAYOUT != 0 {
+        crate::ports::decap_target(cfg, &frame, inner)?
+    } else {
+        (X_DEVS.redirect(DEV_OVERLAY, 0).map_err(|_| XdpCounter::ExpressRedirectFailed)?, 0)
+    };
     // SAFETY: the context pointer is the program's own; shrinking the head by the outer
     // headers keeps `data` before `data_end` (at least an Ethernet header is left).
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, inner as i32) } != 0 {
@@ -163,6 +172,9 @@ pub fn decap(ctx: &XdpContext, l3: usize, ihl: usize) -> Result<u32, XdpCounter>
     }
     count(XdpCounter::ExpressDecap);
     count_n(XdpCounter::ExpressDecapBytes, inner_len as u64);
+    if port != 0 {
+        crate::ports::count_port(port, false, inner_len);
+    }
     Ok(action)
 }
 
@@ -221,7 +233,7 @@ fn learn(cfg: &ExpressConfig, key: &FdbKey, vtep: u32) -> Result<(), XdpCounter>
 }
 
 #[inline(always)]
-fn report_new() -> Result<(), XdpCounter> {
+pub(crate) fn report_new() -> Result<(), XdpCounter> {
     if take_learn_token() {
         Err(XdpCounter::ToWorkersLearn)
     } else {

@@ -4,6 +4,7 @@
 //!   AF_XDP socket of its RX queue; everything else (and anything it cannot parse) goes
 //!   to the kernel untouched.
 //! - [`vxdp_overlay`], on vxdp's end of the overlay veth: every frame goes to AF_XDP.
+//! - [`vxdp_port`] and [`vxdp_trunk`], the port layout's (see `ports.rs`).
 //!
 //! Every verdict is counted in [`COUNTERS`] by its [`XdpCounter`]. Maps are legacy
 //! `maps`-section definitions, so the object needs no BTF.
@@ -23,6 +24,7 @@ use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MA
 mod express;
 mod guard;
 mod hdr;
+mod ports;
 use hdr::{eth, ip_proto, ipv4, ipv6, udp, vlan};
 
 /// Underlay configuration, element 0, written by userspace before attach.
@@ -57,6 +59,9 @@ const _: () = {
     assert!(str_eq(names::EXPRESS_CPU, "VXDP_X_CPU"));
     assert!(str_eq(names::GUARD_CONFIG, "VXDP_G_CONFIG"));
     assert!(str_eq(names::GUARD_ACCEPT_V4, "VXDP_G_ACCEPT_V4"));
+    assert!(str_eq(names::PORT_MACS, "VXDP_P_MACS"));
+    assert!(str_eq(names::PORT_DEVS, "VXDP_P_DEVS"));
+    assert!(str_eq(names::PORT_STATS, "VXDP_P_STATS"));
 };
 
 pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
@@ -115,9 +120,14 @@ pub fn vxdp_underlay(ctx: XdpContext) -> u32 {
 /// overlay veth to the AF_XDP socket of its queue.
 #[xdp]
 pub fn vxdp_overlay(ctx: XdpContext) -> u32 {
-    match express::encap(&ctx) {
-        Ok(action) => return action,
-        Err(reason) => count(reason),
+    // In the port layout this veth is the trunk: its frames carry a trunk header and
+    // are the workers' to handle, all of them.
+    let trunk = express::X_CONFIG.get(0).is_some_and(|c| c.flags & vxdp_common::express::CFG_PORT_LAYOUT != 0);
+    if !trunk {
+        match express::encap(&ctx) {
+            Ok(action) => return action,
+            Err(reason) => count(reason),
+        }
     }
     match OVERLAY_XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
         Ok(action) => {
@@ -129,6 +139,28 @@ pub fn vxdp_overlay(ctx: XdpContext) -> u32 {
             xdp_action::XDP_PASS
         }
     }
+}
+
+/// Port layout, on each port: frames to another port are switched, frames to a remote
+/// encapsulated (the express path); the rest goes through the trunk to the workers.
+#[xdp]
+pub fn vxdp_port(ctx: XdpContext) -> u32 {
+    let ingress = ctx.ingress_ifindex() as u32;
+    let len = Frame::new(&ctx).len;
+    ports::count_port(ingress, true, len);
+    match ports::switch(&ctx, ingress) {
+        Ok(action) => return action,
+        Err(Some(reason)) => count(reason),
+        Err(None) => {}
+    }
+    ports::to_trunk(&ctx, ingress)
+}
+
+/// Port layout, on the trunk (the user end of the overlay veth): the workers' frames go
+/// into the port their trunk header names.
+#[xdp]
+pub fn vxdp_trunk(ctx: XdpContext) -> u32 {
+    ports::from_trunk(&ctx)
 }
 
 /// What the underlay program decided before redirecting.

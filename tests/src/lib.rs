@@ -9,7 +9,8 @@
 //!   test's own sockets inside one.
 //! - [`daemon`]: the [`Daemon`] guard around `vxdp run` and its [`Stats`].
 //! - [`vtep`]: [`kernel_vtep`], a Linux kernel vxlan device as reference peer.
-//! - [`topology`]: the two-host, two-container [`Topology`].
+//! - [`topology`]: the two-host, two-container [`Topology`], and [`PortTopology`]
+//!   (vxdp's port layout on one host).
 //! - [`traffic`]: bounded traffic checks (ARP, ping, TCP, UDP broadcast).
 //! - [`raw`]: crafted (spoofed) VXLAN frames on raw sockets, and counting arrivals.
 //! - [`capture`]: an `AF_PACKET` capture, to see which frames reached a host.
@@ -33,7 +34,7 @@ pub mod vtep;
 pub use daemon::{datapath, Daemon, Datapath, Stats};
 pub use netns::{in_netns, in_netns_at, spawn_in_netns, Netns};
 pub use serial::serial;
-pub use topology::{Host, Side, Topology, VtepKind};
+pub use topology::{Host, PortTopology, Side, Topology, VtepKind};
 pub use vtep::kernel_vtep;
 
 /// `require_root("test name")`: true when the test can create namespaces; otherwise it

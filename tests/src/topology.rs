@@ -218,3 +218,75 @@ impl Drop for Topology {
         }
     }
 }
+
+/// Name of the second container's host-side veth on host A in a [`PortTopology`].
+pub const A2_VETH: &str = "vethc2";
+/// Overlay address of the second container on host A in a [`PortTopology`].
+pub const A2_IP: &str = "198.51.100.3";
+
+/// vxdp's port layout on host A, a kernel VTEP on host B:
+///
+/// ```text
+///  container CA  eth0 198.51.100.1 -- vethc  (port) ┐
+///                                                   ├ vxdp on A ═══ eth0 ═══ B: vxlan0 in br0 -- CB 198.51.100.2
+///  container CA2 eth0 198.51.100.3 -- vethc2 (port) ┘
+/// ```
+///
+/// A's containers' veths are vxdp's ports, in no bridge (`vethc` from `--port` at start,
+/// `vethc2` added with `vxdp port add`). Their container ends are set up as the port
+/// layout needs (see the README): GRO on, so frames XDP redirects into the host ends are
+/// delivered (a veth needs NAPI on its peer for that), and TX checksum offload off, so
+/// the frames they send carry finished checksums and are at most MTU-sized (XDP sees
+/// bytes, not the skb's "checksum later" or segmentation metadata).
+pub struct PortTopology {
+    pub topo: Topology,
+    /// The second container on host A.
+    pub a2: Netns,
+}
+
+impl PortTopology {
+    /// Builds the topology and starts vxdp on A with `extra` `vxdp run` flags.
+    pub fn new(extra: &[&str]) -> PortTopology {
+        let mut topo = Topology::new();
+        topo.add_vtep(Side::B, VtepKind::Kernel);
+        let a2 = Netns::new("ca2");
+        let a = &mut topo.a;
+        a.ns.run("ip link set vethc nomaster");
+        a2.run(format!("ip link add eth0 type veth peer name {A2_VETH} netns {}", a.ns.name()));
+        a2.run(format!("ip link set eth0 mtu {CONTAINER_MTU}"));
+        a2.run(format!("ip addr add {A2_IP}/24 brd + dev eth0"));
+        a2.run("ip link set eth0 up");
+        a.ns.run(format!("ip link set {A2_VETH} mtu {CONTAINER_MTU} up"));
+        for c in [&a.container, &a2] {
+            c.run("ethtool -K eth0 gro on tx off");
+        }
+        let vni = VNI.to_string();
+        let remote = topo.b.underlay_ip;
+        let mut args = vec!["--dev", "eth0", "--vni", &vni, "--remote", remote, "--port", "vethc"];
+        args.extend_from_slice(extra);
+        let daemon = Daemon::start(&a.ns, "vx0", &args);
+        daemon
+            .ctl(&["port", "add", A2_VETH, "dev", "vx0"])
+            .unwrap_or_else(|e| panic!("vxdp port add {A2_VETH}: {e:#}"));
+        a.daemon = Some(daemon);
+        a.vtep = Some("vx0".into());
+        PortTopology { topo, a2 }
+    }
+
+    /// `vxdp port show --json` on A, parsed.
+    pub fn ports(&self) -> serde_json::Value {
+        let out = self.topo.a.daemon().ctl(&["port", "show", "dev", "vx0", "--json"]).expect("vxdp port show");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("port show is not JSON ({e}): {out}"))
+    }
+
+    /// The MACs `port show` lists on port `ifname` (empty if it is not a port).
+    pub fn port_macs(&self, ifname: &str) -> Vec<String> {
+        let ports = self.ports();
+        let port = ports.as_array().into_iter().flatten().find(|p| p["name"] == ifname);
+        port.and_then(|p| p["macs"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["mac"].as_str().map(str::to_lowercase))
+            .collect()
+    }
+}

@@ -76,6 +76,10 @@ fn fdb_control() {
     let bad = d.ctl(&["fdb", "add", "not-a-mac", "dst", "192.0.2.9", "dev", "vx0"]).expect_err("bad MAC accepted");
     assert!(format!("{bad:#}").contains("not-a-mac"), "error does not name the bad MAC: {bad:#}");
     assert!(!show(&topo).contains("192.0.2.9"));
+
+    // The bridge layout (the default) serves no ports: `vxdp port` says how to get them.
+    let port = d.ctl(&["port", "add", "vethc", "dev", "vx0"]).expect_err("port add in the bridge layout");
+    assert!(format!("{port:#}").contains("--layout port"), "{port:#}");
 }
 
 #[test]

@@ -45,7 +45,7 @@ struct Args {
     /// `--vxdp-arg=--busy-poll`.
     #[arg(long = "vxdp-arg", value_name = "ARG", allow_hyphen_values = true)]
     vxdp_args: Vec<String>,
-    /// DUT kinds of the one-core comparison: kernel, auto, afxdp, medium; default all.
+    /// DUT kinds of the one-core comparison: kernel, auto, port (auto in the port layout), afxdp, medium; default all.
     #[arg(long, value_delimiter = ',')]
     duts: Vec<String>,
     /// Offer this rate in the full-load phase (Mpps) instead of as fast as the
@@ -103,9 +103,10 @@ fn main() -> Result<()> {
             .map(|d| match d.as_str() {
                 "kernel" => Ok(Dut::Kernel),
                 "auto" => Ok(Dut::Vxdp),
+                "port" => Ok(Dut::VxdpPort),
                 "afxdp" => Ok(Dut::Afxdp),
                 "medium" => Ok(Dut::Medium),
-                _ => bail!("--duts {d}: expected kernel, auto, afxdp or medium"),
+                _ => bail!("--duts {d}: expected kernel, auto, port, afxdp or medium"),
             })
             .collect::<Result<_>>()?;
     }

@@ -1,4 +1,4 @@
-//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `stats`).
+//! The `vxdp` command: the daemon (`run`) and its control client (`fdb`, `port`, `stats`).
 #![forbid(unsafe_code)]
 
 mod run_args;
@@ -50,6 +50,26 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Show or change the ports of a running vxdp in the port layout (`--layout port`):
+    /// container-side veths it switches between directly, without a bridge.
+    ///
+    /// vxdp port add IF [mac MAC] [dev NAME]
+    ///
+    /// vxdp port del IF [dev NAME]
+    ///
+    /// vxdp port show [dev NAME] [--json]
+    #[command(arg_required_else_help = true)]
+    Port {
+        /// add, del or show.
+        op: String,
+        /// IF [mac MAC] [dev NAME]: the interface, a MAC to pin to it (others are
+        /// learned), and which vxdp device (default vx0).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// `show`: print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the counters of a running vxdp: traffic per direction and drops by reason.
     Stats {
         /// `dev NAME` (or just NAME): which vxdp device; default vx0.
@@ -73,6 +93,40 @@ fn dev_arg(args: &[String]) -> Result<String> {
 fn call(dev: &str, req: &Request) -> Result<Response> {
     let mut c = Client::connect(dev)?;
     Ok(c.call(req)?)
+}
+
+/// `vxdp port OP ARGS`.
+fn port(op: &str, args: &[String], json: bool) -> Result<()> {
+    // The trailing arguments take `--json` when it comes after them.
+    let json = json || args.iter().any(|a| a == "--json");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--json").cloned().collect();
+    let args = args.as_slice();
+    let (req, dev) = match op {
+        "add" => {
+            let (add, dev) = vxdp_control::ports::parse_port_add(args).map_err(anyhow::Error::msg)?;
+            (Request::PortAdd(add), dev)
+        }
+        "del" => match args {
+            [ifname, rest @ ..] => (Request::PortDel(ifname.clone()), Some(dev_arg(rest)?)),
+            [] => bail!("port del: expected an interface name (vxdp port del IF [dev NAME])"),
+        },
+        "show" => (Request::PortShow, Some(dev_arg(args)?)),
+        other => bail!("port {other}: expected add, del or show"),
+    };
+    let dev = dev.unwrap_or_else(|| "vx0".into());
+    match call(&dev, &req)? {
+        Response::Ok => Ok(()),
+        Response::Ports(p) if json => {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(())
+        }
+        Response::Ports(p) => {
+            print!("{}", vxdp_control::ports::fmt_port_show(&p));
+            Ok(())
+        }
+        Response::Error(e) => bail!("{e}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
 }
 
 fn main() {
@@ -110,6 +164,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Neigh { op, args } => neigh(&op, &args),
+        Cmd::Port { op, args, json } => port(&op, &args, json),
         Cmd::Stats { args, json } => {
             let dev = dev_arg(&args)?;
             match call(&dev, &Request::Stats)? {

@@ -11,12 +11,14 @@ use vxdp::afxdp::zerocopy::ZeroCopy;
 use vxdp::daemon::Config;
 use vxdp::express::Datapath;
 use vxdp::guard::{AcceptPolicy, LearningFrom};
+use vxdp::ports::Layout;
 use vxdp::vxlan::{SrcPortRange, Vni};
 use vxdp::xdp::XdpMode;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Name of the overlay device to create (like the kernel device's name).
+    /// Name of the overlay device to create (like the kernel device's name); in the port
+    /// layout it is vxdp's internal trunk to its workers, not to be bridged or addressed.
     #[arg(long, default_value = "vx0")]
     name: String,
     /// VXLAN Network Identifier (0-16777215).
@@ -121,6 +123,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = -10, allow_hyphen_values = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     worker_nice: i32,
+    /// How containers reach the overlay: `bridge` (the default) creates --name for a
+    /// bridge, like a kernel vxlan device; `port` makes vxdp the switch itself, serving
+    /// container-side veths as ports (--port, `vxdp port add`), with no bridge.
+    #[arg(long, value_name = "bridge|port")]
+    layout: Option<Layout>,
+    /// Serve this interface (a container's host-side veth) as a port from the start;
+    /// implies --layout port. Repeatable.
+    #[arg(long = "port", value_name = "IF")]
+    ports: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// ARP/ND suppression (the kernel's `proxy`): answer ARP requests and IPv6 neighbour
@@ -210,6 +221,20 @@ impl RunArgs {
                 );
             }
         }
+        let layout = match (self.layout, self.ports.first()) {
+            (Some(Layout::Bridge), Some(p)) => bail!("--port {p}: ports need --layout port, not bridge"),
+            (Some(l), _) => l,
+            (None, Some(_)) => Layout::Port,
+            (None, None) => Layout::Bridge,
+        };
+        for p in &self.ports {
+            if p.is_empty() || p.len() > 15 || p.contains(['/', ' ']) {
+                bail!("--port '{p}': not a valid interface name");
+            }
+            if *p == self.dev || *p == self.name {
+                bail!("--port {p}: that is vxdp's own interface (--dev or --name)");
+            }
+        }
         for r in &self.remotes {
             if r.is_unspecified() || r.is_multicast() {
                 bail!("--remote {r}: must be a unicast VTEP address");
@@ -250,6 +275,8 @@ impl RunArgs {
             busy_poll: self.busy_poll,
             worker_nice: self.worker_nice,
             zerocopy: self.zerocopy,
+            layout,
+            ports: self.ports,
         })
     }
 }
@@ -291,6 +318,10 @@ mod tests {
         assert_eq!((c.zerocopy, c.busy_poll, c.worker_nice), (ZeroCopy::Auto, false, -10));
         let c = run(&["--zerocopy", "off", "--busy-poll", "--worker-nice", "0"]).unwrap();
         assert_eq!((c.zerocopy, c.busy_poll, c.worker_nice), (ZeroCopy::Off, true, 0));
+        assert_eq!((c.layout, c.ports.len()), (Layout::Bridge, 0));
+        let p = run(&["--port", "veth1", "--port", "veth2"]).unwrap();
+        assert_eq!((p.layout, p.ports), (Layout::Port, vec!["veth1".to_string(), "veth2".to_string()]));
+        assert_eq!(run(&["--layout", "port"]).unwrap().layout, Layout::Port);
     }
 
     #[test]
@@ -317,6 +348,9 @@ mod tests {
             (&["--learning-from", "friends"], "--learning-from", "not known or any"),
             (&["--zerocopy", "yes"], "--zerocopy", "not a zero-copy setting"),
             (&["--worker-nice", "-21"], "--worker-nice", "-21"),
+            (&["--layout", "star"], "--layout", "not a layout"),
+            (&["--layout", "bridge", "--port", "veth1"], "--port veth1", "--layout port"),
+            (&["--port", "eth0"], "--port eth0", "own interface"),
         ] {
             let e = err(args);
             assert!(e.contains(option) && e.contains(says), "{args:?}: {e}");

@@ -13,6 +13,11 @@ pub fn fmt_stats(s: &Stats) -> String {
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "decap -> overlay", t.decap_frames, t.decap_bytes));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "overlay rx", t.overlay_rx_frames, t.overlay_rx_bytes));
     out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "encap -> underlay", t.encap_frames, t.encap_bytes));
+    if t.port_tx_frames + t.port_flooded > 0 {
+        // Port layout: frames between ports (XDP-switched ones included in the total).
+        out.push_str(&format!("    {:<18} {:>14} {:>18}\n", "port -> port", t.port_tx_frames, t.port_tx_bytes));
+        out.push_str(&format!("    port_flooded {}\n", t.port_flooded));
+    }
     out.push_str(&format!(
         "    flooded {}  learned {}  learn_queue_full {}  csum_completed {}\n",
         t.flooded, t.learned, t.learn_queue_full, t.csum_completed
@@ -84,6 +89,7 @@ mod tests {
             proxy_nd_replies: base + 31,
             underlay_rx_bytes: base + 26,
             underlay_rx_frames: base + 27,
+            ..Default::default()
         };
         Stats {
             name: "vx0".into(),

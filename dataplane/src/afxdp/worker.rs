@@ -12,10 +12,12 @@
 //! Per batch: one ring read per socket, one FDB snapshot load, one next-hop load,
 //! one TX submit and a few `sendto` kicks per socket; no allocation, no locks.
 
+mod ports;
+
 use crate::afxdp::localmac::{LocalMacQueue, Reporter};
 use crate::afxdp::xsk::{poll_readable, Frame, Umem, XskSocket, RX_HEADROOM};
 use crate::counters::{Counter, DropReason, LocalCounters, WorkerCounters};
-use crate::fdb::{mac_key, FdbTable, Snoop};
+use crate::fdb::{mac_key, FdbSnapshot, FdbTable, Snoop};
 use crate::neigh::NeighTable;
 use crate::nexthop::NextHops;
 use crate::vxlan::{self, Decap, DecapConfig, SrcPortRange, OUTER_V4_LEN};
@@ -51,6 +53,8 @@ pub struct WorkerConfig {
     pub busy_poll: bool,
     /// The worker thread's nice value (`--worker-nice`).
     pub nice: i32,
+    /// Port layout: the overlay socket serves the trunk to the ports (`worker/ports.rs`).
+    pub ports: bool,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -66,6 +70,8 @@ pub struct Shared {
     pub own_mac: Arc<AtomicU64>,
     /// The proxy neighbour table (read only with `WorkerConfig::proxy`).
     pub neigh: Arc<NeighTable>,
+    /// Port layout: the ports and the MACs on them.
+    pub ports: Arc<crate::ports::PortTable>,
 }
 
 /// [`Shared::own_mac`] when no MAC is set (no packed MAC is this large).
@@ -88,6 +94,8 @@ pub struct Worker {
     to_overlay: Vec<Frame>,
     /// Proxy ARP/ND replies back to the overlay (counted when made, not as decap).
     replies: Vec<Frame>,
+    /// Port layout: frames from one port for another, sent on the overlay socket too.
+    to_ports: Vec<Frame>,
     ip_id: u16,
     /// The FDB table clock for this pass (learning timestamps, local-MAC reports).
     now_secs: u32,
@@ -122,8 +130,9 @@ impl Worker {
             // One overlay frame can fan out to many remotes; the vectors keep their
             // capacity, so pushes after warm-up never allocate.
             to_underlay: Vec::with_capacity(FRAMES as usize),
-            to_overlay: Vec::with_capacity(BATCH),
-            replies: Vec::with_capacity(BATCH),
+            to_overlay: Vec::with_capacity(FRAMES as usize),
+            replies: Vec::with_capacity(FRAMES as usize),
+            to_ports: Vec::with_capacity(FRAMES as usize),
             ip_id: (id as u16).wrapping_mul(0x1f3d),
             now_secs: 0,
             drops_read_at: None,
@@ -205,12 +214,16 @@ impl Worker {
         if !self.rx.is_empty() {
             let snap = self.shared.fdb.snapshot();
             let hops = self.shared.nexthops.load();
+            let ports = self.cfg.ports.then(|| self.shared.ports.snapshot());
             // Moved out for the loop (no allocation: an empty Vec takes its place).
             let mut rx = std::mem::take(&mut self.rx);
             for f in rx.drain(..) {
                 self.local.add(Counter::OverlayRxFrames, 1);
                 self.local.add(Counter::OverlayRxBytes, f.len() as u64);
-                self.encap_one(f, &snap, &hops);
+                match &ports {
+                    Some(p) => self.port_frame(f, &snap, &hops, p),
+                    None => self.encap_one(f, &snap, &hops),
+                }
             }
             self.rx = rx;
         }
@@ -223,6 +236,7 @@ impl Worker {
     /// Decapsulates the frames in `self.rx` onto the overlay TX list.
     fn decap_batch(&mut self) {
         let snap = self.shared.fdb.snapshot();
+        let ports = self.cfg.ports.then(|| self.shared.ports.snapshot());
         let now_secs = self.now_secs;
         let own_mac = self.shared.own_mac.load(Ordering::Relaxed);
         // Moved out for the loop (no allocation: an empty Vec takes its place).
@@ -260,7 +274,9 @@ impl Worker {
                         self.drop_frame(f, reason);
                         continue;
                     }
-                    if f.set_span(f.offset() + inner_start, inner_len) {
+                    if let Some(p) = &ports {
+                        self.port_deliver(f, inner_start, inner_len, &inner_src, p);
+                    } else if f.set_span(f.offset() + inner_start, inner_len) {
                         self.complete_csum(&f);
                         self.to_overlay.push(f);
                     } else {
@@ -312,7 +328,7 @@ impl Worker {
         None
     }
 
-    fn encap_one(&mut self, f: Frame, snap: &crate::fdb::FdbSnapshot, hops: &NextHops) {
+    fn encap_one(&mut self, f: Frame, snap: &FdbSnapshot, hops: &NextHops) {
         let Some(mut f) = self.proxy_reply(f) else { return };
         let start = f.offset();
         let len = f.len();
@@ -400,6 +416,14 @@ impl Worker {
             Some([Counter::DecapFrames, Counter::DecapBytes]),
         );
         submit(&mut self.overlay, umem, &mut self.replies, free, local, None);
+        submit(
+            &mut self.overlay,
+            umem,
+            &mut self.to_ports,
+            free,
+            local,
+            Some([Counter::PortTxFrames, Counter::PortTxBytes]),
+        );
         submit(
             &mut self.underlay,
             umem,

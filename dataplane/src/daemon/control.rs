@@ -1,4 +1,4 @@
-//! The daemon's side of the control socket: `vxdp fdb` changes and `vxdp stats`.
+//! The daemon's side of the control socket: `vxdp fdb` changes, `vxdp port` and `vxdp stats`.
 #![forbid(unsafe_code)]
 
 use crate::counters::{LocalCounters, WorkerCounters};
@@ -26,6 +26,7 @@ pub(super) struct Control {
     /// The store watcher's counters, once it runs.
     pub(super) store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::store::WatchStats>>>,
     pub(super) neigh: Arc<crate::neigh::NeighTable>,
+    pub(super) ports: Arc<super::ports::PortPlane>,
 }
 
 impl Control {
@@ -56,6 +57,8 @@ impl Control {
             total.decap_bytes += v(XdpCounter::ExpressDecapBytes);
             total.encap_frames += v(XdpCounter::ExpressEncap);
             total.encap_bytes += v(XdpCounter::ExpressEncapBytes);
+            total.port_tx_frames += v(XdpCounter::PortSwitched);
+            total.port_tx_bytes += v(XdpCounter::PortSwitchedBytes);
         }
         let (full, rate_limited, remotes_capped) = self.fdb.learn_bounded();
         let control = [
@@ -123,6 +126,9 @@ impl Handler for Control {
                 Err(e) => Response::Error(e.to_string()),
             },
             Request::NeighShow => Response::Neigh(self.neigh.show()),
+            Request::PortAdd(p) => self.ports.add(&p.ifname, p.mac).map_or_else(Response::Error, |()| Response::Ok),
+            Request::PortDel(ifname) => self.ports.del(&ifname).map_or_else(Response::Error, |()| Response::Ok),
+            Request::PortShow => self.ports.show().map_or_else(Response::Error, Response::Ports),
         }
     }
 }

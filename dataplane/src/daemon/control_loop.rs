@@ -34,6 +34,7 @@ pub(super) fn control_loop(
     underlay: &str,
 ) -> Result<()> {
     let mut encap_watch = EncapWatch::default();
+    let mut port_watch = super::ports::PortWatch::default();
     let Control { fdb, nexthops, fdb_changed, counters, express, .. } = tables;
     let (fdb, nexthops, fdb_changed, counters, express) =
         (&**fdb, &**nexthops, &**fdb_changed, counters.as_slice(), &**express);
@@ -65,6 +66,8 @@ pub(super) fn control_loop(
             }
         }
         encap_watch.check(tables, underlay);
+        tables.ports.maintain();
+        port_watch.check(&tables.ports);
         let changed_entries = fdb.maintain(Instant::now());
         let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
         mirror(express, fdb, nexthops, fdb_dirty);

@@ -12,6 +12,7 @@ mod control_loop;
 mod guard;
 pub mod metrics;
 mod overlay;
+mod ports;
 pub mod store;
 
 use control::Control;
@@ -27,10 +28,13 @@ use crate::express::{Datapath, Express, ExpressSettings};
 use crate::fdb::FdbTable;
 use crate::netlink::Netlink;
 use crate::nexthop::{EncapDefaults, NextHops};
+use crate::ports::maps::PortMaps;
+use crate::ports::{Layout, PortTable};
 use crate::vxlan::{DecapConfig, SrcPortRange, Vni, OUTER_V4_LEN};
 use crate::xdp::{XdpMode, XdpPrograms};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
+use ports::PortPlane;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,6 +88,10 @@ pub struct Config {
     pub busy_poll: bool,
     /// `--worker-nice`: the workers' nice value.
     pub worker_nice: i32,
+    /// `--layout`: `vx0` for a bridge, or vxdp as the switch of its ports.
+    pub layout: crate::ports::Layout,
+    /// `--port`: the ports served from the start (port layout).
+    pub ports: Vec<String>,
 }
 
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -187,7 +195,10 @@ pub fn run(cfg: Config) -> Result<()> {
         log::warn!("removing {} / {peer} left behind by a vxdp that did not exit cleanly", cfg.name);
         nl.delete_link(&peer).with_context(|| format!("removing the stale overlay device {peer}"))?;
     }
-    nl.create_veth(&cfg.name, &peer, overlay_mtu, cfg.workers)
+    // In the port layout the pair is the trunk, whose frames carry a trunk header in
+    // front of MTU-sized frames: a veth drops what exceeds its peer's MTU.
+    let trunk_extra = if cfg.layout == Layout::Port { vxdp_common::ports::TRUNK_LEN as u32 } else { 0 };
+    nl.create_veth(&cfg.name, &peer, overlay_mtu + trunk_extra, cfg.workers)
         .with_context(|| format!("--name {}: creating the overlay device", cfg.name))?;
     let _overlay_guard = OverlayLink { name: cfg.name.clone() };
     // Frames leave the stack through `name` with complete checksums and at most MTU size,
@@ -197,6 +208,17 @@ pub fn run(cfg: Config) -> Result<()> {
     let peer_link = nl.link(&peer)?;
     nl.set_up(&peer)?;
     nl.set_up(&cfg.name)?;
+    let port_layout = cfg.layout == Layout::Port;
+    if port_layout {
+        // The pair is the trunk between the ports and the workers: nothing of the host's
+        // own (IPv6 router solicitations, MLD) belongs on it.
+        for end in [&cfg.name, &peer] {
+            let knob = format!("/proc/sys/net/ipv6/conf/{end}/disable_ipv6");
+            if let Err(e) = std::fs::write(&knob, "1") {
+                log::debug!("{knob}: {e}");
+            }
+        }
+    }
     if cfg.datapath == Datapath::Auto {
         // The express path redirects decapsulated frames into the peer, which the veth
         // delivers only if this end has NAPI: GRO gives it one. Set once both ends are
@@ -221,6 +243,7 @@ pub fn run(cfg: Config) -> Result<()> {
         .then(|| Arc::new(crate::afxdp::localmac::LocalMacQueue::new(4096)));
     let own_mac = Arc::new(AtomicU64::new(crate::afxdp::worker::NO_OWN_MAC));
     let neigh = Arc::new(crate::neigh::NeighTable::new());
+    let port_table = Arc::new(PortTable::new());
     let shared = Shared {
         fdb: fdb.clone(),
         nexthops: nexthops.clone(),
@@ -228,6 +251,7 @@ pub fn run(cfg: Config) -> Result<()> {
         local_macs: local_macs.clone(),
         own_mac: own_mac.clone(),
         neigh: neigh.clone(),
+        ports: port_table.clone(),
     };
     // The source filter is complete before the underlay program is attached: no frame
     // from a refused source is ever taken.
@@ -259,6 +283,7 @@ pub fn run(cfg: Config) -> Result<()> {
         proxy: cfg.proxy,
         busy_poll: cfg.busy_poll,
         nice: cfg.worker_nice,
+        ports: port_layout,
     };
     // The devices leave their NAPI to a busy-polling worker only with these set.
     let _napi_defer = if cfg.busy_poll {
@@ -315,6 +340,7 @@ pub fn run(cfg: Config) -> Result<()> {
             overlay_ifindex: peer_link.index,
             underlay_ifindex: under.index,
             proxy: cfg.proxy,
+            trunk_ifindex: port_layout.then(|| nl.link(&cfg.name).map(|l| l.index)).transpose()?,
         },
     )
     .context("setting up the XDP express path")?;
@@ -326,9 +352,24 @@ pub fn run(cfg: Config) -> Result<()> {
         if express.active() { "XDP express path and AF_XDP workers" } else { "AF_XDP workers only" }
     );
     let express = Arc::new(Mutex::new(express));
+    let port_maps = if port_layout { Some(Mutex::new(PortMaps::new(&mut xdp)?)) } else { None };
     xdp.attach_overlay(&peer, cfg.xdp_mode).with_context(|| format!("attaching XDP to {peer}"))?;
+    if port_layout {
+        xdp.attach_trunk(&cfg.name, cfg.xdp_mode)
+            .with_context(|| format!("attaching XDP to the trunk {}", cfg.name))?;
+    }
     xdp.attach_underlay(&cfg.dev, cfg.xdp_mode).with_context(|| format!("attaching XDP to --dev {}", cfg.dev))?;
     let xdp = Arc::new(Mutex::new(xdp));
+    let ports = Arc::new(PortPlane {
+        table: port_table,
+        maps: port_maps,
+        xdp: xdp.clone(),
+        mode: cfg.xdp_mode,
+        reserved: vec![cfg.dev.clone(), cfg.name.clone(), peer.clone()],
+    });
+    for p in &cfg.ports {
+        ports.add(p, None).map_err(|e| anyhow::anyhow!("--port {p}: {e}"))?;
+    }
 
     let threads: Vec<_> = workers
         .into_iter()
@@ -359,6 +400,7 @@ pub fn run(cfg: Config) -> Result<()> {
         fdb_changed: fdb_changed.clone(),
         express: express.clone(),
         neigh,
+        ports: ports.clone(),
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
     let store = store::start(
@@ -395,14 +437,15 @@ pub fn run(cfg: Config) -> Result<()> {
     };
 
     log::info!(
-        "{}: vni {} dstport {} local {} dev {} mtu {} workers {} ready",
+        "{}: vni {} dstport {} local {} dev {} mtu {} workers {} layout {} ready",
         cfg.name,
         cfg.vni,
         cfg.dstport,
         local,
         cfg.dev,
         overlay_mtu,
-        cfg.workers
+        cfg.workers,
+        cfg.layout
     );
 
     let result = control_loop(&mut nl, &control, &mut guard, defaults, under.index, &cfg.dev);

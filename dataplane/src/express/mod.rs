@@ -17,8 +17,8 @@ use mirror::Mirror;
 use std::fmt;
 use std::str::FromStr;
 use vxdp_common::express::{
-    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_PROXY, CFG_REPORT_LOCAL,
-    DEV_OVERLAY, DEV_UNDERLAY,
+    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_PORT_LAYOUT,
+    CFG_PORT_SWITCH, CFG_PROXY, CFG_REPORT_LOCAL, DEV_OVERLAY, DEV_TRUNK, DEV_UNDERLAY,
 };
 use vxdp_common::maps;
 
@@ -72,6 +72,9 @@ pub struct ExpressSettings {
     pub underlay_ifindex: u32,
     /// `--proxy`: ARP and neighbour solicitations go to the workers, which answer them.
     pub proxy: bool,
+    /// Port layout: the trunk (the user end of the overlay veth), which the port
+    /// program sends the workers' frames to; `None` in the bridge layout.
+    pub trunk_ifindex: Option<u32>,
 }
 
 /// What one [`Express::sync`] wrote.
@@ -107,6 +110,11 @@ impl Express {
                     .map_err(|source| XdpError::DevMap { map: maps::EXPRESS_DEVS, source })?;
             }
         }
+        if let Some(trunk) = s.trunk_ifindex {
+            // In both datapaths: with `afxdp` every port frame goes through it.
+            devs.set(DEV_TRUNK, trunk, None, 0)
+                .map_err(|source| XdpError::DevMap { map: maps::EXPRESS_DEVS, source })?;
+        }
         // The device map lives on with the programs that use it; this handle can go.
         drop(devs);
         let config = Array::try_from(xdp.take_map(maps::EXPRESS_CONFIG)?).map_err(map_err(maps::EXPRESS_CONFIG))?;
@@ -119,6 +127,7 @@ impl Express {
                     | if s.learning { CFG_LEARNING } else { 0 }
                     | if s.report_local { CFG_REPORT_LOCAL } else { 0 }
                     | if s.proxy { CFG_PROXY } else { 0 }
+                    | if s.trunk_ifindex.is_some() { CFG_PORT_LAYOUT | CFG_PORT_SWITCH } else { 0 }
             }
             Datapath::Afxdp => 0,
         };
