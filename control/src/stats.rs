@@ -149,11 +149,11 @@ mod tests {
         "learned",
         "overlay_rx_bytes",
         "overlay_rx_frames",
-        "proxy_arp_replies",
-        "proxy_nd_replies",
         "port_flooded",
         "port_tx_bytes",
         "port_tx_frames",
+        "proxy_arp_replies",
+        "proxy_nd_replies",
         "underlay_rx_bytes",
         "underlay_rx_frames",
     ];
