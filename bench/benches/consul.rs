@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vxdp::fdb::{FdbTable, DEFAULT_AGEING};
 use vxdp::vxlan::Vni;
+use vxdp_bench::storebench::{rss_kib, wait_len};
 use vxdp_control::consul::{Client, ConsulConfig};
 use vxdp_control::store::consul::ConsulStore;
 use vxdp_control::store::{Change, Keys, WatchConfig, Watcher};
@@ -75,16 +76,6 @@ fn serve(preload: u32) -> ! {
     }
 }
 
-fn rss_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn watch(url: &str, fdb: &Arc<FdbTable>) -> Watcher {
     let f = fdb.clone();
     let changed = Arc::new(AtomicBool::new(false));
@@ -93,15 +84,6 @@ fn watch(url: &str, fdb: &Arc<FdbTable>) -> Watcher {
         vxdp::daemon::store::apply(&f, &changed, None, c)
     })
     .expect("watcher")
-}
-
-fn wait_len(fdb: &FdbTable, n: usize, limit: Duration) -> Duration {
-    let start = Instant::now();
-    while fdb.snapshot().len() < n {
-        assert!(start.elapsed() < limit, "only {} of {n} entries after {limit:?}", fdb.snapshot().len());
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    start.elapsed()
 }
 
 fn propagation() {

@@ -100,14 +100,19 @@ fn bench_encap(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_decap(c: &mut Criterion) {
-    let cfg = DecapConfig {
+/// The decap settings both decap benchmarks use: VNI 42 to 192.0.2.1:4789.
+fn decap_config() -> DecapConfig {
+    DecapConfig {
         vni: Vni::new(42).expect("VNI"),
         port: 4789,
         local_v4: vec![Ipv4Addr::new(192, 0, 2, 1)],
         local_v6: vec![],
         max_inner_len: 1464,
-    };
+    }
+}
+
+fn bench_decap(c: &mut Criterion) {
+    let cfg = decap_config();
     let mut g = c.benchmark_group("decap");
     for len in [64usize, 1450] {
         let frame_len = len + OUTER_V4_LEN;
@@ -138,13 +143,7 @@ fn bench_decap(c: &mut Criterion) {
 /// holding only the pseudo-header sum, as a kernel peer with `tx` offload on sends it.
 fn bench_decap_csum(c: &mut Criterion) {
     use vxdp::wire::checksum::pseudo_header_v4;
-    let cfg = DecapConfig {
-        vni: Vni::new(42).expect("VNI"),
-        port: 4789,
-        local_v4: vec![Ipv4Addr::new(192, 0, 2, 1)],
-        local_v6: vec![],
-        max_inner_len: 1464,
-    };
+    let cfg = decap_config();
     let len = 1450usize;
     let frame_len = len + OUTER_V4_LEN;
     // The inner UDP checksum field: Ethernet 14 + IPv4 20 + 6 into the UDP header.

@@ -18,5 +18,6 @@ pub mod headline;
 pub mod napi;
 pub mod pktgen;
 pub mod report;
+pub mod storebench;
 pub mod suite;
 pub mod topo;

@@ -34,8 +34,9 @@ fn be16(b: &[u8], at: usize) -> u32 {
     u32::from(u16::from_be_bytes([b[at], b[at + 1]]))
 }
 
+/// Folds a 32-bit one's-complement sum to 16 bits (shared with the eBPF express path).
 #[inline(always)]
-fn fold(mut s: u32) -> u16 {
+pub fn fold(mut s: u32) -> u16 {
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     s as u16

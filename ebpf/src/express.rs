@@ -13,7 +13,7 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
-use vxdp_common::csum::unfinished;
+use vxdp_common::csum::{fold, unfinished};
 use vxdp_common::express::*;
 use vxdp_common::flow::{flow_hash, pick_port, FrameBytes};
 use vxdp_common::hdr::{eth, ethertype, ip_proto, ipv4, ipv6, udp, vxlan};
@@ -68,14 +68,6 @@ fn take_learn_token() -> bool {
     }
     cpu.tokens -= 1;
     true
-}
-
-/// Folds a 32-bit one's-complement sum to 16 bits.
-#[inline(always)]
-fn fold(mut s: u32) -> u16 {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s as u16
 }
 
 /// Underlay, after the classifier found VXLAN to a local IPv4 VTEP at `l3` (IHL words

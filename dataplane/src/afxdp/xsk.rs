@@ -269,6 +269,13 @@ impl XskSocket {
     /// the socket's queue once (up to the budget), which receives into the RX ring.
     #[inline]
     pub fn busy_poll(&self) {
+        self.poke_rx();
+    }
+
+    /// A zero-length non-blocking `recvfrom`: the kernel's RX-side wakeup (fill ring
+    /// refill, or one NAPI pass with busy polling).
+    #[inline]
+    fn poke_rx(&self) {
         // SAFETY: zero-length non-blocking recvfrom on our own socket; no buffer is written.
         unsafe {
             libc::recvfrom(
@@ -372,17 +379,7 @@ impl XskSocket {
     #[inline]
     pub fn kick_fill(&self) {
         if self.fill.needs_wakeup() {
-            // SAFETY: zero-length non-blocking recvfrom on our own socket; no buffer is written.
-            unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    ptr::null_mut(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                )
-            };
+            self.poke_rx();
         }
     }
 
