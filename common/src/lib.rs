@@ -48,8 +48,11 @@ pub mod maps {
     pub const PORT_DEVS: &str = "VXDP_P_DEVS";
     /// `PerCpuHashMap<u32, PortStats>`: port layout, each port's counters by ifindex.
     pub const PORT_STATS: &str = "VXDP_P_STATS";
+    /// `HashMap<u32, u32>`: the VNIs this daemon serves (host order) → overlay device
+    /// slot. VXLAN for any other VNI is the kernel's (another vxlan device may own it).
+    pub const VNIS: &str = "VXDP_VNIS";
     /// Every map, for the build's symbol list.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         CONFIG,
         UNDERLAY_XSKS,
         OVERLAY_XSKS,
@@ -65,6 +68,7 @@ pub mod maps {
         PORT_MACS,
         PORT_DEVS,
         PORT_STATS,
+        VNIS,
     ];
 }
 
@@ -87,6 +91,8 @@ pub mod programs {
 pub const MAX_QUEUES: u32 = 64;
 /// Maximum number of local VTEP addresses per family the underlay program matches.
 pub const MAX_LOCAL_ADDRS: usize = 4;
+/// Maximum number of VNIs one daemon serves ([`maps::VNIS`]).
+pub const MAX_VNIS: u32 = 4096;
 
 /// Configuration of the underlay program, one element in [`maps::CONFIG`].
 ///
@@ -203,6 +209,9 @@ counter_enum! {
         /// Port layout: a frame on the trunk without a valid header, or for a port that is
         /// gone: dropped.
         TrunkDropped = 34 => "xdp_trunk_dropped",
+        /// Underlay: VXLAN to a local VTEP for a VNI this daemon does not serve: passed
+        /// to the kernel, whose own vxlan device for that VNI (if any) takes it.
+        PassOtherVni = 35 => "xdp_pass_other_vni",
     }
 }
 

@@ -14,11 +14,11 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, MapError, PerCpuArray, XskMap},
+    maps::{Array, HashMap, MapError, PerCpuArray, XskMap},
     programs::{ProgramError, Xdp},
     Ebpf, EbpfError, EbpfLoader,
 };
-use vxdp_common::{maps, programs, UnderlayConfig, XdpCounter, MAX_QUEUES};
+use vxdp_common::{maps, programs, UnderlayConfig, XdpCounter, MAX_QUEUES, MAX_VNIS};
 
 /// The BPF ELF object built by `build.rs`, aligned for the ELF parser.
 static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/vxdp.bpf.o")));
@@ -97,6 +97,8 @@ pub enum XdpError {
     },
     #[error("queue {queue} is out of range for map {map} (at most {MAX_QUEUES} queues)")]
     QueueOutOfRange { map: &'static str, queue: u32 },
+    #[error("VNI {vni}: one daemon serves at most {MAX_VNIS} VNIs")]
+    TooManyVnis { vni: u32 },
 }
 
 /// One attachment: the kernel detaches the program when `link` is closed.
@@ -176,6 +178,32 @@ impl XdpPrograms {
     /// Steers overlay RX queue `queue` to the AF_XDP socket `fd`.
     pub fn register_overlay_socket(&mut self, queue: u32, fd: RawFd) -> Result<(), XdpError> {
         self.register_socket(maps::OVERLAY_XSKS, queue, fd)
+    }
+
+    /// Serves `vni` on overlay device `slot`: the underlay program steers its VXLAN from
+    /// now on. Until a VNI is served, its frames go to the kernel.
+    pub fn serve_vni(&mut self, vni: u32, slot: u32) -> Result<(), XdpError> {
+        let map = maps::VNIS;
+        let data = self.ebpf.map_mut(map).ok_or(XdpError::MissingMap { map })?;
+        let mut vnis: HashMap<_, u32, u32> = HashMap::try_from(data).map_err(|source| XdpError::Map { map, source })?;
+        vnis.insert(vni, slot, 0).map_err(|source| match source {
+            MapError::SyscallError(ref e) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
+                XdpError::TooManyVnis { vni }
+            }
+            source => XdpError::Map { map, source },
+        })
+    }
+
+    /// Stops serving `vni`: its VXLAN goes to the kernel again. False if it was not served.
+    pub fn unserve_vni(&mut self, vni: u32) -> Result<bool, XdpError> {
+        let map = maps::VNIS;
+        let data = self.ebpf.map_mut(map).ok_or(XdpError::MissingMap { map })?;
+        let mut vnis: HashMap<_, u32, u32> = HashMap::try_from(data).map_err(|source| XdpError::Map { map, source })?;
+        match vnis.remove(&vni) {
+            Ok(()) => Ok(true),
+            Err(MapError::SyscallError(ref e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(source) => Err(XdpError::Map { map, source }),
+        }
     }
 
     /// The XDP counters, summed over CPUs, indexed by [`XdpCounter`].

@@ -125,6 +125,21 @@ fn ip(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The VNI of the test datagrams: their payload is the bytes 0, 1, 2, ..., so a VXLAN
+/// header whose VNI field holds 4, 5, 6.
+const PAYLOAD_VNI: u32 = 0x04_05_06;
+/// The VNI of [`tagged_vxlan_frame`].
+const FRAME_VNI: u32 = 4242;
+
+/// The programs loaded with `cfg`, serving the test frames' VNIs.
+fn load_serving(cfg: &UnderlayConfig) -> XdpPrograms {
+    let mut progs = XdpPrograms::load(cfg).expect("load XDP programs");
+    for vni in [PAYLOAD_VNI, FRAME_VNI] {
+        progs.serve_vni(vni, 0).expect("serve VNI");
+    }
+    progs
+}
+
 fn underlay_config() -> UnderlayConfig {
     UnderlayConfig {
         port_be: VXLAN_PORT.to_be(),
@@ -230,9 +245,24 @@ fn underlay_counts_and_passes_then_detaches_on_drop() {
         progs.attach_underlay(&ifname, XdpMode::Native).expect("attach underlay in native mode");
         progs
     });
+    let mut progs = progs;
     let details = net.link_details();
     assert!(details.contains("xdp"), "no XDP shown on the veth:\n{details}");
 
+    // VXLAN for a VNI not served is the kernel's: passed, and the socket gets it.
+    let before = progs.counters().expect("read counters");
+    let sent = sockets.deliver(VXLAN_PORT);
+    let after = progs.counters().expect("read counters");
+    let delta = |c: XdpCounter| after[c as usize] - before[c as usize];
+    assert!(
+        delta(XdpCounter::PassOtherVni) >= 1 && delta(XdpCounter::PassOtherVni) <= sent,
+        "PassOtherVni went up by {} for {sent} sent; counters {after:?}",
+        delta(XdpCounter::PassOtherVni)
+    );
+    assert_eq!(delta(XdpCounter::UnderlayNoSocket), 0, "an unserved VNI was steered");
+
+    // Served: steered (no socket is bound, so the helper passes it after all).
+    progs.serve_vni(PAYLOAD_VNI, 0).expect("serve VNI");
     let before = progs.counters().expect("read counters");
     let sent = sockets.deliver(VXLAN_PORT);
     let after = progs.counters().expect("read counters");
@@ -243,6 +273,7 @@ fn underlay_counts_and_passes_then_detaches_on_drop() {
         delta(XdpCounter::UnderlayNoSocket)
     );
     assert_eq!(delta(XdpCounter::UnderlaySteered), 0);
+    assert_eq!(delta(XdpCounter::PassOtherVni), 0, "a served VNI was passed");
 
     let before = after;
     let sent = sockets.deliver(OTHER_PORT);
@@ -354,7 +385,7 @@ fn underlay_passes_vlan_tagged_vxlan() {
     let peer_if = format!("vxt{}p", std::process::id());
     let ifname = net.vtep_if.clone();
     let progs = Netns::run_in(&net.vtep_ns, move || {
-        let mut progs = XdpPrograms::load(&underlay_config()).expect("load XDP programs");
+        let mut progs = load_serving(&underlay_config());
         progs.attach_underlay(&ifname, XdpMode::Native).expect("attach underlay in native mode");
         progs
     });
@@ -387,7 +418,7 @@ fn sigkill_child() {
     let (ns, ifname) = spec.split_once(':').expect("CHILD_ENV is ns:ifname");
     let ifname = ifname.to_owned();
     let progs = Netns::run_in(ns, move || {
-        let mut progs = XdpPrograms::load(&underlay_config()).expect("child: load");
+        let mut progs = load_serving(&underlay_config());
         progs.attach_underlay(&ifname, XdpMode::Native).expect("child: attach");
         progs
     });
@@ -457,7 +488,7 @@ fn underlay_passes_other_hosts_frames() {
     let own_mac = [0x02, 0, 0, 0, 0, 0x01];
     let progs = Netns::run_in(&net.vtep_ns, move || {
         let cfg = UnderlayConfig { mac: own_mac, ..underlay_config() };
-        let mut progs = XdpPrograms::load(&cfg).expect("load XDP programs");
+        let mut progs = load_serving(&cfg);
         progs.attach_underlay(&ifname, XdpMode::Native).expect("attach underlay in native mode");
         progs
     });

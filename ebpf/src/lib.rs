@@ -16,10 +16,10 @@
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, PerCpuArray, XskMap},
+    maps::{Array, HashMap, PerCpuArray, XskMap},
     programs::XdpContext,
 };
-use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MAX_QUEUES};
+use vxdp_common::{maps as names, UnderlayConfig, XdpCounter, MAX_LOCAL_ADDRS, MAX_QUEUES, MAX_VNIS};
 
 mod express;
 mod guard;
@@ -38,6 +38,10 @@ pub static UNDERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
 /// AF_XDP sockets on the overlay veth, by RX queue.
 #[map(name = "VXDP_OVERLAY_XSKS")]
 pub static OVERLAY_XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
+
+/// The VNIs served (host order) → overlay device slot; any other VNI is passed.
+#[map(name = "VXDP_VNIS")]
+pub static VNIS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_VNIS, 0);
 
 /// Per-CPU verdict counters, by [`XdpCounter`].
 #[map(name = "VXDP_COUNTERS")]
@@ -62,6 +66,7 @@ const _: () = {
     assert!(str_eq(names::PORT_MACS, "VXDP_P_MACS"));
     assert!(str_eq(names::PORT_DEVS, "VXDP_P_DEVS"));
     assert!(str_eq(names::PORT_STATS, "VXDP_P_STATS"));
+    assert!(str_eq(names::VNIS, "VXDP_VNIS"));
 };
 
 pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
@@ -348,7 +353,7 @@ fn classify_ipv4(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
     let mut i = 0;
     while i < MAX_LOCAL_ADDRS {
         if i < usize::from(cfg.n_v4) && cfg.local_v4[i] == dst {
-            return Verdict::Steer { l3, ihl };
+            return served(frame, l3 + ihl, Verdict::Steer { l3, ihl });
         }
         i += 1;
     }
@@ -400,12 +405,31 @@ fn classify_ipv6(frame: &Frame, l3: usize, cfg: &UnderlayConfig) -> Verdict {
                 local[8], local[9], local[10], local[11], local[12], local[13], local[14], local[15],
             ]);
             if local_hi == dst_hi && local_lo == dst_lo {
-                return Verdict::Steer { l3, ihl: 0 };
+                return served(frame, l4, Verdict::Steer { l3, ihl: 0 });
             }
         }
         i += 1;
     }
     Verdict::Pass(XdpCounter::PassNotLocal)
+}
+
+/// `steer` if the VXLAN header after the UDP header at `l4` carries a VNI this daemon
+/// serves; VXLAN for another VNI belongs to the kernel (a vxlan device of its own may
+/// serve it on the same address and port), as does anything else the kernel would
+/// hand to its UDP socket. A datagram too short to hold a VXLAN header is steered: the
+/// workers count it as truncated.
+#[inline(always)]
+fn served(frame: &Frame, l4: usize, steer: Verdict) -> Verdict {
+    let Some(word) = frame.u32_raw_at(l4 + udp::HEADER_LEN + 4) else {
+        return steer;
+    };
+    let vni = u32::from_be(word) >> 8;
+    // SAFETY: a hash-map lookup; the value is only tested for presence.
+    if unsafe { VNIS.get(&vni) }.is_some() {
+        steer
+    } else {
+        Verdict::Pass(XdpCounter::PassOtherVni)
+    }
 }
 
 #[cfg(not(test))]

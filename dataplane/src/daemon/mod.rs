@@ -231,6 +231,9 @@ pub fn run(cfg: Config) -> Result<()> {
     ucfg.local_v4[0] = u32::from_ne_bytes(local.octets());
     ucfg.mac = under.mac;
     let mut xdp = XdpPrograms::load(&ucfg).context("loading the XDP programs")?;
+    // Only this VNI is ours: VXLAN for any other goes to the kernel, where a vxlan
+    // device of its own may serve it on the same address and port.
+    xdp.serve_vni(cfg.vni.get(), 0).with_context(|| format!("serving VNI {}", cfg.vni))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let defaults =
