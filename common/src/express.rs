@@ -62,6 +62,9 @@ pub const CFG_PORT_LAYOUT: u32 = 1 << 5;
 /// [`ExpressConfig::flags`]: port layout, express path on: XDP switches between ports and
 /// decap delivers into the port owning the destination MAC.
 pub const CFG_PORT_SWITCH: u32 = 1 << 6;
+/// [`ExpressConfig::flags`]: bits 8-10 hold the `outer::INHERIT_*` bits (`--ttl`,
+/// `--tos`, `--df inherit`): which outer fields each frame takes from its inner packet.
+pub const CFG_INHERIT_SHIFT: u32 = 8;
 
 /// The express path's settings, one element, written by userspace.
 #[repr(C)]

@@ -11,6 +11,7 @@ pub mod express;
 pub mod flow;
 pub mod guard;
 pub mod hdr;
+pub mod outer;
 pub mod ports;
 mod vni;
 pub use vni::{ParseVniError, Vni};

@@ -29,6 +29,7 @@ pub mod guard;
 pub mod neigh;
 pub mod netlink;
 pub mod nexthop;
+pub mod outer;
 pub mod ports;
 pub mod vxlan;
 pub mod wire;

@@ -26,8 +26,11 @@ pub struct EncapDefaults {
     pub local: Ipv4Addr,
     pub port: u16,
     pub vni: Vni,
+    /// The template's TTL and TOS (zero when inherited, `crate::outer::OuterKnobs`).
     pub ttl: u8,
     pub tos: u8,
+    /// DF in every outer header (`--df set`).
+    pub df: bool,
     pub udp_csum: bool,
 }
 
@@ -73,7 +76,7 @@ impl NextHops {
             dst_ip,
             ttl: d.ttl,
             tos: d.tos,
-            df: false,
+            df: d.df,
             dst_port: key.port,
             vni,
             udp_csum: d.udp_csum,

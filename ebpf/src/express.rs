@@ -275,8 +275,10 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
         return Err(XdpCounter::ToWorkersOther);
     }
     let src_port = pick_port(flow_hash(&frame), cfg.srcport_min, cfg.srcport_max);
-    // RFC 6040: the outer ECN bits from the inner packet's (the template's are clear).
-    let ecn = vxdp_common::ecn::encap(vxdp_common::ecn::inner_ecn(&frame));
+    // RFC 6040: the outer ECN bits from the inner packet's (the template's are clear),
+    // and the inherited TOS, TTL and DF (zero in the template).
+    let inherit = (cfg.flags >> CFG_INHERIT_SHIFT) as u8 & 0x7;
+    let bits = vxdp_common::outer::outer_bits(&frame, inherit);
     let ip_id = next_ip_id();
 
     let action = X_DEVS.redirect(DEV_UNDERLAY, 0).map_err(|_| XdpCounter::ExpressRedirectFailed)?;
@@ -291,15 +293,22 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     };
     let total_len = (OUTER_L3_LEN + len) as u16;
     let udp_len = (udp::HEADER_LEN + vxlan::HEADER_LEN + len) as u16;
-    // The TOS is the low byte of the header's first word, so the ECN bits add as is.
-    let csum = !fold(u32::from(tpl.ip_sum) + u32::from(total_len) + u32::from(ip_id) + u32::from(ecn));
+    // The added bits land in fields that are zero in the template, so they add to its
+    // checksum sum word for word (`OuterBits::sum`).
+    let csum = !fold(u32::from(tpl.ip_sum) + u32::from(total_len) + u32::from(ip_id) + bits.sum());
     // SAFETY: `bytes_mut` checked that the 50 header bytes lie inside the packet; the
     // template's first 50 bytes are the header, and the writes below stay within it.
     unsafe {
         let h = &mut *hdr;
         h.copy_from_slice(&tpl.header[..OUTER_V4_LEN]);
         let ip = eth::HEADER_LEN;
-        h[ip + ipv4::TOS] |= ecn;
+        h[ip + ipv4::TOS] |= bits.tos;
+        if bits.df {
+            h[ip + ipv4::FLAGS_FRAG] |= (vxdp_common::outer::DF >> 8) as u8;
+        }
+        if bits.ttl != 0 {
+            h[ip + ipv4::TTL] = bits.ttl;
+        }
         h[ip + ipv4::TOTAL_LEN..ip + ipv4::TOTAL_LEN + 2].copy_from_slice(&total_len.to_be_bytes());
         h[ip + ipv4::IDENT..ip + ipv4::IDENT + 2].copy_from_slice(&ip_id.to_be_bytes());
         h[ip + ipv4::CHECKSUM..ip + ipv4::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());

@@ -425,7 +425,7 @@ fn served(frame: &Frame, l4: usize, steer: Verdict) -> Verdict {
     };
     let vni = u32::from_be(word) >> 8;
     // SAFETY: a hash-map lookup; the value is only tested for presence.
-    if unsafe { VNIS.get(&vni) }.is_some() {
+    if unsafe { VNIS.get(vni) }.is_some() {
         steer
     } else {
         Verdict::Pass(XdpCounter::PassOtherVni)

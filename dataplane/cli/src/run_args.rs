@@ -43,12 +43,18 @@ pub struct RunArgs {
     /// Do not learn inner source MACs.
     #[arg(long)]
     nolearning: bool,
-    /// TTL of outer packets: 1-255, or `auto` (64).
-    #[arg(long, default_value = "auto", value_parser = parse_ttl)]
-    ttl: u8,
-    /// TOS of outer packets (0-255, decimal or 0x hex).
-    #[arg(long, default_value = "0", value_parser = parse_tos)]
-    tos: u8,
+    /// TTL of outer packets: 1-255, `auto` (64), or `inherit` (the inner IPv4 TTL or
+    /// IPv6 hop limit; 64 for frames that are not IP).
+    #[arg(long, default_value = "auto", value_name = "TTL")]
+    ttl: vxdp::outer::Ttl,
+    /// TOS of outer packets (0-255, decimal or 0x hex), or `inherit` (the inner
+    /// packet's DSCP). The ECN bits always follow the inner packet (RFC 6040).
+    #[arg(long, default_value = "0", value_name = "TOS")]
+    tos: vxdp::outer::Tos,
+    /// DF bit of outer packets: `unset` (the underlay may fragment them), `set`, or
+    /// `inherit` (the inner IPv4 packet's DF; set for inner IPv6).
+    #[arg(long, default_value = "unset", value_name = "unset|set|inherit")]
+    df: vxdp::outer::Df,
     /// UDP source port range MIN MAX (MAX exclusive, as in the kernel); default: the
     /// kernel's local port range.
     #[arg(long, num_args = 2, value_names = ["MIN", "MAX"])]
@@ -146,28 +152,6 @@ pub struct RunArgs {
 
 use vxdp::fdb::DEFAULT_MAX_FDB;
 
-fn parse_ttl(s: &str) -> Result<u8, String> {
-    if s == "auto" {
-        return Ok(64);
-    }
-    if s == "inherit" {
-        // It used to mean 64 silently; the kernel copies the inner TTL.
-        return Err("'inherit' is not supported yet (the outer TTL is fixed: 1-255 or auto)".into());
-    }
-    match s.parse::<u8>() {
-        Ok(0) | Err(_) => Err(format!("'{s}' is not a TTL (1-255 or auto)")),
-        Ok(v) => Ok(v),
-    }
-}
-
-fn parse_tos(s: &str) -> Result<u8, String> {
-    let r = match s.strip_prefix("0x") {
-        Some(h) => u8::from_str_radix(h, 16),
-        None => s.parse::<u8>(),
-    };
-    r.map_err(|_| format!("'{s}' is not a TOS value (0-255 or 0x00-0xff)"))
-}
-
 /// `--cpus`: CPU ids in the order given.
 #[derive(Clone, Debug)]
 struct CpuList(Vec<usize>);
@@ -259,8 +243,7 @@ impl RunArgs {
             dev: self.dev,
             remotes: self.remotes,
             learning: !self.nolearning,
-            ttl: self.ttl,
-            tos: self.tos,
+            outer: vxdp::outer::OuterKnobs { ttl: self.ttl, tos: self.tos, df: self.df },
             srcport,
             udpcsum: self.udpcsum && !self.noudpcsum,
             ageing: Duration::from_secs(self.ageing),
@@ -302,7 +285,9 @@ mod tests {
     #[test]
     fn defaults_are_the_kernel_devices() {
         let c = run(&[]).unwrap();
-        assert_eq!((c.name.as_str(), c.dstport, c.ttl, c.tos), ("vx0", 4789, 64, 0));
+        assert_eq!((c.name.as_str(), c.dstport, c.outer), ("vx0", 4789, vxdp::outer::OuterKnobs::default()));
+        let i = run(&["--ttl", "inherit", "--tos", "inherit", "--df", "inherit"]).unwrap().outer;
+        assert_eq!(i.inherit(), 0b111);
         assert!(c.learning && !c.udpcsum && c.cpus.is_empty());
         assert_eq!(c.datapath, Datapath::Auto);
         assert_eq!(run(&["--datapath", "afxdp"]).unwrap().datapath, Datapath::Afxdp);
@@ -330,7 +315,7 @@ mod tests {
             (&["--vni", "16777216"][..], "--vni", "out of range"),
             (&["--vni", "blue"], "--vni", "\"blue\""),
             (&["--ttl", "0"], "--ttl", "not a TTL"),
-            (&["--ttl", "inherit"], "--ttl", "not supported yet"),
+            (&["--df", "on"], "--df", "unset, set or inherit"),
             (&["--tos", "0x100"], "--tos", "not a TOS"),
             (&["--srcport", "5000", "4000"], "--srcport 5000 4000", "MIN must be below MAX"),
             (&["--remote", "224.0.0.1"], "--remote 224.0.0.1", "unicast"),

@@ -55,6 +55,9 @@ pub struct WorkerConfig {
     pub nice: i32,
     /// Port layout: the overlay socket serves the trunk to the ports (`worker/ports.rs`).
     pub ports: bool,
+    /// Which outer header fields each frame takes from its inner packet (`--ttl`,
+    /// `--tos`, `--df inherit`; `vxdp_common::outer::INHERIT_*`).
+    pub inherit: vxdp_common::outer::Inherit,
 }
 
 /// State shared between a worker and the rest of the daemon.
@@ -345,7 +348,7 @@ impl Worker {
             r.seen(&buf[start + 6..start + 12].try_into().expect("6 bytes"), self.now_secs);
         }
         let hash = vxlan::flow_hash(&buf[start..start + len]);
-        let ecn = vxdp_common::ecn::inner_ecn(&buf[start..start + len]);
+        let bits = vxdp_common::outer::outer_bits(&buf[start..start + len], self.cfg.inherit);
         let src_port = self.cfg.srcport.pick(hash);
 
         let unicast = if dst[0] & 1 == 0 { snap.lookup(&dst) } else { None };
@@ -375,7 +378,7 @@ impl Worker {
             let (src, dstbuf) = self.umem.two_chunks_mut(&f, &copy);
             dstbuf[at..at + len].copy_from_slice(&src[start..start + len]);
             let encapped = vxlan::encap(dstbuf, at, len, tpl, src_port, self.ip_id).inspect(|&out| {
-                vxlan::set_outer_ecn(dstbuf, out, ecn);
+                vxlan::set_outer_bits(dstbuf, out, bits);
             });
             match encapped {
                 Ok(out) if copy.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(copy),
@@ -389,7 +392,7 @@ impl Worker {
         self.ip_id = self.ip_id.wrapping_add(1);
         let buf = self.umem.chunk_mut(&f);
         let encapped = vxlan::encap(buf, start, len, tpl, src_port, self.ip_id).inspect(|&out| {
-            vxlan::set_outer_ecn(buf, out, ecn);
+            vxlan::set_outer_bits(buf, out, bits);
         });
         match encapped {
             Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(f),

@@ -55,8 +55,8 @@ pub struct Config {
     pub dev: String,
     pub remotes: Vec<IpAddr>,
     pub learning: bool,
-    pub ttl: u8,
-    pub tos: u8,
+    /// `--ttl`, `--tos`, `--df`: the outer IPv4 header's TTL, TOS and DF bit.
+    pub outer: crate::outer::OuterKnobs,
     pub srcport: SrcPortRange,
     pub udpcsum: bool,
     pub ageing: Duration,
@@ -236,8 +236,15 @@ pub fn run(cfg: Config) -> Result<()> {
     xdp.serve_vni(cfg.vni.get(), 0).with_context(|| format!("serving VNI {}", cfg.vni))?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let defaults =
-        EncapDefaults { local, port: cfg.dstport, vni: cfg.vni, ttl: cfg.ttl, tos: cfg.tos, udp_csum: cfg.udpcsum };
+    let defaults = EncapDefaults {
+        local,
+        port: cfg.dstport,
+        vni: cfg.vni,
+        ttl: cfg.outer.template_ttl(),
+        tos: cfg.outer.template_tos(),
+        df: cfg.outer.template_df(),
+        udp_csum: cfg.udpcsum,
+    };
     let nexthops = Arc::new(ArcSwap::from_pointee(NextHops::new(defaults)));
     let local_macs = cfg
         .store
@@ -287,6 +294,7 @@ pub fn run(cfg: Config) -> Result<()> {
         busy_poll: cfg.busy_poll,
         nice: cfg.worker_nice,
         ports: port_layout,
+        inherit: cfg.outer.inherit(),
     };
     // The devices leave their NAPI to a busy-polling worker only with these set.
     let _napi_defer = if cfg.busy_poll {
@@ -344,6 +352,7 @@ pub fn run(cfg: Config) -> Result<()> {
             underlay_ifindex: under.index,
             proxy: cfg.proxy,
             trunk_ifindex: port_layout.then(|| nl.link(&cfg.name).map(|l| l.index)).transpose()?,
+            inherit: cfg.outer.inherit(),
         },
     )
     .context("setting up the XDP express path")?;

@@ -217,6 +217,7 @@ mod tests {
             vni: Vni::new(VNI).unwrap(),
             ttl: 64,
             tos: 0,
+            df: false,
             udp_csum: false,
         })
     }

@@ -17,8 +17,8 @@ use mirror::Mirror;
 use std::fmt;
 use std::str::FromStr;
 use vxdp_common::express::{
-    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_LEARNING, CFG_PORT_LAYOUT,
-    CFG_PORT_SWITCH, CFG_PROXY, CFG_REPORT_LOCAL, DEV_OVERLAY, DEV_TRUNK, DEV_UNDERLAY,
+    ExpressConfig, FdbKey, FdbValue, RemoteTemplate, CFG_DECAP, CFG_ENCAP, CFG_INHERIT_SHIFT, CFG_LEARNING,
+    CFG_PORT_LAYOUT, CFG_PORT_SWITCH, CFG_PROXY, CFG_REPORT_LOCAL, DEV_OVERLAY, DEV_TRUNK, DEV_UNDERLAY,
 };
 use vxdp_common::maps;
 
@@ -75,6 +75,8 @@ pub struct ExpressSettings {
     /// Port layout: the trunk (the user end of the overlay veth), which the port
     /// program sends the workers' frames to; `None` in the bridge layout.
     pub trunk_ifindex: Option<u32>,
+    /// Which outer header fields each frame takes from its inner packet.
+    pub inherit: vxdp_common::outer::Inherit,
 }
 
 /// What one [`Express::sync`] wrote.
@@ -128,6 +130,7 @@ impl Express {
                     | if s.report_local { CFG_REPORT_LOCAL } else { 0 }
                     | if s.proxy { CFG_PROXY } else { 0 }
                     | if s.trunk_ifindex.is_some() { CFG_PORT_LAYOUT | CFG_PORT_SWITCH } else { 0 }
+                    | u32::from(s.inherit) << CFG_INHERIT_SHIFT
             }
             Datapath::Afxdp => 0,
         };

@@ -1,5 +1,5 @@
-//! ECN across the tunnel (RFC 6040) on caller-owned frames: the outer ECN bits from
-//! the inner packet's on encap, the inner packet marked (or the frame dropped) from
+//! ECN across the tunnel (RFC 6040) on caller-owned frames: the outer ECN bits (and
+//! the inherited TOS, TTL and DF, [`vxdp_common::outer`]) from the inner packet's on encap, the inner packet marked (or the frame dropped) from
 //! the outer ones on decap. The rules are [`vxdp_common::ecn`], shared with the
 //! express path.
 
@@ -7,22 +7,34 @@ use crate::counters::DropReason;
 use crate::wire::checksum;
 use vxdp_common::ecn::{self, Decap};
 use vxdp_common::hdr::{eth, ethertype, ipv4, ipv6, is_vlan_tpid, vlan};
+use vxdp_common::outer::{self, OuterBits};
 
-/// Sets the ECN bits of the outer IPv4 header of the encapsulated frame at
-/// `buf[outer..]` from the inner packet's (`ip_tunnel_ecn_encap`), updating the header
-/// checksum. The template's TOS has its ECN bits clear. No-op for not-ECT.
+/// Adds a frame's [`OuterBits`] to the outer IPv4 header of the encapsulated frame at
+/// `buf[outer..]` (written from a template whose ECN bits and inherited fields are
+/// zero): the inner ECN bits (`ip_tunnel_ecn_encap`) and, with `tos`/`ttl`/`df
+/// inherit`, the inner packet's DSCP, TTL and DF, updating the header checksum. No-op
+/// when there is nothing to add.
 #[inline]
-pub fn set_outer_ecn(buf: &mut [u8], outer: usize, inner_ecn: u8) {
-    let bits = ecn::encap(inner_ecn);
+pub fn set_outer_bits(buf: &mut [u8], outer: usize, bits: OuterBits) {
     let ip = outer + eth::HEADER_LEN;
-    if bits == 0 || buf.len() < ip + ipv4::HEADER_LEN {
+    if bits == OuterBits::default() || buf.len() < ip + ipv4::HEADER_LEN {
         return;
     }
-    let old = u16::from_be_bytes([buf[ip], buf[ip + ipv4::TOS]]);
-    buf[ip + ipv4::TOS] = (buf[ip + ipv4::TOS] & !ecn::MASK) | bits;
-    let new = u16::from_be_bytes([buf[ip], buf[ip + ipv4::TOS]]);
-    let c = u16::from_be_bytes([buf[ip + ipv4::CHECKSUM], buf[ip + ipv4::CHECKSUM + 1]]);
-    buf[ip + ipv4::CHECKSUM..ip + ipv4::CHECKSUM + 2].copy_from_slice(&checksum::update(c, old, new).to_be_bytes());
+    let h = &mut buf[ip..ip + ipv4::HEADER_LEN];
+    let word = |h: &[u8], at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let mut c = word(h, ipv4::CHECKSUM);
+    let mut set = |h: &mut [u8], at: usize, new: u16| {
+        c = checksum::update(c, word(h, at), new);
+        h[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    };
+    set(h, ipv4::VER_IHL, word(h, ipv4::VER_IHL) | u16::from(bits.tos));
+    if bits.df {
+        set(h, ipv4::FLAGS_FRAG, word(h, ipv4::FLAGS_FRAG) | outer::DF);
+    }
+    if bits.ttl != 0 {
+        set(h, ipv4::TTL, (word(h, ipv4::TTL) & 0x00ff) | (u16::from(bits.ttl) << 8));
+    }
+    h[ipv4::CHECKSUM..ipv4::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// The ECN bits of the outer IP header of a received frame (IPv4 or IPv6, after at
@@ -121,13 +133,31 @@ mod tests {
     #[test]
     fn outer_ecn_follows_the_inner_packet() {
         let mut f = outer_v4(REMOTE, DEFAULT_PORT, VNI, &inner_udp(1, 2, 20));
-        set_outer_ecn(&mut f, 0, vxdp_common::ecn::CE);
+        set_outer_bits(
+            &mut f,
+            0,
+            OuterBits { tos: vxdp_common::ecn::encap(vxdp_common::ecn::CE), ..OuterBits::default() },
+        );
         let ip = Ipv4Header::from_slice(&f[14..]).unwrap().0;
         assert_eq!(ip.ecn, Ipv4Ecn::TWO, "CE inside is ECT(0) outside");
         assert_eq!(ip.header_checksum, ip.calc_header_checksum());
         let mut g = outer_v4(REMOTE, DEFAULT_PORT, VNI, &inner_udp(1, 2, 20));
         let before = g.clone();
-        set_outer_ecn(&mut g, 0, vxdp_common::ecn::NOT_ECT);
+        set_outer_bits(&mut g, 0, OuterBits::default());
         assert_eq!(g, before);
+    }
+
+    #[test]
+    fn inherited_fields_written_with_a_valid_checksum() {
+        // The template of an inherited TTL and DF has both zero; outer_v4's are not.
+        let mut f = outer_v4(REMOTE, DEFAULT_PORT, VNI, &inner_udp(1, 2, 20));
+        let mut tpl = Ipv4Header::from_slice(&f[14..]).unwrap().0;
+        (tpl.dont_fragment, tpl.time_to_live) = (false, 0);
+        tpl.header_checksum = tpl.calc_header_checksum();
+        f[14..34].copy_from_slice(&tpl.to_bytes());
+        set_outer_bits(&mut f, 0, OuterBits { tos: 0xb9, ttl: 7, df: true });
+        let ip = Ipv4Header::from_slice(&f[14..]).unwrap().0;
+        assert_eq!((ip.dscp.value(), ip.ecn.value(), ip.time_to_live, ip.dont_fragment), (0xb9 >> 2, 1, 7, true));
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
     }
 }

@@ -20,7 +20,7 @@ mod vni;
 
 pub use csum::complete_inner_csum;
 pub use decap::{decap, Decap, DecapConfig};
-pub use ecn::{decap_ecn, set_outer_ecn};
+pub use ecn::{decap_ecn, set_outer_bits};
 pub use encap::{encap, EncapParams, OuterTemplate};
 pub use srcport::{flow_hash, SrcPortRange};
 pub use vni::{ParseVniError, Vni};
