@@ -59,6 +59,21 @@ pub enum Request {
     PortDel(String),
     /// Port layout: the ports, their MACs and counters (`vxdp port show`).
     PortShow,
+    /// The device and its settings (`vxdp link show`).
+    LinkShow,
+}
+
+impl Request {
+    /// What a change request changes, for the refusal when the caller lacks
+    /// CAP_NET_ADMIN; `None` for the read-only requests anyone may make.
+    pub fn changes(&self) -> Option<&'static str> {
+        match self {
+            Request::Fdb(_) => Some("the FDB"),
+            Request::Neigh(_) => Some("the neighbour table"),
+            Request::PortAdd(_) | Request::PortDel(_) => Some("the ports"),
+            Request::FdbShow | Request::Stats | Request::NeighShow | Request::PortShow | Request::LinkShow => None,
+        }
+    }
 }
 
 /// The answer to one [`Request`].
@@ -73,6 +88,7 @@ pub enum Response {
     Stats(Box<Stats>),
     Neigh(Vec<NeighShowEntry>),
     Ports(Vec<crate::ports::PortShowEntry>),
+    Link(Box<crate::link::LinkInfo>),
 }
 
 /// One remote of one FDB entry, as `fdb show` reports it.
@@ -371,9 +387,10 @@ impl Connection {
                     return;
                 }
                 Ok(Line::Complete) => match serde_json::from_slice::<Request>(trim_newline(&line)) {
-                    Ok(Request::Fdb(_)) if self.may_change.is_err() => Response::Error(format!(
-                        "permission denied: changing the FDB needs CAP_NET_ADMIN, as `bridge fdb` does (pid {} \
-                         has not); show and stats do not",
+                    Ok(req) if req.changes().is_some() && self.may_change.is_err() => Response::Error(format!(
+                        "permission denied: changing {} needs CAP_NET_ADMIN, as `bridge fdb`, `ip neigh` and `ip \
+                         link` do (pid {} has not); show and stats do not",
+                        req.changes().unwrap_or_default(),
                         self.may_change.unwrap_err()
                     )),
                     Ok(req) => self.handler.handle(req),
@@ -540,6 +557,7 @@ mod tests {
                 Request::Stats => Response::Stats(Box::new(calls(self.calls.load(Ordering::Relaxed)))),
                 Request::Neigh(_) | Request::NeighShow => Response::Neigh(vec![]),
                 Request::PortAdd(_) | Request::PortDel(_) | Request::PortShow => Response::Ports(Vec::new()),
+                Request::LinkShow => Response::Error("no link".into()),
             }
         }
     }

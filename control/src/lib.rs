@@ -21,6 +21,7 @@
 pub mod consul;
 pub mod ctl;
 pub mod entry;
+pub mod link;
 pub mod mac;
 pub mod neigh;
 pub mod ports;

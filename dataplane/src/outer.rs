@@ -9,7 +9,9 @@ use vxdp_common::outer::{Inherit, DEFAULT_TTL, INHERIT_DF, INHERIT_TOS, INHERIT_
 /// `--ttl N|auto|inherit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ttl {
-    /// `N`, or `auto` as 64 (the kernel's route hop limit, `ip_default_ttl`).
+    /// `auto`: 64 (the kernel's route hop limit, by default `ip_default_ttl`).
+    Auto,
+    /// `N`.
     Fixed(u8),
     /// The inner IPv4 TTL or IPv6 hop limit; 64 for a frame that is not IP.
     Inherit,
@@ -46,7 +48,7 @@ pub struct OuterKnobs {
 
 impl Default for OuterKnobs {
     fn default() -> Self {
-        OuterKnobs { ttl: Ttl::Fixed(DEFAULT_TTL), tos: Tos::Fixed(0), df: Df::Unset }
+        OuterKnobs { ttl: Ttl::Auto, tos: Tos::Fixed(0), df: Df::Unset }
     }
 }
 
@@ -54,6 +56,7 @@ impl OuterKnobs {
     /// The template's TTL: zero when inherited.
     pub fn template_ttl(&self) -> u8 {
         match self.ttl {
+            Ttl::Auto => DEFAULT_TTL,
             Ttl::Fixed(t) => t,
             Ttl::Inherit => 0,
         }
@@ -84,7 +87,7 @@ impl std::str::FromStr for Ttl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "auto" => Ok(Ttl::Fixed(DEFAULT_TTL)),
+            "auto" => Ok(Ttl::Auto),
             "inherit" => Ok(Ttl::Inherit),
             _ => match s.parse::<u8>() {
                 Ok(0) | Err(_) => Err(format!("'{s}' is not a TTL (1-255, auto or inherit)")),
@@ -129,6 +132,7 @@ impl std::str::FromStr for Df {
 impl fmt::Display for Ttl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Ttl::Auto => f.write_str("auto"),
             Ttl::Fixed(t) => write!(f, "{t}"),
             Ttl::Inherit => f.write_str("inherit"),
         }
@@ -160,7 +164,7 @@ mod tests {
 
     #[test]
     fn spellings_and_defaults_follow_ip_link() {
-        assert_eq!("auto".parse::<Ttl>(), Ok(Ttl::Fixed(64)));
+        assert_eq!("auto".parse::<Ttl>(), Ok(Ttl::Auto));
         assert_eq!("inherit".parse::<Ttl>(), Ok(Ttl::Inherit));
         assert_eq!("9".parse::<Ttl>(), Ok(Ttl::Fixed(9)));
         assert!("0".parse::<Ttl>().unwrap_err().contains("not a TTL"));

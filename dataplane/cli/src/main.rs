@@ -70,6 +70,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show the overlay device of a running vxdp (like `ip link show`); with `-d` its
+    /// settings, in the keywords and order of `ip -d link show` for a vxlan device.
+    ///
+    /// vxdp link show [dev NAME] [-d] [--json]
+    #[command(arg_required_else_help = true)]
+    Link {
+        /// show.
+        op: String,
+        /// `dev NAME` (or just NAME): which vxdp device; default vx0.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the counters of a running vxdp: traffic per direction and drops by reason.
     Stats {
         /// `dev NAME` (or just NAME): which vxdp device; default vx0.
@@ -165,6 +177,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Neigh { op, args } => neigh(&op, &args),
         Cmd::Port { op, args, json } => port(&op, &args, json),
+        Cmd::Link { op, args } => link(&op, &args),
         Cmd::Stats { args, json } => {
             let dev = dev_arg(&args)?;
             match call(&dev, &Request::Stats)? {
@@ -176,6 +189,24 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `vxdp link show [dev NAME] [-d|--details] [--json]`.
+fn link(op: &str, args: &[String]) -> Result<()> {
+    if op != "show" {
+        bail!("link {op}: expected show (vxdp link show [dev NAME] [-d] [--json]; one device per daemon)");
+    }
+    let flag = |names: &[&str]| args.iter().any(|a| names.contains(&a.as_str()));
+    let (details, json) = (flag(&["-d", "-details", "--details"]), flag(&["-j", "--json"]));
+    let rest: Vec<String> = args.iter().filter(|a| !a.starts_with('-')).cloned().collect();
+    let dev = dev_arg(&rest)?;
+    match call(&dev, &Request::LinkShow)? {
+        Response::Link(l) if json => println!("{}", serde_json::to_string_pretty(&l)?),
+        Response::Link(l) => print!("{}", vxdp_control::link::fmt_link_show(&l, details)),
+        Response::Error(e) => bail!("{e}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+    Ok(())
 }
 
 /// `vxdp neigh ...`: one request to the daemon, or `show`.

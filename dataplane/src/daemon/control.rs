@@ -27,6 +27,8 @@ pub(super) struct Control {
     pub(super) store_stats: Arc<std::sync::OnceLock<Arc<vxdp_control::store::WatchStats>>>,
     pub(super) neigh: Arc<crate::neigh::NeighTable>,
     pub(super) ports: Arc<super::ports::PortPlane>,
+    /// The settings `vxdp link show` prints (its MTU and address are read live).
+    pub(super) link: vxdp_control::link::LinkInfo,
 }
 
 impl Control {
@@ -85,6 +87,20 @@ impl Control {
 }
 
 impl Control {
+    /// [`Control::link`] with the device's MTU and address as they are now (`ip link
+    /// set vx0 address ...` changes them under the daemon).
+    fn link_now(&self) -> anyhow::Result<vxdp_control::link::LinkInfo> {
+        let mut nl = crate::netlink::Netlink::open()?;
+        let dev = nl.link(&self.link.name)?;
+        let m = dev.mac;
+        Ok(vxdp_control::link::LinkInfo {
+            ifindex: dev.index,
+            mtu: dev.mtu,
+            address: format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
+            ..self.link.clone()
+        })
+    }
+
     /// What one `--metrics` scrape reports: the `vxdp stats` counters, the FDB by
     /// source, remotes without a next hop, and the stores' state.
     pub(super) fn sample(&self, stores: Vec<super::metrics::StoreStatus>) -> super::metrics::Sample {
@@ -129,6 +145,10 @@ impl Handler for Control {
             Request::PortAdd(p) => self.ports.add(&p.ifname, p.mac).map_or_else(Response::Error, |()| Response::Ok),
             Request::PortDel(ifname) => self.ports.del(&ifname).map_or_else(Response::Error, |()| Response::Ok),
             Request::PortShow => self.ports.show().map_or_else(Response::Error, Response::Ports),
+            Request::LinkShow => match self.link_now() {
+                Ok(l) => Response::Link(Box::new(l)),
+                Err(e) => Response::Error(format!("{e:#}")),
+            },
         }
     }
 }

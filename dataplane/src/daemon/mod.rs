@@ -413,6 +413,27 @@ pub fn run(cfg: Config) -> Result<()> {
         express: express.clone(),
         neigh,
         ports: ports.clone(),
+        link: vxdp_control::link::LinkInfo {
+            name: cfg.name.clone(),
+            ifindex: 0,
+            mtu: overlay_mtu,
+            address: String::new(),
+            vni: cfg.vni.get(),
+            local: IpAddr::V4(local),
+            dev: cfg.dev.clone(),
+            srcport: (cfg.srcport.min, cfg.srcport.max),
+            dstport: cfg.dstport,
+            learning: cfg.learning,
+            proxy: cfg.proxy,
+            ttl: cfg.outer.ttl.to_string(),
+            tos: cfg.outer.tos.to_string(),
+            df: cfg.outer.df.to_string(),
+            ageing_secs: cfg.ageing.as_secs(),
+            udpcsum: cfg.udpcsum,
+            datapath: cfg.datapath.to_string(),
+            layout: cfg.layout.to_string(),
+            workers: cfg.workers,
+        },
     });
     let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
     let store = store::start(
