@@ -62,6 +62,7 @@ fn template() -> OuterTemplate {
         dst_port: 4789,
         vni: Vni::new(42).expect("VNI"),
         udp_csum: false,
+        path_mtu: 1500,
     })
 }
 

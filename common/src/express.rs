@@ -149,11 +149,16 @@ pub struct RemoteTemplate {
     /// Sum of the pseudo-header without its length plus the UDP header with source port,
     /// length and checksum zero, plus the VXLAN header.
     pub udp_sum: u16,
+    /// The largest outer IPv4 packet the path toward this remote carries (the route's
+    /// MTU when it is below the underlay device's); bigger frames go to a worker,
+    /// which answers them with ICMP "fragmentation needed".
+    pub path_mtu: u32,
+    pub pad: u32,
 }
 
 impl Default for RemoteTemplate {
     fn default() -> Self {
-        RemoteTemplate { header: [0; 56], flags: 0, ip_sum: 0, udp_sum: 0 }
+        RemoteTemplate { header: [0; 56], flags: 0, ip_sum: 0, udp_sum: 0, path_mtu: 0, pad: 0 }
     }
 }
 

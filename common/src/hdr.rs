@@ -90,6 +90,7 @@ pub mod ipv6 {
 
 /// IP protocol numbers (IPv4 protocol, IPv6 next header) vxdp looks at.
 pub mod ip_proto {
+    pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     pub const DCCP: u8 = 33;

@@ -64,6 +64,9 @@ pub struct WorkerStats {
     pub port_tx_bytes: u64,
     #[serde(default)]
     pub port_tx_frames: u64,
+    /// ICMP/ICMPv6 "too big" answers to overlay frames the underlay cannot carry.
+    #[serde(default)]
+    pub pmtu_replies: u64,
     pub underlay_rx_bytes: u64,
     pub underlay_rx_frames: u64,
 }
@@ -122,7 +125,7 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 33] = [
+    const WORKER_KEYS: [&str; 34] = [
         "csum_completed",
         "decap_bytes",
         "decap_frames",
@@ -149,6 +152,7 @@ mod tests {
         "learned",
         "overlay_rx_bytes",
         "overlay_rx_frames",
+        "pmtu_replies",
         "port_flooded",
         "port_tx_bytes",
         "port_tx_frames",
@@ -179,6 +183,7 @@ mod tests {
                 port_flooded: base + 32,
                 port_tx_bytes: base + 33,
                 port_tx_frames: base + 34,
+                pmtu_replies: base + 35,
                 underlay_rx_bytes: base + 26,
                 underlay_rx_frames: base + 27,
             }

@@ -104,6 +104,10 @@ vxdp_common::counter_enum! {
         PortTxBytes = 15 => "port_tx_bytes",
         /// Port layout: frames from a port flooded to the other ports (once per frame).
         PortFlooded = 16 => "port_flooded",
+        /// Overlay frames too big for the underlay answered with ICMP "fragmentation
+        /// needed" / ICMPv6 "packet too big" back into the overlay (the frame itself is
+        /// counted as `mtu_exceeded`).
+        PmtuReplies = 17 => "pmtu_replies",
     }
 }
 
@@ -190,6 +194,7 @@ impl From<&LocalCounters> for WorkerStats {
             port_flooded: t(Counter::PortFlooded),
             port_tx_bytes: t(Counter::PortTxBytes),
             port_tx_frames: t(Counter::PortTxFrames),
+            pmtu_replies: t(Counter::PmtuReplies),
             underlay_rx_bytes: t(Counter::UnderlayRxBytes),
             underlay_rx_frames: t(Counter::UnderlayRxFrames),
         }

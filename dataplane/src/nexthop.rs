@@ -65,7 +65,9 @@ impl NextHops {
         self.templates.get(key)
     }
 
-    pub fn insert(&mut self, key: RemoteKey, src_mac: [u8; 6], dst_mac: [u8; 6]) -> bool {
+    /// Resolves `key` to the next hop `src_mac` -> `dst_mac` over a path carrying outer
+    /// packets of up to `path_mtu` bytes.
+    pub fn insert(&mut self, key: RemoteKey, src_mac: [u8; 6], dst_mac: [u8; 6], path_mtu: u32) -> bool {
         let (Some(d), IpAddr::V4(dst_ip), Some(vni)) = (self.defaults, key.ip, Vni::new(key.vni)) else {
             return false;
         };
@@ -80,6 +82,7 @@ impl NextHops {
             dst_port: key.port,
             vni,
             udp_csum: d.udp_csum,
+            path_mtu: path_mtu.min(u32::from(u16::MAX)) as u16,
         };
         self.templates.insert(key, OuterTemplate::new(&params));
         true

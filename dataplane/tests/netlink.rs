@@ -147,6 +147,7 @@ fn addresses_and_routes() {
     let Some(t) = Topology::new("route", true) else { return };
     run("ip", &["-n", &t.a, "addr", "add", "192.0.2.5/24", "dev", "va"]);
     run("ip", &["-n", &t.a, "addr", "add", "2001:db8::1/64", "dev", "va", "nodad"]);
+    run("ip", &["-n", &t.a, "route", "add", "203.0.113.0/24", "dev", "va", "mtu", "1400"]);
     t.in_ns(&t.a, || {
         let mut nl = Netlink::open().unwrap();
         let va = nl.link("va").unwrap();
@@ -158,9 +159,14 @@ fn addresses_and_routes() {
         assert!(nl.ipv4_addrs(999_999).unwrap_err().is_not_found());
 
         let direct = nl.route_get(ip(B_IP)).unwrap();
-        assert_eq!(direct, netlink::Route { oif: va.index, gateway: None, prefsrc: Some(ip(A_IP)) });
+        assert_eq!(direct, netlink::Route { oif: va.index, gateway: None, prefsrc: Some(ip(A_IP)), mtu: None });
         let routed = nl.route_get(ip("198.51.100.7")).unwrap();
-        assert_eq!(routed, netlink::Route { oif: va.index, gateway: Some(ip(B_IP)), prefsrc: Some(ip(A_IP)) });
+        assert_eq!(
+            routed,
+            netlink::Route { oif: va.index, gateway: Some(ip(B_IP)), prefsrc: Some(ip(A_IP)), mtu: None }
+        );
+        // A route's MTU metric (`ip route ... mtu N`) is the path's.
+        assert_eq!(nl.route_get(ip("203.0.113.9")).unwrap().mtu, Some(1400));
         let v6route = nl.route_get(ip("2001:db8::2")).unwrap();
         assert_eq!((v6route.oif, v6route.gateway), (va.index, None));
         assert_eq!(v6route.prefsrc, Some(ip("2001:db8::1")));

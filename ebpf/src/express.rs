@@ -271,7 +271,7 @@ pub fn encap(ctx: &XdpContext) -> Result<u32, XdpCounter> {
     if tpl.flags & TPL_VALID == 0 {
         return Err(XdpCounter::ToWorkersUnresolved);
     }
-    if tpl.flags & TPL_UDP_CSUM != 0 {
+    if tpl.flags & TPL_UDP_CSUM != 0 || OUTER_L3_LEN + len > tpl.path_mtu as usize {
         return Err(XdpCounter::ToWorkersOther);
     }
     let src_port = pick_port(flow_hash(&frame), cfg.srcport_min, cfg.srcport_max);

@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         dst_port: 4789,
         vni: Vni::new(42).unwrap(),
         udp_csum,
+        path_mtu: 1500,
     };
     let tpl = OuterTemplate::new(&p);
     let mut buf = vec![0u8; headroom + inner.len()];

@@ -19,8 +19,8 @@ pub fn fmt_stats(s: &Stats) -> String {
         out.push_str(&format!("    port_flooded {}\n", t.port_flooded));
     }
     out.push_str(&format!(
-        "    flooded {}  learned {}  learn_queue_full {}  csum_completed {}\n",
-        t.flooded, t.learned, t.learn_queue_full, t.csum_completed
+        "    flooded {}  learned {}  learn_queue_full {}  csum_completed {}  pmtu_replies {}\n",
+        t.flooded, t.learned, t.learn_queue_full, t.csum_completed, t.pmtu_replies
     ));
     out.push_str("    drops:");
     for (reason, n) in &t.drops.0 {

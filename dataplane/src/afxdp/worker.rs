@@ -41,8 +41,6 @@ const MAX_KICKS: u32 = 16;
 pub struct WorkerConfig {
     pub decap: DecapConfig,
     pub srcport: SrcPortRange,
-    /// Longest inner frame accepted for encapsulation (overlay MTU + Ethernet header).
-    pub max_inner_len: usize,
     /// Underlay MTU: the outer IP packet must fit.
     pub underlay_mtu: u32,
     /// `--proxy`: answer ARP requests and neighbour solicitations from `Shared::neigh`.
@@ -105,6 +103,37 @@ pub struct Worker {
     /// The table-clock second of the last read of the kernel's drop counters.
     drops_read_at: Option<u32>,
     reporter: Option<Reporter>,
+    /// Path MTU answers left this second (`PMTU_REPLIES_PER_SEC`).
+    pmtu_budget: PerSecond,
+}
+
+/// At most this many ICMP "too big" answers per worker and second: enough for every
+/// sender's path MTU discovery, and a sender spraying oversized frames cannot turn a
+/// worker into an ICMP generator.
+pub const PMTU_REPLIES_PER_SEC: u32 = 1000;
+
+/// A budget of events per (table clock) second.
+#[derive(Debug)]
+struct PerSecond {
+    limit: u32,
+    second: u32,
+    left: u32,
+}
+
+impl PerSecond {
+    fn new(limit: u32) -> Self {
+        PerSecond { limit, second: u32::MAX, left: 0 }
+    }
+
+    /// Takes one event from the budget of second `now`, if any is left.
+    fn take(&mut self, now: u32) -> bool {
+        if now != self.second {
+            (self.second, self.left) = (now, self.limit);
+        }
+        let ok = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        ok
+    }
 }
 
 impl Worker {
@@ -140,6 +169,7 @@ impl Worker {
             now_secs: 0,
             drops_read_at: None,
             reporter,
+            pmtu_budget: PerSecond::new(PMTU_REPLIES_PER_SEC),
         }
     }
 
@@ -339,8 +369,11 @@ impl Worker {
         if len < 14 || start < OUTER_V4_LEN {
             return self.drop_frame(f, DropReason::Truncated);
         }
-        if len > self.cfg.max_inner_len || len + OUTER_V4_LEN - 14 > self.cfg.underlay_mtu as usize {
-            return self.drop_frame(f, DropReason::MtuExceeded);
+        // The underlay bounds what can be sent: `vx0`'s MTU is the user's to raise,
+        // as a vxlan device's is.
+        let inner_mtu = (self.cfg.underlay_mtu as usize).saturating_sub(OUTER_V4_LEN);
+        if len - 14 > inner_mtu {
+            return self.too_big(f, inner_mtu);
         }
         let buf = self.umem.chunk_mut(&f);
         let dst: [u8; 6] = buf[start..start + 6].try_into().expect("6 bytes");
@@ -364,11 +397,17 @@ impl Worker {
         }
 
         // Every remote but the last gets a copy; the last one gets the original frame.
+        // A remote whose path cannot carry the frame gets none; a unicast frame is
+        // answered with ICMP "fragmentation needed" (`too_big`).
         for remote in copies {
             let Some(tpl) = hops.get(remote) else {
                 self.local.drop(DropReason::NoNeighbour);
                 continue;
             };
+            if len - 14 > tpl.max_inner_len() {
+                self.local.drop(DropReason::MtuExceeded);
+                continue;
+            }
             self.ip_id = self.ip_id.wrapping_add(1);
             let Some(mut copy) = self.free.pop() else {
                 self.local.drop(DropReason::NoFrame);
@@ -389,6 +428,12 @@ impl Worker {
         let Some(tpl) = hops.get(last) else {
             return self.drop_frame(f, DropReason::NoNeighbour);
         };
+        if len - 14 > tpl.max_inner_len() {
+            return match unicast {
+                Some(_) => self.too_big(f, tpl.max_inner_len()),
+                None => self.drop_frame(f, DropReason::MtuExceeded),
+            };
+        }
         self.ip_id = self.ip_id.wrapping_add(1);
         let buf = self.umem.chunk_mut(&f);
         let encapped = vxlan::encap(buf, start, len, tpl, src_port, self.ip_id).inspect(|&out| {
@@ -398,6 +443,24 @@ impl Worker {
             Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(f),
             Ok(_) => self.drop_frame(f, DropReason::Truncated),
             Err(r) => self.drop_frame(f, r),
+        }
+    }
+
+    /// An inner frame too big for the underlay: answered with ICMP "fragmentation
+    /// needed" / ICMPv6 "packet too big" for `inner_mtu` when the kernel would answer
+    /// it (`vxlan::pmtu`), else dropped (the kernel would fragment the outer packet
+    /// of an IPv4 one without DF; vxdp does not).
+    #[cold]
+    fn too_big(&mut self, mut f: Frame, inner_mtu: usize) {
+        let (start, len) = (f.offset(), f.len());
+        let buf = self.umem.chunk_mut(&f);
+        match vxlan::pmtu::too_big_reply(&mut buf[start..], len, inner_mtu) {
+            Some(n) if self.pmtu_budget.take(self.now_secs) && f.set_span(start, n) => {
+                self.local.add(Counter::PmtuReplies, 1);
+                self.local.drop(DropReason::MtuExceeded);
+                self.replies.push(f);
+            }
+            _ => self.drop_frame(f, DropReason::MtuExceeded),
         }
     }
 

@@ -99,7 +99,7 @@ pub(super) fn control_loop(
         for k in &keys {
             match netlink::resolve_next_hop(nl, k.ip) {
                 Ok(Some(hop)) if hop.ifindex == underlay_ifindex => {
-                    next.insert(*k, hop.src_mac, hop.dst_mac);
+                    next.insert(*k, hop.src_mac, hop.dst_mac, hop.mtu);
                     warned.remove(&k.ip);
                 }
                 Ok(Some(_)) => {

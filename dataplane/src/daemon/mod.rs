@@ -198,7 +198,12 @@ pub fn run(cfg: Config) -> Result<()> {
     // In the port layout the pair is the trunk, whose frames carry a trunk header in
     // front of MTU-sized frames: a veth drops what exceeds its peer's MTU.
     let trunk_extra = if cfg.layout == Layout::Port { vxdp_common::ports::TRUNK_LEN as u32 } else { 0 };
-    nl.create_veth(&cfg.name, &peer, overlay_mtu + trunk_extra, cfg.workers)
+    // In the bridge layout the peer takes what the underlay can carry: the veth drops
+    // frames above the receiving end's MTU, and `vx0`'s MTU is the user's to raise
+    // as a vxlan device's is (the workers answer what the underlay cannot carry with
+    // ICMP "fragmentation needed", `vxlan::pmtu`).
+    let peer_mtu = if trunk_extra == 0 { under.mtu.max(overlay_mtu) } else { overlay_mtu + trunk_extra };
+    nl.create_veth_mtus(&cfg.name, &peer, (overlay_mtu + trunk_extra, peer_mtu), cfg.workers)
         .with_context(|| format!("--name {}: creating the overlay device", cfg.name))?;
     let _overlay_guard = OverlayLink { name: cfg.name.clone() };
     // Frames leave the stack through `name` with complete checksums and at most MTU size,
@@ -288,7 +293,6 @@ pub fn run(cfg: Config) -> Result<()> {
             max_inner_len: DecapConfig::max_inner_len_for_mtu(overlay_mtu as u16, true),
         },
         srcport: cfg.srcport,
-        max_inner_len: overlay_mtu as usize + 14,
         underlay_mtu: under.mtu,
         proxy: cfg.proxy,
         busy_poll: cfg.busy_poll,

@@ -181,6 +181,7 @@ fn template(hops: &NextHops, rk: &RemoteKey) -> RemoteTemplate {
         t.header[..OUTER_V4_LEN].copy_from_slice(tpl.header());
         (t.ip_sum, t.udp_sum) = tpl.partial_sums();
         t.flags = TPL_VALID | if tpl.params().udp_csum { TPL_UDP_CSUM } else { 0 };
+        t.path_mtu = u32::from(tpl.params().path_mtu);
     }
     t
 }
@@ -224,7 +225,7 @@ mod tests {
 
     fn resolve(h: &mut NextHops, d: u8) {
         let k = h.key(&Remote::new(ip(d))).unwrap();
-        assert!(h.insert(k, [2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 1, d]));
+        assert!(h.insert(k, [2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 1, d], 1500));
     }
 
     fn put(t: &FdbTable, op: FdbOp, m: Mac, d: u8, source: Source) {

@@ -99,6 +99,9 @@ pub struct Route {
     pub oif: u32,
     pub gateway: Option<IpAddr>,
     pub prefsrc: Option<IpAddr>,
+    /// The route's MTU metric: `ip route ... mtu N`, or a path MTU the kernel learned
+    /// from an ICMP "fragmentation needed" (a cached exception `ip route get` shows).
+    pub mtu: Option<u32>,
 }
 
 /// A neighbour (ARP/ND) entry.
@@ -133,6 +136,8 @@ pub struct NextHop {
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
     pub src_ip: IpAddr,
+    /// The largest IP packet toward the remote: the route's MTU (or learned path MTU)
+    /// when it is below the interface's, else the interface's.
     pub mtu: u32,
 }
 
@@ -176,6 +181,18 @@ impl Netlink {
     /// Creates a veth pair `name` <-> `peer` with `queues` TX and RX queues each, both
     /// ends MTU `mtu`. Error if either exists.
     pub fn create_veth(&mut self, name: &str, peer: &str, mtu: u32, queues: u32) -> Result<(), NetlinkError> {
+        self.create_veth_mtus(name, peer, (mtu, mtu), queues)
+    }
+
+    /// [`Self::create_veth`] with MTU `mtus.0` on `name` and `mtus.1` on `peer`.
+    pub fn create_veth_mtus(
+        &mut self,
+        name: &str,
+        peer: &str,
+        mtus: (u32, u32),
+        queues: u32,
+    ) -> Result<(), NetlinkError> {
+        let (mtu, peer_mtu) = mtus;
         check_ifname(name)?;
         check_ifname(peer)?;
         let op = format!("creating veth pair {} <-> {}", iface(name), iface(peer));
@@ -198,13 +215,13 @@ impl Netlink {
         // VETH_INFO_PEER holds a whole ifinfomsg, then the peer's own link attributes.
         req.fixed(&IfInfoMsg::default().encode())
             .attr_str(IFLA_IFNAME, peer)
-            .attr_u32(IFLA_MTU, mtu)
+            .attr_u32(IFLA_MTU, peer_mtu)
             .attr_u32(IFLA_NUM_TX_QUEUES, queues)
             .attr_u32(IFLA_NUM_RX_QUEUES, queues);
         req.nest_end(peer_nest).nest_end(data).nest_end(info);
         match self.exchange(&mut req, &op, &mut |_| Ok(())) {
             Ok(_) => {
-                log::info!("created veth pair {name} <-> {peer} (mtu {mtu}, {queues} queues)");
+                log::info!("created veth pair {name} <-> {peer} (mtu {mtu} / {peer_mtu}, {queues} queues)");
                 Ok(())
             }
             Err(Failure::Kernel(e)) if e.errno == -libc::EEXIST => {
@@ -508,7 +525,8 @@ pub fn resolve_next_hop(nl: &mut Netlink, dst: IpAddr) -> Result<Option<NextHop>
             if state & NUD_STALE != 0 {
                 nl.neigh_resolve(route.oif, via)?;
             }
-            Ok(Some(NextHop { ifindex: route.oif, src_mac: link.mac, dst_mac, src_ip, mtu: link.mtu }))
+            let mtu = route.mtu.map_or(link.mtu, |m| m.min(link.mtu));
+            Ok(Some(NextHop { ifindex: route.oif, src_mac: link.mac, dst_mac, src_ip, mtu }))
         }
         _ => {
             nl.neigh_resolve(route.oif, via)?;
@@ -583,6 +601,10 @@ pub(crate) fn parse_route(msg: &Message<'_>) -> Result<(Route, u8), WireError> {
         oif: attrs.u32(RTA_OIF)?.ok_or(WireError("route without RTA_OIF"))?,
         gateway,
         prefsrc: attrs.ip(RTA_PREFSRC, h.family)?,
+        mtu: match attrs.get(RTA_METRICS) {
+            Some(m) => Attrs::parse(m)?.u32(RTAX_MTU)?.filter(|m| *m != 0),
+            None => None,
+        },
     };
     Ok((route, h.ty))
 }

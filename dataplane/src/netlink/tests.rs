@@ -214,12 +214,20 @@ fn route_reply_decodes_gateway_via_and_prefsrc() {
     p.extend(attr(RTA_OIF, &5u32.to_ne_bytes()));
     p.extend(attr(RTA_GATEWAY, &[192, 0, 2, 2]));
     p.extend(attr(RTA_PREFSRC, &[192, 0, 2, 1]));
+    // RTA_METRICS nests RTAX_* attributes; RTAX_MTU (2) is the path's MTU.
+    let metrics = [attr(1, &0u32.to_ne_bytes()), attr(RTAX_MTU, &1400u32.to_ne_bytes())].concat();
+    p.extend(attr(RTA_METRICS, &metrics));
     let m = msg(RTM_NEWROUTE, 0, 1, &p);
     let (r, ty) = parse_route(&messages(&m).next().unwrap().unwrap()).unwrap();
     assert_eq!(ty, RTN_UNICAST);
     assert_eq!(
         r,
-        Route { oif: 5, gateway: Some("192.0.2.2".parse().unwrap()), prefsrc: Some("192.0.2.1".parse().unwrap()) }
+        Route {
+            oif: 5,
+            gateway: Some("192.0.2.2".parse().unwrap()),
+            prefsrc: Some("192.0.2.1".parse().unwrap()),
+            mtu: Some(1400)
+        }
     );
 
     // IPv4 route with an IPv6 next hop: RTA_VIA carries its own family.

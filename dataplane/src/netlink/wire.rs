@@ -79,6 +79,9 @@ pub const RTA_OIF: u16 = 4;
 pub const RTA_GATEWAY: u16 = 5;
 pub const RTA_PREFSRC: u16 = 7;
 pub const RTA_VIA: u16 = 18;
+/// Nested route metrics (`RTAX_*`), e.g. a route's `mtu` or a cached path MTU.
+pub const RTA_METRICS: u16 = 8;
+pub const RTAX_MTU: u16 = 2;
 pub const RTN_UNICAST: u8 = 1;
 pub const RTN_LOCAL: u8 = 2;
 

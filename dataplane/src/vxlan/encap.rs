@@ -26,6 +26,9 @@ pub struct EncapParams {
     /// Fill the outer UDP checksum (`ip link ... udpcsum`); Linux's default for IPv4
     /// is `noudpcsum`: checksum 0.
     pub udp_csum: bool,
+    /// The largest outer IPv4 packet the path toward the remote carries: the route's
+    /// MTU, or the underlay device's.
+    pub path_mtu: u16,
 }
 
 /// Precomputed 50-byte outer header and its partial checksums; per-packet work only
@@ -71,6 +74,13 @@ impl OuterTemplate {
 
     pub fn params(&self) -> &EncapParams {
         &self.params
+    }
+
+    /// The largest inner IP packet (the inner frame without its Ethernet header) the
+    /// path toward this remote carries: its MTU less the outer IPv4, UDP and VXLAN
+    /// headers and the inner Ethernet header, 50 bytes in all.
+    pub fn max_inner_len(&self) -> usize {
+        usize::from(self.params.path_mtu).saturating_sub(OUTER_V4_LEN)
     }
 
     /// The precomputed 50-byte header (lengths, identification, checksums and source
@@ -155,6 +165,7 @@ mod tests {
             ttl: 17,
             tos: 0xb9, // DSCP 46, ECN 1
             df: true,
+            path_mtu: 1500,
             dst_port: DEFAULT_PORT,
             vni: vni(),
             udp_csum,
