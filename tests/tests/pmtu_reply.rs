@@ -112,6 +112,65 @@ fn too_big_for_the_path_answered_like_the_kernel() {
     assert!(after.total("pmtu_replies") > stats.total("pmtu_replies"), "TCP got no answer from vxdp: {}", after.0);
 }
 
+/// The ICMPv6 "packet too big" a 1450-byte ping6 from `from`'s container to `to`'s
+/// (at `to_ip`) brings back: (Ethernet source is `to`'s container MAC, IPv6 source,
+/// payload length, hop limit, type, code, MTU).
+fn packet_too_big(from: &Host, to: &Host, to_ip: &str) -> (bool, [u8; 16], u16, u8, u8, u8, u32) {
+    let cap = Capture::start(&from.container, "eth0");
+    let _ = from.container.try_run(format!("ping -6 -c 1 -W 2 -M do -s 1402 -t 61 {to_ip}"));
+    let to_mac: Vec<u8> = to.container_mac().split(':').map(|x| u8::from_str_radix(x, 16).expect("MAC")).collect();
+    let mut found = None;
+    let ok = wait_until(Duration::from_secs(3), || {
+        found =
+            cap.drain().into_iter().find(|f| f.len() >= 62 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 2);
+        found.is_some()
+    });
+    assert!(ok, "{}: no ICMPv6 packet too big for the 1450-byte ping6", from.container.name());
+    let f = found.expect("frame");
+    (
+        f[6..12] == to_mac[..],
+        f[22..38].try_into().expect("16"),
+        u16::from_be_bytes([f[18], f[19]]),
+        f[21],
+        f[54],
+        f[55],
+        u32::from_be_bytes([f[58], f[59], f[60], f[61]]),
+    )
+}
+
+#[test]
+fn ipv6_too_big_for_the_path_answered_like_the_kernel() {
+    if !require_root("ipv6_too_big_for_the_path_answered_like_the_kernel") {
+        return;
+    }
+    let _serial = serial();
+    let mut topo = Topology::new();
+    for side in [Side::A, Side::B] {
+        let peer = topo.host(side.peer()).underlay_ip;
+        topo.host(side).ns.run(format!("ip route add {peer}/32 dev eth0 mtu {PATH_MTU}"));
+    }
+    topo.add_vtep(Side::A, VtepKind::Vxdp);
+    topo.add_vtep(Side::B, VtepKind::Kernel);
+    let ips = ["fd00:5444::1", "fd00:5444::2"];
+    for (h, ip) in [(&topo.a, ips[0]), (&topo.b, ips[1])] {
+        h.container.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=0");
+        h.container.run("sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0");
+        h.container.run(format!("ip -6 addr add {ip}/64 dev eth0 nodad"));
+    }
+    topo.a.container.run(format!("ping -6 -c 3 -W 2 {}", ips[1]));
+    let vxdp = packet_too_big(&topo.a, &topo.b, ips[1]);
+    let kernel = packet_too_big(&topo.b, &topo.a, ips[0]);
+    eprintln!("vxdp's reply {vxdp:?}, the kernel's {kernel:?}");
+    let ip6 = |s: &str| s.parse::<std::net::Ipv6Addr>().expect("IPv6").octets();
+    // 1280 bytes in all: 40 of IPv6 header, 1240 of ICMPv6 (8 + 1232 quoted).
+    assert_eq!(kernel, (true, ip6(ips[0]), 1240, 61, 2, 0, u32::from(INNER_MTU)), "the kernel's reply");
+    assert_eq!(
+        vxdp,
+        (true, ip6(ips[1]), 1240, 61, 2, 0, u32::from(INNER_MTU)),
+        "vxdp's, beside the kernel's {kernel:?}"
+    );
+}
+
 #[test]
 fn raised_overlay_mtu_answered_for_the_underlay() {
     if !require_root("raised_overlay_mtu_answered_for_the_underlay") {
