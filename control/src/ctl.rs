@@ -112,8 +112,16 @@ pub trait Handler: Send + Sync {
 pub enum CtlError {
     #[error("invalid device name {0:?}: expected 1-15 bytes without '/', NUL or whitespace")]
     BadDevice(String),
-    #[error("vxdp for {dev} is already running in this network namespace")]
-    AlreadyRunning { dev: String },
+    #[error(
+        "the control socket @vxdp/{dev} is held by {holder}, which is not this vxdp (it holds the instance \
+         lock); stop that process, or choose another --name"
+    )]
+    NameHeld { dev: String, holder: String },
+    #[error(
+        "the control socket @vxdp/{dev} is served by pid {pid} as uid {uid} (not you) without CAP_NET_ADMIN, \
+         which every vxdp holds: not a vxdp to trust with a command; refusing to talk to it"
+    )]
+    Impostor { dev: String, pid: i32, uid: u32 },
     #[error("no vxdp daemon for {dev} in this network namespace")]
     NoDaemon { dev: String },
     #[error("vxdp for {dev} did not answer within {timeout:?}")]
@@ -170,6 +178,34 @@ fn peer_cred(stream: &UnixStream) -> io::Result<(i32, u32)> {
     Ok((cred.pid, cred.uid))
 }
 
+/// Who holds the abstract Unix socket `@name` in this network namespace: "pid P
+/// (COMM)", found through the socket's inode in `/proc/net/unix` and the processes'
+/// open files; "an unknown process" when that fails (another user's `/proc`).
+fn holder_of(name: &str) -> String {
+    let unknown = || "an unknown process".to_string();
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else { return unknown() };
+    let want = format!("@{name}");
+    // Columns: Num RefCount Protocol Flags Type St Inode Path. The listening socket
+    // has __SO_ACCEPTCON in its flags; connections not yet accepted carry the name too.
+    let Some(inode) = table.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.len() >= 8 && cols[7] == want && cols[3] == "00010000").then(|| cols[6].to_string())
+    }) else {
+        return unknown();
+    };
+    let link = format!("socket:[{inode}]");
+    let Ok(procs) = std::fs::read_dir("/proc") else { return unknown() };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+        if fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == link.as_str())) {
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            return format!("pid {pid} ({})", comm.trim());
+        }
+    }
+    unknown()
+}
+
 /// `CAP_NET_ADMIN` (include/uapi/linux/capability.h).
 const CAP_NET_ADMIN: u32 = 12;
 
@@ -201,8 +237,9 @@ pub struct Server;
 impl Server {
     /// Bind `vxdp/<dev>` and serve it from a thread until the handle is dropped.
     ///
-    /// Fails with [`CtlError::AlreadyRunning`] if a daemon in this network namespace
-    /// already serves `dev`.
+    /// Fails with [`CtlError::NameHeld`], naming the holder's pid, if a process in this
+    /// network namespace holds the name (a vxdp of this name holds the instance lock
+    /// first, so it is never one).
     pub fn spawn(dev: &str, handler: Arc<dyn Handler>) -> Result<ServerHandle, CtlError> {
         let me = own_uid();
         Self::spawn_with_policy(dev, handler, Arc::new(move |uid| uid == 0 || uid == me))
@@ -222,7 +259,11 @@ impl Server {
     ) -> Result<ServerHandle, CtlError> {
         let addr = socket_addr(dev)?;
         let listener = UnixListener::bind_addr(&addr).map_err(|source| match source.kind() {
-            io::ErrorKind::AddrInUse => CtlError::AlreadyRunning { dev: dev.to_string() },
+            // The daemon holds its instance lock before it gets here, so another vxdp
+            // of this name cannot be running: something else took the name.
+            io::ErrorKind::AddrInUse => {
+                CtlError::NameHeld { dev: dev.to_string(), holder: holder_of(&socket_name(dev)) }
+            }
             _ => CtlError::Io { dev: dev.to_string(), source },
         })?;
         let listener = Arc::new(listener);
@@ -449,6 +490,13 @@ impl Client {
             io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => CtlError::NoDaemon { dev: dev.to_string() },
             _ => CtlError::Io { dev: dev.to_string(), source },
         })?;
+        // Abstract names belong to whoever binds first: only a server holding
+        // CAP_NET_ADMIN, as every vxdp must (root, or a service user granted it), or
+        // one running as this very user, is one this client may send a command to.
+        let (pid, uid) = peer_cred(&stream).map_err(|source| CtlError::Io { dev: dev.to_string(), source })?;
+        if uid != own_uid() && !has_net_admin(pid) {
+            return Err(CtlError::Impostor { dev: dev.to_string(), pid, uid });
+        }
         let mut client = Client { dev: dev.to_string(), reader: BufReader::new(stream), timeout: DEFAULT_TIMEOUT };
         client.set_timeout(DEFAULT_TIMEOUT)?;
         Ok(client)
@@ -646,12 +694,13 @@ mod tests {
     }
 
     #[test]
-    fn second_server_for_the_same_dev_fails_clearly() {
+    fn second_server_for_the_same_dev_fails_naming_the_holder() {
         let dev = test_dev("dup");
         let server = Server::spawn(&dev, echo()).unwrap();
         let err = Server::spawn(&dev, echo()).err().unwrap();
-        assert!(matches!(err, CtlError::AlreadyRunning { .. }));
-        assert_eq!(err.to_string(), format!("vxdp for {dev} is already running in this network namespace"));
+        assert!(matches!(err, CtlError::NameHeld { .. }));
+        let e = err.to_string();
+        assert!(e.contains(&format!("@vxdp/{dev} is held by pid {} (", std::process::id())), "{e}");
         // Dropping the handle frees the name and closes open connections.
         let mut client = Client::connect(&dev).unwrap();
         drop(server);
