@@ -80,7 +80,8 @@ pub enum XdpError {
     #[error(
         "cannot attach {program} to {ifname} in {mode} mode with a bpf_link (needs Linux >= 5.9; \
          EBUSY means another XDP program is attached; EOPNOTSUPP in native mode means the \
-         driver has no XDP support): {source}"
+         driver has no XDP support; ERANGE on a veth means its peer's MTU is above 3506, the most native XDP \
+         on a veth takes): {source}"
     )]
     Attach {
         program: &'static str,

@@ -94,6 +94,12 @@ pub struct Config {
     pub ports: Vec<String>,
 }
 
+/// The largest MTU of a veth whose peer runs an XDP program in native mode (without
+/// multi-buffer support): one 4 KiB page, less the XDP headroom (256), the skb's shared
+/// info (320) and the Ethernet header (`veth_xdp_set`'s `max_mtu`). The overlay pair's
+/// ends are capped at it; an AF_XDP frame (4 KiB) holds such a frame with its headroom.
+pub const MAX_VETH_XDP_MTU: u32 = 3506;
+
 pub(super) static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -152,6 +158,22 @@ pub fn run(cfg: Config) -> Result<()> {
         .checked_sub(OUTER_V4_LEN as u32)
         .filter(|m| *m >= 68)
         .with_context(|| format!("--dev {}: MTU {} is too small for VXLAN", cfg.dev, under.mtu))?;
+    // The overlay pair is a veth with XDP on it, whose frames must fit one page: on a
+    // jumbo underlay the overlay takes the most that does, not what the underlay leaves.
+    let trunk_extra = if cfg.layout == Layout::Port { vxdp_common::ports::TRUNK_LEN as u32 } else { 0 };
+    let overlay_mtu = match MAX_VETH_XDP_MTU - trunk_extra {
+        cap if overlay_mtu > cap => {
+            log::warn!(
+                "--dev {}: MTU {} leaves {overlay_mtu} for the overlay, but {} takes at most {cap} (an XDP program on \
+                 a veth takes frames of one page); set the other VTEPs' overlay MTU to {cap} as well",
+                cfg.dev,
+                under.mtu,
+                cfg.name
+            );
+            cap
+        }
+        _ => overlay_mtu,
+    };
 
     // Static entries first, so a bad --fdb file stops us before anything is created.
     let fdb = Arc::new(FdbTable::new(cfg.learning, cfg.ageing));
@@ -196,13 +218,13 @@ pub fn run(cfg: Config) -> Result<()> {
         nl.delete_link(&peer).with_context(|| format!("removing the stale overlay device {peer}"))?;
     }
     // In the port layout the pair is the trunk, whose frames carry a trunk header in
-    // front of MTU-sized frames: a veth drops what exceeds its peer's MTU.
-    let trunk_extra = if cfg.layout == Layout::Port { vxdp_common::ports::TRUNK_LEN as u32 } else { 0 };
+    // front of MTU-sized frames (`trunk_extra`): a veth drops what exceeds its peer's MTU.
     // In the bridge layout the peer takes what the underlay can carry: the veth drops
     // frames above the receiving end's MTU, and `vx0`'s MTU is the user's to raise
     // as a vxlan device's is (the workers answer what the underlay cannot carry with
     // ICMP "fragmentation needed", `vxlan::pmtu`).
-    let peer_mtu = if trunk_extra == 0 { under.mtu.max(overlay_mtu) } else { overlay_mtu + trunk_extra };
+    let peer_mtu =
+        if trunk_extra == 0 { under.mtu.clamp(overlay_mtu, MAX_VETH_XDP_MTU) } else { overlay_mtu + trunk_extra };
     nl.create_veth_mtus(&cfg.name, &peer, (overlay_mtu + trunk_extra, peer_mtu), cfg.workers)
         .with_context(|| format!("--name {}: creating the overlay device", cfg.name))?;
     let _overlay_guard = OverlayLink { name: cfg.name.clone() };
