@@ -276,6 +276,7 @@ impl Server {
             allow,
             may_change,
             conns: Arc::new(Mutex::new(HashMap::new())),
+            refusals: Mutex::new(crate::loglimit::LogLimit::new(5, Duration::from_secs(60))),
         };
         let thread = std::thread::Builder::new()
             .name(format!("vxdp-ctl-{dev}"))
@@ -325,6 +326,9 @@ struct AcceptLoop {
     may_change: MayChange,
     /// Open connections (clones used only to shut them down on stop).
     conns: Arc<Mutex<HashMap<u64, UnixStream>>>,
+    /// Refused connections are logged at most 5 times a minute: any local user can
+    /// make them.
+    refusals: Mutex<crate::loglimit::LogLimit>,
 }
 
 impl AcceptLoop {
@@ -366,7 +370,11 @@ impl AcceptLoop {
         stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
         let (pid, uid) = peer_cred(&stream)?;
         if !(self.allow)(uid) {
-            log::warn!("control socket @{}: refused uid {uid}", socket_name(&self.dev));
+            let allowed = self.refusals.lock().unwrap_or_else(|e| e.into_inner()).allow(std::time::Instant::now());
+            if let Some(left_out) = allowed {
+                let note = crate::loglimit::suppressed_note(left_out);
+                log::warn!("control socket @{}: refused uid {uid} (pid {pid}){note}", socket_name(&self.dev));
+            }
             let msg = format!(
                 "permission denied: uid {uid} may not control vxdp for {} (needs root or uid {})",
                 self.dev,
@@ -522,7 +530,13 @@ impl Client {
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => CtlError::Closed { dev: dev.clone() },
             _ => CtlError::Io { dev: dev.clone(), source },
         };
-        write_line(self.reader.get_mut(), req).map_err(io_err)?;
+        // A server that refuses a connection answers before it reads anything, and
+        // closes: the request may then meet a closed socket, but the answer is there.
+        if let Err(e) = write_line(self.reader.get_mut(), req) {
+            if !matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
+                return Err(io_err(e));
+            }
+        }
         let mut line = Vec::new();
         match read_line_limited(&mut self.reader, &mut line, MAX_RESPONSE_LEN).map_err(io_err)? {
             Line::Eof => Err(CtlError::Closed { dev: dev.clone() }),

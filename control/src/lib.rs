@@ -22,6 +22,7 @@ pub mod consul;
 pub mod ctl;
 pub mod entry;
 pub mod link;
+pub mod loglimit;
 pub mod mac;
 pub mod neigh;
 pub mod ports;

@@ -43,6 +43,8 @@ pub(super) fn control_loop(
     let mut last_overload_check = Instant::now();
     let mut last_resolve = Instant::now() - Duration::from_secs(10);
     let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
+    // Learned remotes change the next hops as fast as traffic teaches them.
+    let mut resolved_log = vxdp_control::loglimit::LogLimit::new(5, Duration::from_secs(10));
     let mut keys = Vec::new();
     let mut guard_error: Option<String> = None;
     while !SIGNALLED.load(Ordering::SeqCst) {
@@ -118,8 +120,14 @@ pub(super) fn control_loop(
                 }
             }
         }
+        // A remote that left the FDB is forgotten here too: it would be warned about
+        // again should it come back, and the set stays as large as the FDB's remotes.
+        warned.retain(|ip| keys.iter().any(|k| k.ip == *ip));
         if next.summary() != current.summary() {
-            log::info!("next hops: {} of {} remote(s) resolved", next.len(), keys.len());
+            if let Some(left_out) = resolved_log.allow(Instant::now()) {
+                let note = vxdp_control::loglimit::suppressed_note(left_out);
+                log::info!("next hops: {} of {} remote(s) resolved{note}", next.len(), keys.len());
+            }
             nexthops.store(Arc::new(next));
             mirror(express, fdb, nexthops, true);
         }
