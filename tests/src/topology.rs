@@ -247,7 +247,16 @@ pub struct PortTopology {
 impl PortTopology {
     /// Builds the topology and starts vxdp on A with `extra` `vxdp run` flags.
     pub fn new(extra: &[&str]) -> PortTopology {
-        let mut topo = Topology::new();
+        PortTopology::build(Topology::new(), extra)
+    }
+
+    /// [`PortTopology::new`] on [`Topology::with_offloads`]: host B's kernel VTEP sends
+    /// inner segments with unfinished checksums.
+    pub fn with_offloads(extra: &[&str]) -> PortTopology {
+        PortTopology::build(Topology::with_offloads(), extra)
+    }
+
+    fn build(mut topo: Topology, extra: &[&str]) -> PortTopology {
         topo.add_vtep(Side::B, VtepKind::Kernel);
         let a2 = Netns::new("ca2");
         let a = &mut topo.a;

@@ -6,8 +6,8 @@
 //! each (`csum_completed`). With the express path such frames go to the workers
 //! (`xdp_to_workers_csum`).
 
-use vxdp_tests::traffic::check_overlay;
-use vxdp_tests::{datapath, require_root, serial, Side, Topology, VtepKind};
+use vxdp_tests::traffic::{check_overlay, ping, random_bytes, tcp_transfer, TRANSFER_LEN};
+use vxdp_tests::{datapath, require_root, serial, PortTopology, Side, Topology, VtepKind};
 
 #[test]
 fn interop_offload_peer() {
@@ -35,4 +35,23 @@ fn interop_offload_peer() {
         false => assert_eq!(to_workers, 0, "nothing reaches XDP's express path with afxdp: {}", stats.0),
     }
     eprintln!("csum_completed {completed}, xdp_to_workers_csum {to_workers}");
+}
+
+/// The same peer against the port layout: the frames host B sends go into a port's
+/// container (by XDP or by a worker), and they too must arrive with finished checksums.
+#[test]
+fn interop_offload_peer_port_layout() {
+    if !require_root("interop_offload_peer_port_layout") {
+        return;
+    }
+    let _serial = serial();
+    let pt = PortTopology::with_offloads(&[]);
+    let topo = &pt.topo;
+    ping(&topo.b.container, topo.a.overlay_ip);
+    let data = random_bytes(TRANSFER_LEN);
+    tcp_transfer(&topo.b.container, &topo.a.container, topo.a.overlay_ip, 5446, &data);
+    tcp_transfer(&topo.a.container, &topo.b.container, topo.b.overlay_ip, 5447, &data);
+    let stats = topo.a.daemon().stats();
+    let completed = stats.total("csum_completed");
+    assert!(completed > 1000, "vxdp completed {completed} inner checksums for its ports; stats: {}", stats.0);
 }
