@@ -249,14 +249,10 @@ impl Server {
         Self::spawn_with_caps(dev, handler, allow, Arc::new(has_net_admin))
     }
 
-    /// `spawn_with_policy`, with `may_change` deciding which peers may send FDB changes
-    /// (`bridge fdb` needs CAP_NET_ADMIN; `show` and `stats` do not).
-    fn spawn_with_caps(
-        dev: &str,
-        handler: Arc<dyn Handler>,
-        allow: Policy,
-        may_change: MayChange,
-    ) -> Result<ServerHandle, CtlError> {
+    /// Binds `vxdp/<dev>` without serving it yet (errors as [`Server::spawn`]): the
+    /// daemon takes its name while it may still look up who else holds it, and serves
+    /// once it has dropped its privileges.
+    pub fn bind(dev: &str) -> Result<Bound, CtlError> {
         let addr = socket_addr(dev)?;
         let listener = UnixListener::bind_addr(&addr).map_err(|source| match source.kind() {
             // The daemon holds its instance lock before it gets here, so another vxdp
@@ -266,6 +262,42 @@ impl Server {
             }
             _ => CtlError::Io { dev: dev.to_string(), source },
         })?;
+        Ok(Bound { dev: dev.to_string(), listener })
+    }
+
+    /// `spawn_with_policy`, with `may_change` deciding which peers may send FDB changes
+    /// (`bridge fdb` needs CAP_NET_ADMIN; `show` and `stats` do not).
+    fn spawn_with_caps(
+        dev: &str,
+        handler: Arc<dyn Handler>,
+        allow: Policy,
+        may_change: MayChange,
+    ) -> Result<ServerHandle, CtlError> {
+        Self::bind(dev)?.serve_with(handler, allow, may_change)
+    }
+}
+
+/// A bound control socket, not served yet ([`Server::bind`]).
+pub struct Bound {
+    dev: String,
+    listener: UnixListener,
+}
+
+impl Bound {
+    /// Serves the socket from a thread until the handle is dropped, as [`Server::spawn`].
+    pub fn serve(self, handler: Arc<dyn Handler>) -> Result<ServerHandle, CtlError> {
+        let me = own_uid();
+        self.serve_with(handler, Arc::new(move |uid| uid == 0 || uid == me), Arc::new(has_net_admin))
+    }
+
+    fn serve_with(
+        self,
+        handler: Arc<dyn Handler>,
+        allow: Policy,
+        may_change: MayChange,
+    ) -> Result<ServerHandle, CtlError> {
+        let Bound { dev, listener } = self;
+        let dev = dev.as_str();
         let listener = Arc::new(listener);
         let stop = Arc::new(AtomicBool::new(false));
         let server = AcceptLoop {

@@ -7,6 +7,7 @@
 //! descriptors, and the underlay passes all traffic again.
 
 mod busy_poll;
+pub mod caps;
 mod control;
 mod control_loop;
 mod guard;
@@ -409,6 +410,12 @@ pub fn run(cfg: Config) -> Result<()> {
         ports.add(p, None).map_err(|e| anyhow::anyhow!("--port {p}: {e}"))?;
     }
 
+    // Setup is done: take the control socket's name while the holder of a taken one
+    // can still be looked up, then keep only what the running daemon needs, before
+    // any other thread exists (every thread inherits the reduced sets).
+    let bound = ctl::Server::bind(&cfg.name).context("starting the control socket")?;
+    let kept = caps::drop_to_running().context("dropping capabilities")?;
+    log::info!("capabilities reduced to {kept:#x} with no_new_privs");
     let threads: Vec<_> = workers
         .into_iter()
         .enumerate()
@@ -461,7 +468,7 @@ pub fn run(cfg: Config) -> Result<()> {
             workers: cfg.workers,
         },
     });
-    let server = ctl::Server::spawn(&cfg.name, control.clone()).context("starting the control socket")?;
+    let server = bound.serve(control.clone()).context("starting the control socket")?;
     let store = store::start(
         cfg.store.as_ref(),
         store::Plumbing {
