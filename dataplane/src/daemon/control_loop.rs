@@ -98,7 +98,16 @@ pub(super) fn control_loop(
         }
         last_resolve = Instant::now();
         let mut next = NextHops::new(defaults);
+        // An FDB change alone resolves only the remotes it brought: the others keep
+        // their next hop until the kernel reports a change or the periodic pass, so a
+        // burst of learned MACs costs no netlink round trips per known remote.
+        let incremental = fdb_dirty && !kernel_changed && !periodic;
         for k in &keys {
+            if let Some(t) = current.get_key(k).filter(|_| incremental) {
+                let p = t.params();
+                next.insert(*k, p.src_mac, p.dst_mac, u32::from(p.path_mtu));
+                continue;
+            }
             match netlink::resolve_next_hop(nl, k.ip) {
                 Ok(Some(hop)) if hop.ifindex == underlay_ifindex => {
                     next.insert(*k, hop.src_mac, hop.dst_mac, hop.mtu);
