@@ -22,6 +22,7 @@ pub mod etcd;
 pub mod schema;
 pub mod url;
 pub mod view;
+pub mod zk;
 pub mod watch;
 
 pub use advertise::{AdvertiseConfig, AdvertiseStats, Advertiser, AdvertiserHandle};
