@@ -29,8 +29,7 @@ const LOG4J: [&str; 2] = ["/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/
 /// where `cargo xtask setup` installed them).
 pub fn available(test: &str) -> bool {
     let java = Command::new("java").arg("-version").stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-    if java && std::path::Path::new(ZOOKEEPER_JAR).exists() && LOG4J.iter().all(|j| std::path::Path::new(j).exists())
-    {
+    if java && std::path::Path::new(ZOOKEEPER_JAR).exists() && LOG4J.iter().all(|j| std::path::Path::new(j).exists()) {
         return true;
     }
     let msg = format!("{test}: ZooKeeper is missing (apt-get install zookeeper, or run `cargo xtask setup`)");

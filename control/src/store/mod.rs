@@ -22,8 +22,8 @@ pub mod etcd;
 pub mod schema;
 pub mod url;
 pub mod view;
-pub mod zk;
 pub mod watch;
+pub mod zk;
 
 pub use advertise::{AdvertiseConfig, AdvertiseStats, Advertiser, AdvertiserHandle};
 pub use schema::Keys;

@@ -160,7 +160,10 @@ impl StoreConfig {
                     [] => "no options".to_string(),
                     o => o.join(", "),
                 };
-                return Err(format!("--cluster-store-opt '{o}': {} takes no '{k}' (it takes {takes})", url.kind.name()));
+                return Err(format!(
+                    "--cluster-store-opt '{o}': {} takes no '{k}' (it takes {takes})",
+                    url.kind.name()
+                ));
             }
             if map.iter().any(|(kk, _)| kk == k) {
                 return Err(format!("--cluster-store-opt '{o}': '{k}' given twice"));
@@ -214,10 +217,9 @@ impl StoreConfig {
                 };
                 Ok(StoreConfig::Etcd(c))
             }
-            StoreKind::Zookeeper => Ok(StoreConfig::Zookeeper(ZkConfig {
-                endpoints: url.endpoints.clone(),
-                ..ZkConfig::new(&[])
-            })),
+            StoreKind::Zookeeper => {
+                Ok(StoreConfig::Zookeeper(ZkConfig { endpoints: url.endpoints.clone(), ..ZkConfig::new(&[]) }))
+            }
         }
     }
 

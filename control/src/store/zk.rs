@@ -63,7 +63,10 @@ pub struct ZkConfig {
 
 impl ZkConfig {
     pub fn new(endpoints: &[&str]) -> ZkConfig {
-        ZkConfig { endpoints: endpoints.iter().map(|e| e.to_string()).collect(), session_timeout: Duration::from_secs(10) }
+        ZkConfig {
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            session_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -184,7 +187,15 @@ impl ZkStore {
             return Err(StoreError::Refused("no ZooKeeper servers".into()));
         }
         let timeout = cfg.session_timeout;
-        Ok(ZkStore { cfg, client: None, timeout, detached: false, state: SessionState::Disconnected, tree: None, shared: SessionCell::default() })
+        Ok(ZkStore {
+            cfg,
+            client: None,
+            timeout,
+            detached: false,
+            state: SessionState::Disconnected,
+            tree: None,
+            shared: SessionCell::default(),
+        })
     }
 
     /// The session this store holds, updated whenever it opens a new one.
@@ -251,11 +262,7 @@ impl ZkStore {
         }
         let limit = self.timeout.max(REQUEST_TIMEOUT) + Duration::from_secs(2);
         let c = block(timed(limit, async { connector.connect(&cluster).await.map_err(error) }))?;
-        log::info!(
-            "zk: session {} established with {cluster} (timeout {:?})",
-            c.session_id(),
-            c.session_timeout()
-        );
+        log::info!("zk: session {} established with {cluster} (timeout {:?})", c.session_id(), c.session_timeout());
         self.state = SessionState::SyncConnected;
         *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.session().clone());
         self.client = Some(c);
