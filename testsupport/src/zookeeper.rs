@@ -2,7 +2,8 @@
 //! (ZooKeeper 3.8, `/usr/share/java/zookeeper.jar`) run as the test's own JVMs
 //! (`QuorumPeerMain` with its own `zoo.cfg`, never the system service or `zkServer.sh`,
 //! whose environment is wired to `/etc/zookeeper`), on loopback, each with its data
-//! dir under a temporary directory. A 3-server ensemble fits this machine (2 cores,
+//! dir under a temporary directory; or inside a network namespace the test made
+//! ([`ZkEnsemble::start_on`]). A 3-server ensemble fits this machine (2 cores,
 //! ~75 MB RSS per server with `-Xmx128m -XX:+UseSerialGC`; leader elected ~1.6 s after
 //! launch). Servers can be SIGKILLed, stopped and restarted; everything is killed and
 //! removed on drop, also when the test fails.
@@ -50,6 +51,7 @@ struct Server {
 /// A running ZooKeeper ensemble (or one standalone server).
 pub struct ZkEnsemble {
     servers: Vec<Server>,
+    host: Ipv4Addr,
     dir: PathBuf,
 }
 
@@ -64,6 +66,20 @@ impl ZkEnsemble {
     /// `n` servers on 127.0.0.1, on free ports (`n == 1`: standalone), with a leader
     /// elected and every server answering.
     pub fn start(n: usize) -> ZkEnsemble {
+        ZkEnsemble::start_at(Ipv4Addr::LOCALHOST, free_ports(3 * n))
+    }
+
+    /// `n` servers on `host` (an address of the calling thread's network namespace;
+    /// call the methods that talk to the servers from a thread inside it), client ports
+    /// 2181N, quorum ports 2888N and election ports 3888N for server N (1-based).
+    pub fn start_on(host: &str, n: usize) -> ZkEnsemble {
+        let host = host.parse().expect("an IPv4 address");
+        let ports = (1..=n as u16).flat_map(|i| [21810 + i, 28880 + i, 38880 + i]).collect();
+        ZkEnsemble::start_at(host, ports)
+    }
+
+    fn start_at(host: Ipv4Addr, ports: Vec<u16>) -> ZkEnsemble {
+        let n = ports.len() / 3;
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("vxdp-zk-{}-{seq}", std::process::id()));
@@ -77,10 +93,9 @@ impl ZkEnsemble {
              log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n\n",
         )
         .expect("log4j.properties");
-        let ports = free_ports(3 * n);
         let servers: Vec<Server> =
             ports.chunks(3).map(|p| Server { client: p[0], quorum: p[1], election: p[2], child: None }).collect();
-        let mut z = ZkEnsemble { servers, dir };
+        let mut z = ZkEnsemble { servers, host, dir };
         for i in 0..n {
             z.write_config(i);
         }
@@ -100,15 +115,16 @@ impl ZkEnsemble {
         std::fs::create_dir_all(d.join("data")).expect("zk data dir");
         let mut cfg = format!(
             "tickTime=500\ninitLimit=20\nsyncLimit=10\nminSessionTimeout=1000\nmaxSessionTimeout=60000\n\
-             dataDir={}\nclientPortAddress=127.0.0.1\nclientPort={}\nadmin.enableServer=false\n\
+             dataDir={}\nclientPortAddress={}\nclientPort={}\nadmin.enableServer=false\n\
              4lw.commands.whitelist=ruok,srvr,mntr\nznode.container.checkIntervalMs=1000\n",
             d.join("data").display(),
+            self.host,
             self.servers[i].client
         );
         if self.servers.len() > 1 {
             std::fs::write(d.join("data/myid"), format!("{}\n", i + 1)).expect("myid");
             for (j, s) in self.servers.iter().enumerate() {
-                cfg.push_str(&format!("server.{}=127.0.0.1:{}:{}\n", j + 1, s.quorum, s.election));
+                cfg.push_str(&format!("server.{}={}:{}:{}\n", j + 1, self.host, s.quorum, s.election));
             }
         }
         std::fs::write(d.join("zoo.cfg"), cfg).expect("zoo.cfg");
@@ -135,7 +151,7 @@ impl ZkEnsemble {
 
     /// `host:port` of every server's client port.
     pub fn endpoints(&self) -> Vec<String> {
-        self.servers.iter().map(|s| format!("127.0.0.1:{}", s.client)).collect()
+        self.servers.iter().map(|s| format!("{}:{}", self.host, s.client)).collect()
     }
 
     /// The `zk://h1:p1,h2:p2,...` URL of the ensemble.
@@ -181,7 +197,7 @@ impl ZkEnsemble {
     /// A four-letter word's answer from server `i`, or `None`.
     fn four(&self, i: usize, word: &str) -> Option<String> {
         self.servers[i].child.as_ref()?;
-        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.servers[i].client).into();
+        let addr = SocketAddrV4::new(self.host, self.servers[i].client).into();
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         s.write_all(word.as_bytes()).ok()?;

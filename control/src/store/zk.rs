@@ -215,6 +215,14 @@ impl ZkStore {
         Ok(())
     }
 
+    /// Keys under `prefix` and their values (tests, tools).
+    pub fn list(&mut self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self.poll(prefix, true, Duration::ZERO)?.update {
+            Update::Full(pairs) => Ok(pairs),
+            Update::Events(_) => Err(StoreError::Decode("a resync answered events".into())),
+        }
+    }
+
     /// Writes many keys (tests, tools), one request each.
     pub fn put_batch(&mut self, pairs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         for (k, v) in pairs {
