@@ -817,6 +817,25 @@ fn zk_leader_killed_changes_keep_flowing() {
 }
 
 #[test]
+fn zk_the_server_in_use_killed_fails_over_keeping_the_session() {
+    let Some(mut b) = Backend::zk("zk_the_server_in_use_killed_fails_over_keeping_the_session") else { return };
+    let mut s = ZkStore::new(b.zk_config()).unwrap();
+    let lease = s.lease_grant("failover", Duration::from_secs(10)).unwrap();
+    assert!(s.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.11"}"#, Some(&lease)).unwrap());
+    let first = s.server().expect("the server the session is on");
+    let i = b.zk_config().endpoints.iter().position(|e| *e == first).expect("a listed server");
+    b.ensemble().kill(i);
+    // The next requests wait for (or time out during) the move to another server.
+    wait_for("a request after the failover", Duration::from_secs(20), || {
+        s.put(&b.keys().mac(mac(2)), br#"{"v":1,"vtep":"192.0.2.11"}"#, Some(&lease)).unwrap_or(false)
+    });
+    let now = s.server().expect("a server after the failover");
+    assert_ne!(now, first, "still on the killed server");
+    assert!(s.lease_renew(&lease).unwrap(), "the session did not survive the failover");
+    assert_eq!(holder(&b, mac(1)), Some((ip(11), true)), "the ephemeral key was lost");
+}
+
+#[test]
 fn zk_all_stopped_keeps_the_table_and_restart_resumes() {
     let Some(mut b) = Backend::zk("zk_all_stopped_keeps_the_table_and_restart_resumes") else { return };
     for i in 1..=3 {

@@ -23,7 +23,8 @@
 //!   is watched for its creation.
 //! - **Sessions and failover:** the client is given every listed server and moves its
 //!   session to the next one when its server dies (the session, its ephemeral znodes
-//!   and its watches survive). A session that expires (a partition longer than its
+//!   and its watches survive); which server it moved to is read from the client's
+//!   `tracing` event and logged once ([`Capture`]). A session that expires (a partition longer than its
 //!   timeout) ends this client: the next call opens a new session, and the next poll
 //!   answers a full listing (a resync); the advertiser, told its lease is lost,
 //!   re-creates its ephemeral entries under the new one.
@@ -75,9 +76,11 @@ struct ThreadSpawner;
 
 impl spawns_core::Spawn for ThreadSpawner {
     fn spawn(&self, task: spawns_core::Task) {
+        // The session loop reports to the store that spawned it (see [`Capture`]).
+        let seen = SEEN.with(|s| s.borrow().clone());
         let run = move || {
-            let _scope = spawns_core::enter(&ThreadSpawner);
-            async_io::block_on(Box::into_pin(task.future));
+            SEEN.with(|s| *s.borrow_mut() = seen);
+            block(Box::into_pin(task.future));
         };
         if let Err(e) = std::thread::Builder::new().name("zk-session".into()).spawn(run) {
             log::error!("zk: cannot start the session thread: {e}");
@@ -85,10 +88,67 @@ impl spawns_core::Spawn for ThreadSpawner {
     }
 }
 
-/// Runs `f` to completion on this thread.
+/// Runs `f` to completion on this thread, with the client's `tracing` events going to
+/// this thread's store ([`Capture`]).
 fn block<F: Future>(f: F) -> F::Output {
     let _scope = spawns_core::enter(&ThreadSpawner);
+    let _capture = SEEN.with(|s| s.borrow().clone()).map(|seen| tracing::subscriber::set_default(Capture(seen)));
     async_io::block_on(f)
+}
+
+/// Which server a store's session is on, as its client says.
+#[derive(Debug, Default)]
+struct Seen {
+    session: String,
+    endpoint: Option<String>,
+}
+
+type SeenCell = std::sync::Arc<std::sync::Mutex<Seen>>;
+
+thread_local! {
+    /// The store whose client runs on this thread (set around a connect, and for
+    /// good on a session thread).
+    static SEEN: std::cell::RefCell<Option<SeenCell>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A `tracing` subscriber, scoped to the client's threads, that turns the one event
+/// naming the server a session (re-)established on into the store's state, and a move
+/// to another server into one log line (`zk: session S failed over to HOST:PORT`).
+/// The client's other events are dropped: vxdp logs the state changes itself.
+struct Capture(SeenCell);
+
+const ESTABLISHED: &str = "succeeds to establish session to ";
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        m.is_event() && *m.level() == tracing::Level::INFO && m.target().starts_with("zookeeper_client")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" {
+                    self.0 = format!("{v:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        e.record(&mut m);
+        let Some(at) = m.0.strip_prefix(ESTABLISHED) else { return };
+        let at = at.trim_start_matches("tcp://").to_string();
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.endpoint.as_ref().is_some_and(|prev| *prev != at) && !seen.session.is_empty() {
+            log::warn!("zk: session {} failed over to {at}", seen.session);
+        }
+        seen.endpoint = Some(at);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// `f`, or [`StoreError::Unreachable`] after `d`.
@@ -175,6 +235,8 @@ pub struct ZkStore {
     tree: Option<Tree>,
     /// The current session, for [`ZkStore::session_cell`].
     shared: SessionCell,
+    /// The server the session is on, as the client reports it.
+    seen: SeenCell,
 }
 
 /// The session a [`ZkStore`] holds now, readable from another thread (tests end it
@@ -195,6 +257,7 @@ impl ZkStore {
             state: SessionState::Disconnected,
             tree: None,
             shared: SessionCell::default(),
+            seen: SeenCell::default(),
         })
     }
 
@@ -213,6 +276,11 @@ impl ZkStore {
         }))?;
         drop(c); // the last handle of the session: closes it
         Ok(())
+    }
+
+    /// The server this store's session is on (`host:port`), as its client reported it.
+    pub fn server(&self) -> Option<String> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).endpoint.clone()
     }
 
     /// Keys under `prefix` and their values (tests, tools).
@@ -269,8 +337,18 @@ impl ZkStore {
             connector = connector.with_detached();
         }
         let limit = self.timeout.max(REQUEST_TIMEOUT) + Duration::from_secs(2);
-        let c = block(timed(limit, async { connector.connect(&cluster).await.map_err(error) }))?;
-        log::info!("zk: session {} established with {cluster} (timeout {:?})", c.session_id(), c.session_timeout());
+        // A new cell per session: the previous session's thread may still report.
+        self.seen = SeenCell::default();
+        SEEN.with(|s| *s.borrow_mut() = Some(self.seen.clone()));
+        let c = block(timed(limit, async { connector.connect(&cluster).await.map_err(error) }));
+        SEEN.with(|s| *s.borrow_mut() = None);
+        let c = c?;
+        let at = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.session = c.session_id().to_string();
+            seen.endpoint.clone().unwrap_or_else(|| cluster.clone())
+        };
+        log::info!("zk: session {} established with {at} (timeout {:?})", c.session_id(), c.session_timeout());
         self.state = SessionState::SyncConnected;
         *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.session().clone());
         self.client = Some(c);
@@ -635,6 +713,20 @@ mod tests {
         assert!(matches!(error(ZkError::SessionExpired), StoreError::SessionLost(_)));
         assert!(matches!(error(ZkError::ConnectionLoss), StoreError::Unreachable(_)));
         assert!(matches!(error(ZkError::NoAuth), StoreError::Refused(_)));
+    }
+
+    #[test]
+    fn the_server_a_session_moved_to_is_captured() {
+        let seen = SeenCell::default();
+        tracing::subscriber::with_default(Capture(seen.clone()), || {
+            tracing::info!(target: "zookeeper_client::session", "{ESTABLISHED}{}", "tcp://127.0.0.1:21811");
+            seen.lock().unwrap().session = "0x1".into();
+            tracing::info!(target: "zookeeper_client::session", "enter state Disconnected due to x");
+            tracing::info!(target: "other", "{ESTABLISHED}{}", "tcp://127.0.0.1:9");
+            assert_eq!(seen.lock().unwrap().endpoint.as_deref(), Some("127.0.0.1:21811"));
+            tracing::info!(target: "zookeeper_client::session", "{ESTABLISHED}{}", "tcp://127.0.0.1:21812");
+        });
+        assert_eq!(seen.lock().unwrap().endpoint.as_deref(), Some("127.0.0.1:21812"));
     }
 
     #[test]
