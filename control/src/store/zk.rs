@@ -50,6 +50,9 @@ const WATCH_LAG: Duration = Duration::from_millis(500);
 /// the advertiser hears which of its keys are there at least this often.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// Writes [`ZkStore::put_batch`] keeps in flight.
+pub const BATCH: usize = 500;
+
 /// `ephemeral_owner` of a container znode (ZooKeeper's `EphemeralType.CONTAINER`).
 const CONTAINER_OWNER: i64 = i64::MIN;
 
@@ -291,10 +294,14 @@ impl ZkStore {
         }
     }
 
-    /// Writes many keys (tests, tools), one request each.
+    /// Writes many keys (tests, tools): one request each, [`BATCH`] in flight at once.
     pub fn put_batch(&mut self, pairs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        for (k, v) in pairs {
-            self.put(k, v, None)?;
+        let c = self.client()?;
+        for chunk in pairs.chunks(BATCH) {
+            let puts = chunk.iter().map(|(k, v)| async move { put_plain(c, &path(k), v).await });
+            block(timed(REQUEST_TIMEOUT * 10, async {
+                join_all(puts).await.into_iter().try_for_each(|r| r.map(|_| ()).map_err(error))
+            }))?;
         }
         Ok(())
     }
