@@ -24,10 +24,11 @@
 //! - **Sessions and failover:** the client is given every listed server and moves its
 //!   session to the next one when its server dies (the session, its ephemeral znodes
 //!   and its watches survive); which server it moved to is read from the client's
-//!   `tracing` event and logged once ([`Capture`]). A session that expires (a partition longer than its
-//!   timeout) ends this client: the next call opens a new session, and the next poll
-//!   answers a full listing (a resync); the advertiser, told its lease is lost,
-//!   re-creates its ephemeral entries under the new one.
+//!   `tracing` event (a subscriber scoped to the client's threads) and logged once. A
+//!   session that expires (a partition longer than its timeout) ends this client: the
+//!   next call opens a new session, and the next poll answers a full listing (a
+//!   resync); the advertiser, told its lease is lost, re-creates its ephemeral entries
+//!   under the new one.
 //! - **Versions:** a key's version is the znode's data version; a delete of one
 //!   version is ZooKeeper's conditional delete.
 
