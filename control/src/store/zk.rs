@@ -461,7 +461,7 @@ fn is_key(stat: &Stat) -> bool {
 }
 
 /// Lists a kind's znode with a child watch and every key under it with a data watch.
-/// `Ok(None)`: the kind's znode is gone.
+/// `Ok(false)`: the kind's znode is gone (its keys are reported deleted).
 async fn list_dir(c: &Client, tree: &mut Tree, kind: &str, out: &mut Vec<Event>) -> Result<bool, ZkError> {
     let dir = format!("{}/{kind}", tree.root);
     let (ids, _, w) = match c.get_and_watch_children(&dir).await {
@@ -545,11 +545,12 @@ async fn handle(c: &Client, tree: &mut Tree, fired: Vec<Fired>) -> Result<Vec<Ev
         }
         match target {
             Target::Root => list_root(c, tree, &mut out).await.map_err(error)?,
-            Target::Dir(kind) => {
-                if tree.dirs.contains_key(&kind) && !list_dir(c, tree, &kind, &mut out).await.map_err(error)? {
-                    // The kind's znode is gone; the VNI's child watch says what is next.
-                }
+            // A kind already forgotten (its znode gone) is listed again, if it comes
+            // back, through the VNI's child watch.
+            Target::Dir(kind) if tree.dirs.contains_key(&kind) => {
+                list_dir(c, tree, &kind, &mut out).await.map_err(error)?;
             }
+            Target::Dir(_) => {}
             Target::Key(kind, id) => {
                 let p = tree.key_path(&kind, &id);
                 let known = tree.dirs.get(&kind).is_some_and(|ids| ids.contains(&id));
