@@ -10,7 +10,12 @@
 //!   instead, each under its own key prefix, removed afterwards; the fault-injection
 //!   tests, which make the test server misbehave, then skip with a message.
 //!
-//! Every test in [`both!`] runs once per store (`consul::NAME`, `etcd::NAME`).
+//! - **zk:** a real 3-server ZooKeeper ensemble (Debian's `zookeeper`, started by each
+//!   test on loopback; [`vxdp_testsupport::zookeeper`]), plus fault tests against it:
+//!   the leader SIGKILLed, every server stopped and restarted, the watcher's and the
+//!   advertiser's sessions ended under them (expiry).
+//!
+//! Every test in [`all!`] runs once per store (`consul::NAME`, `etcd::NAME`, `zk::NAME`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,12 +27,14 @@ use vxdp_control::consul::{Client, ConsulConfig};
 use vxdp_control::entry::Remote;
 use vxdp_control::store::consul::ConsulStore;
 use vxdp_control::store::etcd::{EtcdConfig, EtcdStore};
+use vxdp_control::store::zk::{ZkConfig, ZkStore};
 use vxdp_control::store::{
     AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Keys, Lease, Sink, Store, WatchConfig, Watcher,
 };
 use vxdp_control::Mac;
 use vxdp_testsupport::consul::TestConsul;
 use vxdp_testsupport::etcd::{available as etcd_available, EtcdCluster};
+use vxdp_testsupport::zookeeper::{available as zk_available, ZkEnsemble};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 const VNI: u32 = 42;
@@ -37,6 +44,7 @@ enum Server {
     /// The in-process test server, or `None`: a real Consul from `CONSUL_HTTP_ADDR`.
     Consul(Option<TestConsul>, ConsulConfig),
     Etcd(EtcdCluster),
+    Zk(ZkEnsemble),
 }
 
 /// The store under test and this test's key prefix.
@@ -71,6 +79,31 @@ impl Backend {
         Some(Backend { server: Server::Etcd(EtcdCluster::start(3)), prefix: "vxdp/".into() })
     }
 
+    /// A fresh 3-server ZooKeeper ensemble, or `None` (the test skips) without ZooKeeper.
+    fn zk(test: &str) -> Option<Backend> {
+        if !zk_available(test) {
+            return None;
+        }
+        Some(Backend { server: Server::Zk(ZkEnsemble::start(3)), prefix: "vxdp/".into() })
+    }
+
+    fn ensemble(&mut self) -> &mut ZkEnsemble {
+        match &mut self.server {
+            Server::Zk(z) => z,
+            _ => panic!("not zk"),
+        }
+    }
+
+    fn zk_config(&self) -> ZkConfig {
+        match &self.server {
+            Server::Zk(z) => {
+                let eps = z.endpoints();
+                ZkConfig::new(&eps.iter().map(String::as_str).collect::<Vec<_>>())
+            }
+            _ => panic!("not zk"),
+        }
+    }
+
     /// The Consul test server, for fault injection; `None` (and a message) on a real Consul.
     fn faults(&self, test: &str) -> Option<&TestConsul> {
         match &self.server {
@@ -85,14 +118,14 @@ impl Backend {
     fn cluster(&mut self) -> &mut EtcdCluster {
         match &mut self.server {
             Server::Etcd(c) => c,
-            Server::Consul(..) => panic!("not etcd"),
+            _ => panic!("not etcd"),
         }
     }
 
     fn consul_config(&self) -> ConsulConfig {
         match &self.server {
             Server::Consul(_, c) => c.clone(),
-            Server::Etcd(_) => panic!("not consul"),
+            _ => panic!("not consul"),
         }
     }
 
@@ -102,7 +135,7 @@ impl Backend {
                 let eps = c.endpoints();
                 EtcdConfig::new(&eps.iter().map(String::as_str).collect::<Vec<_>>())
             }
-            Server::Consul(..) => panic!("not etcd"),
+            _ => panic!("not etcd"),
         }
     }
 
@@ -111,6 +144,7 @@ impl Backend {
         match &self.server {
             Server::Consul(_, c) => Box::new(ConsulStore::new(c.clone()).expect("client")),
             Server::Etcd(_) => Box::new(EtcdStore::new(self.etcd_config()).expect("client")),
+            Server::Zk(_) => Box::new(ZkStore::new(self.zk_config()).expect("client")),
         }
     }
 
@@ -134,6 +168,7 @@ impl Backend {
     fn put_many(&self, pairs: &[(String, Vec<u8>)]) {
         match &self.server {
             Server::Etcd(_) => EtcdStore::new(self.etcd_config()).unwrap().put_batch(pairs).expect("put batch"),
+            Server::Zk(_) => ZkStore::new(self.zk_config()).unwrap().put_batch(pairs).expect("put batch"),
             Server::Consul(..) => {
                 let mut s = self.store();
                 for (k, v) in pairs {
@@ -181,8 +216,8 @@ fn delete_prefix(cfg: &ConsulConfig, prefix: &str) -> Result<(), ()> {
     Ok(())
 }
 
-/// Defines `consul::NAME` and `etcd::NAME` for each `fn NAME(b: Backend)`.
-macro_rules! both {
+/// Defines `consul::NAME`, `etcd::NAME` and `zk::NAME` for each `fn NAME(b: Backend)`.
+macro_rules! all {
     ($($name:ident),* $(,)?) => {
         mod consul {
             $(#[test] fn $name() { super::$name(super::Backend::consul()) })*
@@ -192,10 +227,15 @@ macro_rules! both {
                 if let Some(b) = super::Backend::etcd(stringify!($name)) { super::$name(b) }
             })*
         }
+        mod zk {
+            $(#[test] fn $name() {
+                if let Some(b) = super::Backend::zk(stringify!($name)) { super::$name(b) }
+            })*
+        }
     };
 }
 
-both!(
+all!(
     watcher_follows_adds_changes_and_deletes,
     entries_of_this_node_are_not_installed,
     malformed_values_are_skipped_and_counted,
@@ -510,11 +550,13 @@ fn a_dead_nodes_keys_vanish_after_the_session_ttl(b: Backend) {
     let s: Lease = c.lease_grant("dead node", Duration::from_secs(10)).unwrap();
     assert!(c.put(&b.keys().vtep(ip(13)), br#"{"v":1}"#, Some(&s)).unwrap());
     assert!(c.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.13"}"#, Some(&s)).unwrap());
+    drop(c); // the node dies (a ZooKeeper client would otherwise keep its session alive)
     let (_w, t) = b.watch(Duration::from_secs(30));
     wait_for("the dead node's entries", Duration::from_secs(5), || t.len() == 2);
     let start = Instant::now();
     // Consul invalidates a session between TTL and 2 x TTL after the last renewal;
-    // etcd revokes a lease at its TTL.
+    // etcd revokes a lease at its TTL; ZooKeeper expires a session its timeout after
+    // the last contact.
     wait_for("TTL expiry", Duration::from_secs(25), || t.len() == 0);
     assert!(start.elapsed() >= Duration::from_secs(8), "gone before the TTL: {:?}", start.elapsed());
 }
@@ -744,4 +786,144 @@ fn etcd_compaction_past_the_watchers_revision_resyncs() {
     assert_eq!(t.len(), 3);
     assert!(w.stats().index_resets.load(Ordering::Relaxed) >= 1, "no compaction seen");
     assert_eq!(w.stats().resyncs.load(Ordering::Relaxed), 2);
+}
+
+// ---- ZooKeeper faults, against the real 3-server ensemble ----
+
+#[test]
+fn zk_leader_killed_changes_keep_flowing() {
+    let Some(mut b) = Backend::zk("zk_leader_killed_changes_keep_flowing") else { return };
+    let (w, t) = b.watch(Duration::from_secs(30));
+    let a = advertiser(&b, 11, Duration::from_secs(10));
+    a.handle().seen(mac(1));
+    wait_for("the advertised MAC", Duration::from_secs(5), || t.get(mac(1)).is_some());
+    let leader = b.ensemble().leader().expect("a leader");
+    b.ensemble().kill(leader);
+    let killed = Instant::now();
+    b.ensemble().wait_healthy(Duration::from_secs(20));
+    eprintln!("new leader {:?} after {:?}", b.ensemble().leader(), killed.elapsed());
+    for i in 10..20 {
+        b.put_mac(mac(i), 3);
+    }
+    a.handle().seen(mac(2));
+    wait_for("every change after the election", Duration::from_secs(10), || {
+        (10..20).all(|i| t.get(mac(i)).is_some()) && t.get(mac(2)).is_some()
+    });
+    // The sessions moved to the other servers: the ephemeral keys outlive the TTL.
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(t.get(mac(1)), Some(vec![ip(11)]), "advertised key lost after the failover");
+    assert_eq!(a.stats().sessions_created.load(Ordering::Relaxed), 1);
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+}
+
+#[test]
+fn zk_the_server_in_use_killed_fails_over_keeping_the_session() {
+    let Some(mut b) = Backend::zk("zk_the_server_in_use_killed_fails_over_keeping_the_session") else { return };
+    let mut s = ZkStore::new(b.zk_config()).unwrap();
+    let lease = s.lease_grant("failover", Duration::from_secs(10)).unwrap();
+    assert!(s.put(&b.keys().mac(mac(1)), br#"{"v":1,"vtep":"192.0.2.11"}"#, Some(&lease)).unwrap());
+    let first = s.server().expect("the server the session is on");
+    let i = b.zk_config().endpoints.iter().position(|e| *e == first).expect("a listed server");
+    b.ensemble().kill(i);
+    // The next requests wait for (or time out during) the move to another server.
+    wait_for("a request after the failover", Duration::from_secs(20), || {
+        s.put(&b.keys().mac(mac(2)), br#"{"v":1,"vtep":"192.0.2.11"}"#, Some(&lease)).unwrap_or(false)
+    });
+    let now = s.server().expect("a server after the failover");
+    assert_ne!(now, first, "still on the killed server");
+    assert!(s.lease_renew(&lease).unwrap(), "the session did not survive the failover");
+    assert_eq!(holder(&b, mac(1)), Some((ip(11), true)), "the ephemeral key was lost");
+}
+
+#[test]
+fn zk_all_stopped_keeps_the_table_and_restart_resumes() {
+    let Some(mut b) = Backend::zk("zk_all_stopped_keeps_the_table_and_restart_resumes") else { return };
+    for i in 1..=3 {
+        b.put_mac(mac(i), 2);
+    }
+    let (w, t) = b.watch(Duration::from_secs(30));
+    let a = advertiser(&b, 11, Duration::from_secs(10));
+    a.handle().seen(mac(5));
+    // Three MACs, the advertised one and the advertiser's VTEP (the all-zeros MAC).
+    wait_for("5 entries", Duration::from_secs(5), || t.len() == 5);
+    for i in 0..3 {
+        b.ensemble().stop(i);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(t.len(), 5, "entries dropped while ZooKeeper was down");
+    for i in 0..3 {
+        b.ensemble().restart(i);
+    }
+    b.ensemble().wait_healthy(Duration::from_secs(30));
+    b.delete(&b.keys().mac(mac(2)));
+    b.put_mac(mac(7), 7);
+    a.handle().seen(mac(6));
+    wait_for("changes after the restart", Duration::from_secs(20), || {
+        t.get(mac(7)).is_some() && t.get(mac(2)).is_none() && t.get(mac(6)) == Some(vec![ip(11)])
+    });
+    assert_eq!(t.get(mac(5)), Some(vec![ip(11)]), "advertised key lost across the restart");
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+}
+
+#[test]
+fn zk_unreachable_at_start_connects_later() {
+    let Some(mut b) = Backend::zk("zk_unreachable_at_start_connects_later") else { return };
+    b.put_mac(mac(1), 2);
+    for i in 0..3 {
+        b.ensemble().stop(i);
+    }
+    let (w, t) = b.watch(Duration::from_secs(30));
+    wait_for("failed attempts", Duration::from_secs(20), || w.stats().errors.load(Ordering::Relaxed) >= 2);
+    assert!(!w.stats().connected.load(Ordering::Relaxed));
+    assert_eq!(t.len(), 0);
+    for i in 0..3 {
+        b.ensemble().restart(i);
+    }
+    b.ensemble().wait_healthy(Duration::from_secs(30));
+    wait_for("the entry after ZooKeeper came up", Duration::from_secs(20), || t.get(mac(1)).is_some());
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+}
+
+#[test]
+fn zk_session_expiry_resyncs_and_recreates_the_ephemeral_entries() {
+    let Some(b) = Backend::zk("zk_session_expiry_resyncs_and_recreates_the_ephemeral_entries") else { return };
+    b.put_mac(mac(1), 2);
+    let watch_store = ZkStore::new(b.zk_config()).unwrap();
+    let watch_session = watch_store.session_cell();
+    let (w, t) = b.watch_with(watch_store, Duration::from_secs(30));
+    let adv_store = ZkStore::new(b.zk_config()).unwrap();
+    let adv_session = adv_store.session_cell();
+    let cfg = AdvertiseConfig {
+        keys: b.keys(),
+        local: ip(11),
+        port: None,
+        ttl: Duration::from_secs(10),
+        mac_ageing: Duration::from_secs(300),
+        takeover_window: Duration::from_secs(30),
+        name: "vxdp-test expiry".into(),
+    };
+    let a = Advertiser::spawn(adv_store, cfg).unwrap();
+    a.handle().seen(mac(3));
+    wait_for("the entries", Duration::from_secs(5), || t.len() == 3);
+
+    // The watcher's session ends under it: a new session and a full resync, which
+    // also picks up what changed meanwhile.
+    let s = watch_session.lock().unwrap().clone().expect("watcher session");
+    ZkStore::end_session(&b.zk_config(), s).expect("end the watcher's session");
+    b.put_mac(mac(4), 4);
+    wait_for("the resync", Duration::from_secs(10), || w.stats().resyncs.load(Ordering::Relaxed) >= 2);
+    wait_for("the change made meanwhile", Duration::from_secs(10), || t.get(mac(4)).is_some());
+    assert!(w.stats().index_resets.load(Ordering::Relaxed) >= 1);
+
+    // The advertiser's session ends: the ensemble deletes its ephemeral entries, the
+    // advertiser opens a new session and creates them again.
+    let s = adv_session.lock().unwrap().clone().expect("advertiser session");
+    ZkStore::end_session(&b.zk_config(), s).expect("end the advertiser's session");
+    wait_for("a new advertising session", Duration::from_secs(15), || {
+        a.stats().sessions_created.load(Ordering::Relaxed) == 2
+    });
+    wait_for("the entries back", Duration::from_secs(10), || {
+        t.get(mac(3)) == Some(vec![ip(11)]) && holder(&b, mac(3)) == Some((ip(11), true))
+    });
+    assert_eq!(t.get(Mac::ZERO), Some(vec![ip(11)]));
 }

@@ -9,10 +9,12 @@
 //! - [`etcd`]: [`EtcdCluster`](etcd::EtcdCluster), a real etcd cluster (Debian's
 //!   `etcd-server`) run as the test's own processes.
 //!
-//! A ZooKeeper runner is meant to sit beside them.
+//! - [`zookeeper`]: [`ZkEnsemble`](zookeeper::ZkEnsemble), a real ZooKeeper ensemble
+//!   (Debian's `zookeeper`) run as the test's own JVMs.
 
 pub mod consul;
 pub mod etcd;
 pub mod root;
+pub mod zookeeper;
 
 pub use root::require_root;

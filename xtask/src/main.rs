@@ -32,6 +32,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("procps", "pkill"),
     ("gcc", "cc"),
     ("etcd-server", "etcd"),
+    // ZooKeeper 3.8 (and Java); the tests run QuorumPeerMain from its jar, not this script.
+    ("zookeeper", "/usr/share/zookeeper/bin/zkServer.sh"),
 ];
 
 fn main() -> ExitCode {

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod url;
 pub mod view;
 pub mod watch;
+pub mod zk;
 
 pub use advertise::{AdvertiseConfig, AdvertiseStats, Advertiser, AdvertiserHandle};
 pub use schema::Keys;

@@ -4,17 +4,19 @@
 //! ```text
 //! consul://HOST[:PORT][/PREFIX]                  (port 8500)
 //! etcd://HOST[:PORT][,HOST[:PORT]...][/PREFIX]   (port 2379)
-//! zk://HOST[:PORT][,HOST[:PORT]...][/PREFIX]     (port 2181; refused: not built yet)
+//! zk://HOST[:PORT][,HOST[:PORT]...][/PREFIX]     (port 2181)
 //! ```
 //!
 //! The path, if any, is the key prefix (default `vxdp/`). Options: `tls=on|off`,
 //! `ca=FILE`, `cert=FILE`, `key=FILE` (etcd client certificates), `token=TOKEN` or
 //! `token-file=FILE` (Consul ACL token), `username=USER`, `password=PASS` (etcd auth),
-//! `dc=DC` and `consistency=default|stale` (Consul). Everything is checked here, before
+//! `dc=DC` and `consistency=default|stale` (Consul). ZooKeeper takes none of them (no
+//! TLS or auth in this vxdp yet). Everything is checked here, before
 //! the daemon creates anything; every error names the URL part or option at fault.
 
 use super::consul::ConsulStore;
 use super::etcd::{EtcdConfig, EtcdStore};
+use super::zk::{ZkConfig, ZkStore};
 use super::{Store, StoreError};
 use crate::consul::{Client, Consistency, ConsulConfig};
 use std::path::{Path, PathBuf};
@@ -103,9 +105,6 @@ impl std::str::FromStr for StoreUrl {
                 Some(format!("{p}/"))
             }
         };
-        if kind == StoreKind::Zookeeper {
-            return Err(bad("ZooKeeper is not supported by this vxdp yet (use consul:// or etcd://)"));
-        }
         Ok(StoreUrl { kind, endpoints, prefix })
     }
 }
@@ -143,6 +142,7 @@ pub fn check_prefix(p: &str) -> Result<(), String> {
 pub enum StoreConfig {
     Consul(ConsulConfig),
     Etcd(EtcdConfig),
+    Zookeeper(ZkConfig),
 }
 
 impl StoreConfig {
@@ -156,10 +156,13 @@ impl StoreConfig {
                 return Err(format!("--cluster-store-opt '{o}': unknown option '{k}' (known: {})", KNOWN.join(", ")));
             }
             if !url.kind.options().contains(&k) {
+                let takes = match url.kind.options() {
+                    [] => "no options".to_string(),
+                    o => o.join(", "),
+                };
                 return Err(format!(
-                    "--cluster-store-opt '{o}': {} takes no '{k}' (it takes {})",
-                    url.kind.name(),
-                    url.kind.options().join(", ")
+                    "--cluster-store-opt '{o}': {} takes no '{k}' (it takes {takes})",
+                    url.kind.name()
                 ));
             }
             if map.iter().any(|(kk, _)| kk == k) {
@@ -214,7 +217,9 @@ impl StoreConfig {
                 };
                 Ok(StoreConfig::Etcd(c))
             }
-            StoreKind::Zookeeper => Err("ZooKeeper is not supported by this vxdp yet".into()),
+            StoreKind::Zookeeper => {
+                Ok(StoreConfig::Zookeeper(ZkConfig { endpoints: url.endpoints.clone(), ..ZkConfig::new(&[]) }))
+            }
         }
     }
 
@@ -222,6 +227,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Consul(_) => "consul",
             StoreConfig::Etcd(_) => "etcd",
+            StoreConfig::Zookeeper(_) => "zk",
         }
     }
 
@@ -230,6 +236,7 @@ impl StoreConfig {
         match self {
             StoreConfig::Consul(c) => c.address.clone(),
             StoreConfig::Etcd(c) => c.endpoints.join(","),
+            StoreConfig::Zookeeper(c) => c.endpoints.join(","),
         }
     }
 
@@ -240,6 +247,7 @@ impl StoreConfig {
                 Ok(Box::new(ConsulStore::new(c.clone()).map_err(|e| StoreError::Refused(e.to_string()))?))
             }
             StoreConfig::Etcd(c) => Ok(Box::new(EtcdStore::new(c.clone())?)),
+            StoreConfig::Zookeeper(c) => Ok(Box::new(ZkStore::new(c.clone())?)),
         }
     }
 }
@@ -316,7 +324,8 @@ mod tests {
             ("etcd://a b:1", "'a b:1' is not HOST:PORT"),
             ("consul://a:1,b:2", "consul takes one address"),
             ("etcd://a:1/x?y", "key prefix 'x?y'"),
-            ("zk://a:2181", "ZooKeeper is not supported"),
+            ("zk://a:2181,,b", "empty address"),
+            ("zk://a:2181/x y", "key prefix 'x y'"),
         ] {
             let e = url(u).expect_err(u);
             assert!(e.contains(says) && e.contains(&format!("'{u}'")), "{u}: {e}");
@@ -357,5 +366,14 @@ mod tests {
         assert!(e.contains("consul takes no 'username'"), "{e}");
         let e = StoreConfig::new(&consul, &opts(&["token-file=/nonexistent/t"])).unwrap_err();
         assert!(e.contains("token-file=/nonexistent/t"), "{e}");
+        let zk = url("zk://z1,z2:2182/net").unwrap();
+        assert_eq!((zk.kind, zk.prefix.as_deref()), (StoreKind::Zookeeper, Some("net/")));
+        let StoreConfig::Zookeeper(c) = StoreConfig::new(&zk, &[]).unwrap() else { panic!("not zk") };
+        assert_eq!(c.endpoints, ["z1:2181", "z2:2182"]);
+        for o in ["tls=on", "ca=/x", "token=t", "username=u", "dc=d"] {
+            let e = StoreConfig::new(&zk, &opts(&[o])).unwrap_err();
+            let k = o.split('=').next().unwrap();
+            assert!(e.contains(&format!("zk takes no '{k}' (it takes no options)")), "{o}: {e}");
+        }
     }
 }

@@ -13,12 +13,12 @@ use vxdp_control::store::url::{check_prefix, StoreConfig, StoreUrl};
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Cluster store to watch for FDB entries: consul://HOST:PORT, etcd://HOST:PORT[,HOST:PORT...]
-    /// (zk:// is refused: not supported yet); an optional /PATH is the key prefix.
+    /// or zk://HOST:PORT[,HOST:PORT...]; an optional /PATH is the key prefix.
     #[arg(long = "cluster-store", value_name = "URL")]
     pub cluster_store: Option<String>,
     /// Option of the cluster store, repeatable: tls=on|off, ca=FILE, cert=FILE, key=FILE,
     /// username=USER, password=PASS (etcd); token=TOKEN, token-file=FILE, dc=DC,
-    /// consistency=default|stale (consul).
+    /// consistency=default|stale (consul); zk takes none.
     #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE", requires = "cluster_store")]
     pub cluster_store_opt: Vec<String>,
     /// Consul HTTP address (http://host:port, https://host:port or host:port): watch it for FDB
@@ -43,7 +43,7 @@ pub struct StoreArgs {
     /// Publish this node as a VTEP of the VNI and the MACs seen behind the overlay device.
     #[arg(long)]
     pub advertise: bool,
-    /// TTL of the advertising lease (Consul session) in seconds (10-86400): how long a dead node's entries stay.
+    /// TTL of the advertising lease (Consul session, etcd lease, ZooKeeper session timeout) in seconds (10-86400): how long a dead node's entries stay.
     #[arg(long = "cluster-store-ttl", alias = "consul-ttl", value_name = "SECS", default_value = "10", value_parser = clap::value_parser!(u64).range(10..=86400))]
     pub consul_ttl: u64,
 }
