@@ -3,6 +3,7 @@
 //! - `cargo xtask setup`: install what is missing (Debian packages, rustup components).
 //! - `cargo xtask demo`:  setup, build, and show a vxdp host and a kernel-vxlan host
 //!   talking across the overlay in throwaway namespaces, with counters.
+//!   `--store etcd`: three vxdp hosts fed by a real etcd instead (`demo_store.rs`).
 //! - `cargo xtask lint`:  the habits CI keeps: `cargo fmt --check`, clippy with warnings
 //!   denied (the workspace and the eBPF crate for its target), rustdoc with warnings denied.
 //! - `cargo xtask test`:  setup, build the daemon, run unit and integration tests, then
@@ -14,6 +15,7 @@
 
 mod bench;
 mod demo;
+mod demo_store;
 mod fuzz;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use std::process::{Command, ExitCode};
 type Result<T> = std::result::Result<T, String>;
 
 const USAGE: &str =
-    "usage: cargo xtask <setup|build|demo|lint|test|bench|fuzz> [-- extra cargo test args | bench flags | fuzz flags]";
+    "usage: cargo xtask <setup|build|demo [--store etcd]|lint|test|bench|fuzz> [-- extra cargo test args | bench flags | fuzz flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
 const PACKAGES: &[(&str, &str)] = &[
@@ -48,7 +50,13 @@ fn main() -> ExitCode {
     let r = match cmd {
         "setup" => setup(),
         "build" => setup().and_then(|_| build_daemon()).map(|_| ()),
-        "demo" => setup().and_then(|_| build_daemon()).and_then(|bin| demo::run(&bin)),
+        "demo" => match rest.as_slice() {
+            [] => setup().and_then(|_| build_daemon()).and_then(|bin| demo::run(&bin)),
+            [flag, store] if flag == "--store" && store == "etcd" => {
+                setup().and_then(|_| build_daemon()).and_then(|bin| demo_store::run(&bin))
+            }
+            _ => Err(format!("demo: expected no arguments or `--store etcd`, got `{}`", rest.join(" "))),
+        },
         "lint" => setup().and_then(|_| lint()),
         "test" => setup().and_then(|_| build_daemon()).and_then(|bin| test(&bin, &rest)),
         "bench" => setup().and_then(|_| build_daemon()).and_then(|bin| bench::bench(&bin, &rest)),
