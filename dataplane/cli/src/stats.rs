@@ -19,9 +19,14 @@ pub fn fmt_stats(s: &Stats) -> String {
         out.push_str(&format!("    port_flooded {}\n", t.port_flooded));
     }
     out.push_str(&format!(
-        "    flooded {}  learned {}  learn_queue_full {}  csum_completed {}  pmtu_replies {}\n",
-        t.flooded, t.learned, t.learn_queue_full, t.csum_completed, t.pmtu_replies
+        "    flooded {}  learned {}  learn_queue_full {}  csum_completed {}",
+        t.flooded, t.learned, t.learn_queue_full, t.csum_completed
     ));
+    if t.pmtu_replies > 0 {
+        // Only on links whose path MTU is below the overlay's.
+        out.push_str(&format!("  pmtu_replies {}", t.pmtu_replies));
+    }
+    out.push('\n');
     out.push_str("    drops:");
     for (reason, n) in &t.drops.0 {
         out.push_str(&format!(" {reason}={n}"));
@@ -130,5 +135,8 @@ underlay_no_rx_buffer=1014 underlay_rx_ring_full=1015 wrong_vni=1016
         let text = fmt_stats(&one);
         assert!(text.ends_with(" wrong_vni=1016\n    xdp:\n"), "{text}");
         assert!(!text.contains("worker"), "{text}");
+        assert!(!text.contains("pmtu_replies"), "{text}");
+        one.total.pmtu_replies = 3;
+        assert!(fmt_stats(&one).contains("csum_completed 1029  pmtu_replies 3\n"), "{}", fmt_stats(&one));
     }
 }
