@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(size_of::<ExpressConfig>(), 24);
         assert_eq!(size_of::<FdbKey>(), 12);
         assert_eq!(size_of::<FdbValue>(), 16);
-        assert_eq!(size_of::<RemoteTemplate>(), 64);
+        assert_eq!(size_of::<RemoteTemplate>(), 72);
         assert_eq!(size_of::<ExpressCpu>(), 16);
     }
 }
