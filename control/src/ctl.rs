@@ -587,7 +587,7 @@ impl Client {
 /// ```text
 /// MAC [dev NAME] dst IP [port P] [vni V] self [permanent] source SOURCE [age SECS]
 /// 00:11:22:33:44:55 dst 192.0.2.2 self permanent source static
-/// 00:00:00:00:00:00 dst 192.0.2.3 port 4790 vni 100 self permanent source consul
+/// 00:00:00:00:00:00 dst 192.0.2.3 port 4790 vni 100 self permanent source store
 /// 02:00:00:00:00:07 dst 192.0.2.4 self source learned age 12
 /// ```
 ///
@@ -595,7 +595,7 @@ impl Client {
 /// column); with `Some(name)` they carry `dev NAME` after the MAC, as unfiltered
 /// `bridge fdb show` prints. `permanent` marks entries that never age (static and
 /// Consul); learned entries have none, like the kernel's dynamic entries. The
-/// `source` (`static`, `consul`, `learned`) and, for learned entries, the seconds since
+/// `source` (`static`, `store`, `learned`) and, for learned entries, the seconds since
 /// last seen (`age`) are vxdp's additions, at the end so the `bridge` columns line up.
 /// Every line ends with `\n`; no entries give an empty string.
 pub fn fmt_fdb_show(entries: &[FdbShowEntry], dev: Option<&str>) -> String {
@@ -834,7 +834,7 @@ mod tests {
             FdbShowEntry {
                 mac: Mac::ZERO,
                 remote: Remote { ip: "2001:db8::3".parse().unwrap(), port: Some(4790), vni: Some(100) },
-                source: Source::Consul,
+                source: Source::Store,
                 age_secs: None,
             },
             FdbShowEntry {
@@ -847,7 +847,7 @@ mod tests {
         assert_eq!(
             fmt_fdb_show(&entries, None),
             "00:11:22:33:44:55 dst 192.0.2.2 self permanent source static\n\
-             00:00:00:00:00:00 dst 2001:db8::3 port 4790 vni 100 self permanent source consul\n\
+             00:00:00:00:00:00 dst 2001:db8::3 port 4790 vni 100 self permanent source store\n\
              02:00:00:00:00:07 dst 192.0.2.4 self source learned age 12\n"
         );
         assert_eq!(

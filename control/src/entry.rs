@@ -4,7 +4,7 @@
 //! such entry per line).
 //!
 //! Semantics follow `bridge fdb` on a Linux vxlan device (see [`FdbOp`]); the one
-//! extension is [`Source`]: every source (static configuration, Consul, learning) keeps
+//! extension is [`Source`]: every source (static configuration, the cluster store, learning) keeps
 //! its own layer of entries, and the highest-precedence layer that has a MAC decides
 //! where that MAC goes.
 #![forbid(unsafe_code)]
@@ -25,21 +25,23 @@ use vxdp_common::Vni;
 pub enum Source {
     /// `--fdb` files and the control socket (`vxdp fdb add ...`); never ages.
     Static,
-    /// Entries derived from Consul's catalogue; never ages, Consul removes them.
-    Consul,
+    /// Entries from the cluster store (Consul, etcd, ZooKeeper); never ages, the store
+    /// removes them. Spelled `store` (older answers said `consul`, still accepted).
+    #[serde(alias = "consul")]
+    Store,
     /// Learned from decapsulated traffic; ages out.
     Learned,
 }
 
 impl Source {
     /// All sources, highest precedence first.
-    pub const BY_PRECEDENCE: [Source; 3] = [Source::Static, Source::Consul, Source::Learned];
+    pub const BY_PRECEDENCE: [Source; 3] = [Source::Static, Source::Store, Source::Learned];
 
-    /// Higher wins: Static 2, Consul 1, Learned 0.
+    /// Higher wins: Static 2, Store 1, Learned 0.
     pub const fn precedence(self) -> u8 {
         match self {
             Source::Static => 2,
-            Source::Consul => 1,
+            Source::Store => 1,
             Source::Learned => 0,
         }
     }
@@ -47,7 +49,7 @@ impl Source {
     pub const fn as_str(self) -> &'static str {
         match self {
             Source::Static => "static",
-            Source::Consul => "consul",
+            Source::Store => "store",
             Source::Learned => "learned",
         }
     }
@@ -362,8 +364,8 @@ mod tests {
 
     #[test]
     fn precedence_orders_sources() {
-        assert!(Source::Static > Source::Consul && Source::Consul > Source::Learned);
-        let mut all = vec![Source::Learned, Source::Static, Source::Consul];
+        assert!(Source::Static > Source::Store && Source::Store > Source::Learned);
+        let mut all = vec![Source::Learned, Source::Static, Source::Store];
         all.sort_by(|a, b| b.cmp(a));
         assert_eq!(all, Source::BY_PRECEDENCE);
     }

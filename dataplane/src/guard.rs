@@ -371,7 +371,7 @@ mod tests {
             source,
             age_secs: None,
         };
-        let known = known_vteps(&[e(1, Source::Static), e(2, Source::Consul), e(3, Source::Learned)]);
+        let known = known_vteps(&[e(1, Source::Static), e(2, Source::Store), e(3, Source::Learned)]);
         assert_eq!(known, [IpAddr::V4(v4("192.0.2.1")), IpAddr::V4(v4("192.0.2.2"))].into());
     }
 }

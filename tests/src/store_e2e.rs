@@ -26,9 +26,9 @@ pub trait TestStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, bool)>;
 }
 
-/// An entry from the store (source `consul`, the store layer) for `mac` at `dst`.
+/// An entry from the store (source `store`) for `mac` at `dst`.
 pub fn has_line(table: &str, mac: &str, dst: &str) -> bool {
-    table.lines().any(|l| l.starts_with(mac) && l.contains(&format!("dst {dst} ")) && l.contains("consul"))
+    table.lines().any(|l| l.starts_with(mac) && l.contains(&format!("dst {dst} ")) && l.contains("source store"))
 }
 
 /// The scenario's containers, for steps a store's test adds.

@@ -270,7 +270,7 @@ mod tests {
                 xdp: BTreeMap::from([("xdp_express_decap".to_string(), 42)]),
                 control: BTreeMap::from([("fdb_full".to_string(), 3)]),
             },
-            fdb_entries: vec![("static", 2), ("consul", 0), ("learned", 5)],
+            fdb_entries: vec![("static", 2), ("store", 0), ("learned", 5)],
             remotes: 2,
             unresolved: 1,
             stores: vec![StoreStatus { store: "consul", connected: true, last_sync_age_secs: Some(1.5) }],

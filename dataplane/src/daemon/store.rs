@@ -1,6 +1,6 @@
 //! `vxdp run --cluster-store` (or `--consul`): wires the store's watcher and advertiser
 //! (`vxdp_control::store`) to the data plane. The watcher's diffs become one
-//! `apply_batch` on the FDB with source `consul` (the cluster-store layer, whatever the
+//! `apply_batch` on the FDB with source `store` (the cluster-store layer, whatever the
 //! store; one snapshot publish per answer; workers never wait); MACs the workers see
 //! behind the overlay feed the advertiser. The store clients block on their own
 //! control-plane threads: no async runtime, nothing near a worker.
@@ -180,10 +180,10 @@ pub fn apply(fdb: &FdbTable, changed: &AtomicBool, advertiser: Option<&Advertise
     let mut reqs = Vec::with_capacity(changes.len() * 2);
     for c in changes {
         if c.existed {
-            reqs.push((FdbRequest::new(FdbOp::Del, c.mac, None), Source::Consul));
+            reqs.push((FdbRequest::new(FdbOp::Del, c.mac, None), Source::Store));
         }
         for r in &c.remotes {
-            reqs.push((FdbRequest::new(FdbOp::Append, c.mac, Some(*r)), Source::Consul));
+            reqs.push((FdbRequest::new(FdbOp::Append, c.mac, Some(*r)), Source::Store));
         }
         if !c.mac.is_zero() && !c.remotes.is_empty() {
             // Entries pointing at this node are filtered out before here, so the MAC
@@ -235,7 +235,7 @@ mod tests {
             &[change(Mac::ZERO, false, &[1, 2]), change(m1, false, &[1]), change(m2, false, &[3])],
         );
         assert!(changed.load(Ordering::Acquire));
-        let c = Source::Consul;
+        let c = Source::Store;
         assert_eq!(
             shown(&fdb),
             vec![(Mac::ZERO, ip(1), c), (Mac::ZERO, ip(2), c), (m1, ip(1), c), (m2, ip(9), Source::Static)]

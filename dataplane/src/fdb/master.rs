@@ -26,7 +26,7 @@ pub(super) struct Layers([Option<Layer>; 3]);
 fn layer_index(source: Source) -> usize {
     match source {
         Source::Static => 0,
-        Source::Consul => 1,
+        Source::Store => 1,
         Source::Learned => 2,
     }
 }

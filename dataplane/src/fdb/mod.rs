@@ -447,7 +447,7 @@ mod tests {
                 assert!(e.to_string().contains("dst 2001:db8::1: IPv6 underlay is not supported"), "{e}");
             }
         }
-        let batch = [(req(FdbOp::Append, "00:00:00:00:00:00", Some(v6)), Source::Consul)];
+        let batch = [(req(FdbOp::Append, "00:00:00:00:00:00", Some(v6)), Source::Store)];
         assert!(t.apply_batch(&batch).unwrap_err().to_string().contains("IPv6 underlay"));
         assert!(t.show().is_empty() && t.remote_ips().is_empty(), "nothing to re-resolve");
     }
@@ -470,12 +470,12 @@ mod tests {
     fn higher_layers_win_and_deleting_them_reveals_lower_ones() {
         let t = table();
         t.apply(&req(FdbOp::Add, A, Some(r(1))), Source::Learned).unwrap();
-        t.apply(&req(FdbOp::Add, A, Some(r(2))), Source::Consul).unwrap(); // overrides learned
+        t.apply(&req(FdbOp::Add, A, Some(r(2))), Source::Store).unwrap(); // overrides learned
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(2)][..]));
         t.apply(&req(FdbOp::Add, A, Some(r(3))), Source::Static).unwrap(); // overrides consul
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(3)][..]));
         // A lower source changing its layer does not override the higher one.
-        t.apply(&req(FdbOp::Replace, A, Some(r(4))), Source::Consul).unwrap();
+        t.apply(&req(FdbOp::Replace, A, Some(r(4))), Source::Store).unwrap();
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(3)][..]));
         let show = t.show();
         assert_eq!(show.len(), 1);
@@ -483,13 +483,13 @@ mod tests {
         // Deleting reveals the next layer down.
         t.apply(&req(FdbOp::Del, A, None), Source::Static).unwrap();
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(4)][..]));
-        t.apply(&req(FdbOp::Del, A, None), Source::Consul).unwrap();
+        t.apply(&req(FdbOp::Del, A, None), Source::Store).unwrap();
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
         assert_eq!(t.show()[0].source, Source::Learned);
         // Deleting a layer the source does not have fails and changes nothing.
         assert_eq!(
-            t.apply(&req(FdbOp::Del, A, None), Source::Consul),
-            Err(FdbError::NotFound { mac: mac(A), layer: Source::Consul })
+            t.apply(&req(FdbOp::Del, A, None), Source::Store),
+            Err(FdbError::NotFound { mac: mac(A), layer: Source::Store })
         );
         assert_eq!(t.snapshot().lookup(&mac(A).0), Some(&[r(1)][..]));
     }
@@ -500,14 +500,14 @@ mod tests {
         let before = Arc::as_ptr(&t.snapshot());
         let err = t
             .apply_batch(&[
-                (req(FdbOp::Add, A, Some(r(1))), Source::Consul),
-                (req(FdbOp::Del, B, None), Source::Consul),
-                (req(FdbOp::Add, B, Some(r(2))), Source::Consul),
+                (req(FdbOp::Add, A, Some(r(1))), Source::Store),
+                (req(FdbOp::Del, B, None), Source::Store),
+                (req(FdbOp::Add, B, Some(r(2))), Source::Store),
             ])
             .unwrap_err();
         match err {
             FdbError::Batch { total: 3, failed } => {
-                assert_eq!(failed, vec![(1, FdbError::NotFound { mac: mac(B), layer: Source::Consul })])
+                assert_eq!(failed, vec![(1, FdbError::NotFound { mac: mac(B), layer: Source::Store })])
             }
             other => panic!("{other:?}"),
         }
@@ -545,7 +545,7 @@ mod tests {
         assert_eq!(t.maintain(epoch), 1);
         assert_eq!(t.snapshot().lookup(&a), Some(&[r(2)][..]));
         // Pinned by Consul: never learned, never moved.
-        t.apply(&req(FdbOp::Add, B, Some(r(5))), Source::Consul).unwrap();
+        t.apply(&req(FdbOp::Add, B, Some(r(5))), Source::Store).unwrap();
         assert!(!t.snapshot().needs_learning(&b, ip(6), now));
         t.learn(b, ip(6)); // even if queued anyway
         assert_eq!(t.maintain(epoch), 0);
@@ -600,7 +600,7 @@ mod tests {
         assert_eq!(t.learn_bounded(), (1, 0, 0));
         assert_eq!(t.snapshot().lookup(&m(2)), None);
         // Static and store entries still go in (past the limit), and stay.
-        t.apply(&req(FdbOp::Add, B, Some(r(3))), Source::Consul).unwrap();
+        t.apply(&req(FdbOp::Add, B, Some(r(3))), Source::Store).unwrap();
         assert_eq!(t.snapshot().len(), 4);
         // A MAC already there may still move.
         t.learn(m(0), ip(4));
@@ -744,7 +744,7 @@ mod tests {
         let m = |i: u32| Mac([2, 0, 0, 0, 0, i as u8]);
         let t = Arc::new(table());
         for i in 0..MACS {
-            t.apply(&FdbRequest::new(FdbOp::Add, m(i), Some(Remote { vni: Some(0), ..r(1) })), Source::Consul).unwrap();
+            t.apply(&FdbRequest::new(FdbOp::Add, m(i), Some(Remote { vni: Some(0), ..r(1) })), Source::Store).unwrap();
         }
         let done = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..3)
@@ -772,7 +772,7 @@ mod tests {
             .collect();
         for n in 1..=CHANGES {
             let remote = Remote { vni: Some(n), ..r((n % 200) as u8 + 1) };
-            t.apply(&FdbRequest::new(FdbOp::Replace, m(n % MACS), Some(remote)), Source::Consul).unwrap();
+            t.apply(&FdbRequest::new(FdbOp::Replace, m(n % MACS), Some(remote)), Source::Store).unwrap();
         }
         // Eventual visibility: poll with a deadline.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -155,7 +155,7 @@ mod tests {
         use vxdp_control::entry::{FdbOp, FdbRequest, Remote, Source};
         let ip = |last| IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
         let mac = [0x02, 0, 0, 0, 0, 0x0a];
-        for source in [Source::Static, Source::Consul] {
+        for source in [Source::Static, Source::Store] {
             let t = FdbTable::new(true, DEFAULT_AGEING);
             let req = |op, last| FdbRequest::new(op, vxdp_control::mac::Mac(mac), Some(Remote::new(ip(last))));
             t.apply(&req(FdbOp::Add, 1), source).unwrap();
