@@ -55,12 +55,9 @@ fn frag_needed(from: &Host, to: &Host, ip_len: usize) -> Reply {
     )
 }
 
-#[test]
-fn too_big_for_the_path_answered_like_the_kernel() {
-    if !require_root("too_big_for_the_path_answered_like_the_kernel") {
-        return;
-    }
-    let _serial = serial();
+/// vxdp on A, the kernel on B, the route from each host to the other's VTEP carrying
+/// [`PATH_MTU`] bytes (set before the VTEPs start, so both resolve it from the start).
+fn narrow_path_topology() -> Topology {
     let mut topo = Topology::new();
     for side in [Side::A, Side::B] {
         let peer = topo.host(side.peer()).underlay_ip;
@@ -68,6 +65,16 @@ fn too_big_for_the_path_answered_like_the_kernel() {
     }
     topo.add_vtep(Side::A, VtepKind::Vxdp);
     topo.add_vtep(Side::B, VtepKind::Kernel);
+    topo
+}
+
+#[test]
+fn too_big_for_the_path_answered_like_the_kernel() {
+    if !require_root("too_big_for_the_path_answered_like_the_kernel") {
+        return;
+    }
+    let _serial = serial();
+    let topo = narrow_path_topology();
     for side in [Side::A, Side::B] {
         ping(&topo.host(side).container, topo.host(side.peer()).overlay_ip);
     }
@@ -144,13 +151,7 @@ fn ipv6_too_big_for_the_path_answered_like_the_kernel() {
         return;
     }
     let _serial = serial();
-    let mut topo = Topology::new();
-    for side in [Side::A, Side::B] {
-        let peer = topo.host(side.peer()).underlay_ip;
-        topo.host(side).ns.run(format!("ip route add {peer}/32 dev eth0 mtu {PATH_MTU}"));
-    }
-    topo.add_vtep(Side::A, VtepKind::Vxdp);
-    topo.add_vtep(Side::B, VtepKind::Kernel);
+    let topo = narrow_path_topology();
     let ips = ["fd00:5444::1", "fd00:5444::2"];
     for (h, ip) in [(&topo.a, ips[0]), (&topo.b, ips[1])] {
         h.container.run("sysctl -qw net.ipv6.conf.all.disable_ipv6=0");
