@@ -102,7 +102,7 @@ pub struct WatchStats {
     pub connected: AtomicBool,
     /// Full listings applied after (re)connecting.
     pub resyncs: AtomicU64,
-    /// Answers received.
+    /// Answers received and handed to the sink.
     pub answers: AtomicU64,
     /// MAC changes handed to the sink.
     pub changes: AtomicU64,
@@ -258,7 +258,6 @@ fn run<S: Store>(mut store: S, cfg: WatchConfig, mut sink: impl Sink, stop: &Ato
         }
         backoff.reset();
         resync = false;
-        stats.answers.fetch_add(1, Ordering::Relaxed);
         let full = matches!(poll.update, Update::Full(_));
         if let Some(why) = &poll.reset {
             stats.index_resets.fetch_add(1, Ordering::Relaxed);
@@ -277,6 +276,9 @@ fn run<S: Store>(mut store: S, cfg: WatchConfig, mut sink: impl Sink, stop: &Ato
             sink.own(view.own(), listed_at);
         }
         stats.entries.store(view.entries() as u64, Ordering::Relaxed);
+        // Counted once the sink has the answer: whoever sees `answers` move sees the
+        // table that answer made.
+        stats.answers.fetch_add(1, Ordering::Release);
 
         endpoint = store.endpoint();
         let malformed = if skipped > 0 { format!(" ({skipped} malformed keys skipped)") } else { String::new() };
