@@ -163,19 +163,25 @@ fn mirror(express: &Mutex<Express>, fdb: &FdbTable, nexthops: &ArcSwap<NextHops>
 
 /// Frames the express path hands the underlay that the underlay does not send: a veth
 /// whose peer has no NAPI drops every frame redirected into it, without an error the
-/// program could see. Watched through the veth's `tx_queue_N_xdp_xmit` statistics; when
-/// fewer than half of the frames the express path encapsulated since the last look were
-/// sent, express encap is turned off (once, logged) and the workers encapsulate. A NIC
-/// without these statistics is not watched.
+/// program could see. Watched through the veth's `tx_queue_N_xdp_xmit` statistics, in
+/// windows of at least [`Self::MIN_FRAMES`] express-encapsulated frames: when in
+/// [`Self::STRIKES`] windows in a row fewer than a quarter of them were sent, express
+/// encap is turned off (once, logged) and the workers encapsulate. One short window does
+/// not: while links come up (the peer's NAPI appears with its GRO or XDP) a few of the
+/// first redirects can be lost, and the express path must not be given up for those. A
+/// NIC without these statistics is not watched.
 #[derive(Default)]
 struct EncapWatch {
     last: Option<(u64, u64)>,
+    strikes: u32,
     done: bool,
 }
 
 impl EncapWatch {
-    /// Frames encapsulated since the last look before the comparison means anything.
-    const MIN_FRAMES: u64 = 3;
+    /// Frames encapsulated in a window before the comparison means anything.
+    const MIN_FRAMES: u64 = 8;
+    /// Windows in a row with most of their frames lost before express encap is off.
+    const STRIKES: u32 = 2;
 
     fn check(&mut self, tables: &Control, underlay: &str) {
         if self.done {
@@ -202,18 +208,69 @@ impl EncapWatch {
             if enc < Self::MIN_FRAMES {
                 return; // keep the baseline until the window holds enough frames
             }
-            if sent.saturating_mul(2) < enc {
-                log::warn!(
-                    "XDP express path: {underlay} sent {sent} of the {enc} frames encapsulated for it; it is a \
-                     veth whose peer has no NAPI (turn GRO on there, after the link is up, or attach XDP), \
-                     so express encap is off and the workers encapsulate from now on"
-                );
-                if let Err(e) = express.disable_encap() {
-                    log::warn!("XDP express path: {e}");
+            match self.window(enc, sent) {
+                Verdict::Healthy | Verdict::Suspect => {}
+                Verdict::Dropping => {
+                    log::warn!(
+                        "XDP express path: {underlay} sent {sent} of the {enc} frames encapsulated for it, {} \
+                         times in a row; it is a veth whose peer has no NAPI (turn GRO on there, after the \
+                         link is up, or attach XDP), so express encap is off and the workers encapsulate \
+                         from now on",
+                        Self::STRIKES
+                    );
+                    if let Err(e) = express.disable_encap() {
+                        log::warn!("XDP express path: {e}");
+                    }
+                    self.done = true;
                 }
-                self.done = true;
             }
         }
         self.last = Some((encapsulated, sent));
+    }
+
+    /// Judges one window of `enc` (at least [`Self::MIN_FRAMES`]) frames encapsulated,
+    /// `sent` of them sent.
+    fn window(&mut self, enc: u64, sent: u64) -> Verdict {
+        if sent.saturating_mul(4) >= enc {
+            self.strikes = 0;
+            return Verdict::Healthy;
+        }
+        self.strikes += 1;
+        if self.strikes >= Self::STRIKES {
+            Verdict::Dropping
+        } else {
+            Verdict::Suspect
+        }
+    }
+}
+
+/// What one [`EncapWatch`] window says.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Healthy,
+    /// Most frames lost, not yet often enough in a row.
+    Suspect,
+    Dropping,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_lossy_window_while_links_come_up_keeps_express_encap() {
+        let mut w = EncapWatch::default();
+        // The false alarm seen at start: 2 of the first frames sent, then all of them.
+        assert_eq!(w.window(9, 2), Verdict::Suspect);
+        assert_eq!(w.window(40, 40), Verdict::Healthy);
+        assert_eq!(w.window(12, 1), Verdict::Suspect);
+        assert_eq!(w.window(12, 3), Verdict::Healthy, "a quarter sent is not dropping");
+    }
+
+    #[test]
+    fn lossy_windows_in_a_row_turn_express_encap_off() {
+        let mut w = EncapWatch::default();
+        assert_eq!(w.window(8, 0), Verdict::Suspect);
+        assert_eq!(w.window(10, 2), Verdict::Dropping);
     }
 }
