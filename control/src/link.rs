@@ -15,6 +15,10 @@ pub struct LinkInfo {
     /// The overlay device's MAC, `aa:bb:cc:dd:ee:ff`.
     pub address: String,
     pub vni: u32,
+    /// `--group`: the multicast group of the flood list (absent from older daemons'
+    /// answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<IpAddr>,
     pub local: IpAddr,
     /// The underlay device (`--dev`).
     pub dev: String,
@@ -56,11 +60,12 @@ pub fn fmt_link_show(l: &LinkInfo, details: bool) -> String {
     if !details {
         return out;
     }
-    let _ = write!(
-        out,
-        "    vxlan id {} local {} dev {} srcport {} {} dstport {}",
-        l.vni, l.local, l.dev, l.srcport.0, l.srcport.1, l.dstport
-    );
+    let _ = write!(out, "    vxlan id {}", l.vni);
+    if let Some(g) = l.group {
+        let _ = write!(out, " group {g}");
+    }
+    let _ =
+        write!(out, " local {} dev {} srcport {} {} dstport {}", l.local, l.dev, l.srcport.0, l.srcport.1, l.dstport);
     if !l.learning {
         out.push_str(" nolearning");
     }
@@ -90,6 +95,7 @@ mod tests {
             mtu: 1450,
             address: "02:00:00:00:00:01".into(),
             vni: 42,
+            group: None,
             local: "192.0.2.1".parse().unwrap(),
             dev: "eth0".into(),
             srcport: (32768, 60999),
@@ -129,8 +135,10 @@ mod tests {
             tos: "inherit".into(),
             df: "set".into(),
             udpcsum: true,
+            group: Some("239.1.1.1".parse().unwrap()),
             ..l
         };
+        assert!(fmt_link_show(&k, true).contains("vxlan id 42 group 239.1.1.1 local 192.0.2.1 dev eth0 "));
         assert!(
             fmt_link_show(&k, true)
                 .contains("dstport 4789 nolearning proxy tos inherit ttl inherit df set ageing 300 udpcsum\n"),

@@ -28,6 +28,8 @@ pub struct EncapDefaults {
     pub vni: Vni,
     /// The template's TTL and TOS (zero when inherited, `crate::outer::OuterKnobs`).
     pub ttl: u8,
+    /// The TTL toward a multicast remote (`--group`; 1 with `--ttl auto`).
+    pub ttl_multicast: u8,
     pub tos: u8,
     /// DF in every outer header (`--df set`).
     pub df: bool,
@@ -76,7 +78,7 @@ impl NextHops {
             dst_mac,
             src_ip: d.local,
             dst_ip,
-            ttl: d.ttl,
+            ttl: if dst_ip.is_multicast() { d.ttl_multicast } else { d.ttl },
             tos: d.tos,
             df: d.df,
             dst_port: key.port,
@@ -101,5 +103,29 @@ impl NextHops {
         let mut v: Vec<_> = self.templates.iter().map(|(k, t)| (*k, t.params().src_mac, t.params().dst_mac)).collect();
         v.sort();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multicast_remote_gets_the_multicast_ttl() {
+        let mut h = NextHops::new(EncapDefaults {
+            local: Ipv4Addr::new(192, 0, 2, 1),
+            port: 4789,
+            vni: Vni::new(42).unwrap(),
+            ttl: 64,
+            ttl_multicast: 1,
+            tos: 0,
+            df: false,
+            udp_csum: true,
+        });
+        for (ip, ttl) in [([239, 1, 1, 1], 1), ([192, 0, 2, 2], 64)] {
+            let k = h.key(&Remote::new(IpAddr::V4(Ipv4Addr::from(ip)))).unwrap();
+            assert!(h.insert(k, [2; 6], [1, 0, 0x5e, 1, 1, 1], 1500));
+            assert_eq!(h.get_key(&k).unwrap().params().ttl, ttl, "{k:?}");
+        }
     }
 }

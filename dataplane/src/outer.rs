@@ -62,6 +62,16 @@ impl OuterKnobs {
         }
     }
 
+    /// The template's TTL toward a multicast group (`--group`): `auto` is 1 there, as
+    /// the kernel's `vxlan_xmit_one` keeps multicast on the local segment unless a TTL
+    /// is given.
+    pub fn template_ttl_multicast(&self) -> u8 {
+        match self.ttl {
+            Ttl::Auto => 1,
+            _ => self.template_ttl(),
+        }
+    }
+
     /// The template's TOS: zero when inherited.
     pub fn template_tos(&self) -> u8 {
         match self.tos {
@@ -185,5 +195,14 @@ mod tests {
         assert_eq!(k.inherit(), INHERIT_TTL | INHERIT_TOS | INHERIT_DF);
         let set = OuterKnobs { df: Df::Set, ..OuterKnobs::default() };
         assert!(set.template_df() && set.inherit() == 0);
+    }
+
+    #[test]
+    fn a_multicast_group_gets_ttl_1_unless_one_is_given() {
+        let auto = OuterKnobs::default();
+        assert_eq!((auto.template_ttl(), auto.template_ttl_multicast()), (DEFAULT_TTL, 1));
+        let fixed = OuterKnobs { ttl: Ttl::Fixed(9), ..auto };
+        assert_eq!(fixed.template_ttl_multicast(), 9);
+        assert_eq!(OuterKnobs { ttl: Ttl::Inherit, ..auto }.template_ttl_multicast(), 0);
     }
 }

@@ -37,6 +37,12 @@ pub struct RunArgs {
     /// entry (like `bridge fdb append 00:00:00:00:00:00 dst IP`). Repeatable.
     #[arg(long = "remote", value_name = "IP")]
     remotes: Vec<IpAddr>,
+    /// Multicast group for broadcast, multicast and unknown unicast, instead of head-end
+    /// replication (the kernel's `group`): adds the all-zeros FDB entry `dst GROUP`,
+    /// joins the group on --dev (IGMP) and takes VXLAN sent to it. Outer TTL 1 unless
+    /// --ttl gives one. Not with --remote.
+    #[arg(long, value_name = "GROUP", conflicts_with = "remotes")]
+    group: Option<IpAddr>,
     /// Learn inner source MACs behind remote VTEPs (the default).
     #[arg(long, overrides_with = "nolearning")]
     learning: bool,
@@ -227,6 +233,12 @@ impl RunArgs {
                 bail!("--remote {r}: IPv6 underlay is not supported yet");
             }
         }
+        let group = match self.group {
+            None => None,
+            Some(IpAddr::V4(g)) if g.is_multicast() => Some(g),
+            Some(IpAddr::V6(g)) if g.is_multicast() => bail!("--group {g}: IPv6 underlay is not supported yet"),
+            Some(g) => bail!("--group {g}: not a multicast address (224.0.0.0/4); a unicast VTEP is --remote"),
+        };
         let accept = AcceptPolicy::parse(&self.accept).map_err(|e| anyhow::anyhow!("--accept: {e}"))?;
         Ok(Config {
             accept,
@@ -242,6 +254,7 @@ impl RunArgs {
             local: self.local,
             dev: self.dev,
             remotes: self.remotes,
+            group,
             learning: !self.nolearning,
             outer: vxdp::outer::OuterKnobs { ttl: self.ttl, tos: self.tos, df: self.df },
             srcport,
@@ -307,6 +320,8 @@ mod tests {
         let p = run(&["--port", "veth1", "--port", "veth2"]).unwrap();
         assert_eq!((p.layout, p.ports), (Layout::Port, vec!["veth1".to_string(), "veth2".to_string()]));
         assert_eq!(run(&["--layout", "port"]).unwrap().layout, Layout::Port);
+        assert_eq!(c.group, None);
+        assert_eq!(run(&["--group", "239.1.1.1"]).unwrap().group, Some(Ipv4Addr::new(239, 1, 1, 1)));
     }
 
     #[test]
@@ -320,6 +335,9 @@ mod tests {
             (&["--srcport", "5000", "4000"], "--srcport 5000 4000", "MIN must be below MAX"),
             (&["--remote", "224.0.0.1"], "--remote 224.0.0.1", "unicast"),
             (&["--remote", "2001:db8::1"], "--remote 2001:db8::1", "IPv6"),
+            (&["--group", "192.0.2.1"], "--group 192.0.2.1", "not a multicast address"),
+            (&["--group", "ff05::1"], "--group ff05::1", "IPv6"),
+            (&["--group", "239.1.1.1", "--remote", "192.0.2.2"], "--group", "cannot be used with"),
             (&["--name", "a-name-longer-than-15"], "--name", "not a valid interface name"),
             (&["--cpus", "1-0"], "--cpus", "backwards"),
             (&["--cpus", "x"], "--cpus", "not a CPU number"),

@@ -108,7 +108,14 @@ pub(super) fn control_loop(
                 next.insert(*k, p.src_mac, p.dst_mac, u32::from(p.path_mtu));
                 continue;
             }
-            match netlink::resolve_next_hop(nl, k.ip) {
+            let hop = match k.ip {
+                // `--group` (or an entry to a group): out of the underlay, no neighbour.
+                IpAddr::V4(group) if group.is_multicast() => {
+                    netlink::multicast_next_hop(nl, underlay_ifindex, group, IpAddr::V4(defaults.local)).map(Some)
+                }
+                _ => netlink::resolve_next_hop(nl, k.ip),
+            };
+            match hop {
                 Ok(Some(hop)) if hop.ifindex == underlay_ifindex => {
                     next.insert(*k, hop.src_mac, hop.dst_mac, hop.mtu);
                     warned.remove(&k.ip);

@@ -10,6 +10,7 @@ mod busy_poll;
 pub mod caps;
 mod control;
 mod control_loop;
+mod group;
 mod guard;
 pub mod metrics;
 mod overlay;
@@ -55,6 +56,8 @@ pub struct Config {
     pub local: Option<Ipv4Addr>,
     pub dev: String,
     pub remotes: Vec<IpAddr>,
+    /// `--group`: the multicast group that takes the flood list's place.
+    pub group: Option<Ipv4Addr>,
     pub learning: bool,
     /// `--ttl`, `--tos`, `--df`: the outer IPv4 header's TTL, TOS and DF bit.
     pub outer: crate::outer::OuterKnobs,
@@ -179,15 +182,16 @@ pub fn run(cfg: Config) -> Result<()> {
     // Static entries first, so a bad --fdb file stops us before anything is created.
     let fdb = Arc::new(FdbTable::new(cfg.learning, cfg.ageing));
     fdb.set_limits(cfg.learn_limits);
+    // `--group` is the flood list's one remote, as the kernel's `group` makes its
+    // default entry (`00:00:00:00:00:00 dst GROUP self permanent`).
     let mut statics: Vec<(FdbRequest, Source)> = cfg
         .remotes
         .iter()
+        .copied()
+        .chain(cfg.group.map(IpAddr::V4))
         .map(|ip| {
-            let req = FdbRequest {
-                op: FdbOp::Append,
-                mac: Mac::ZERO,
-                remote: Some(Remote { ip: *ip, port: None, vni: None }),
-            };
+            let req =
+                FdbRequest { op: FdbOp::Append, mac: Mac::ZERO, remote: Some(Remote { ip, port: None, vni: None }) };
             (req, Source::Static)
         })
         .collect();
@@ -255,8 +259,12 @@ pub fn run(cfg: Config) -> Result<()> {
     }
 
     // XDP programs and sockets.
-    let mut ucfg = UnderlayConfig { port_be: cfg.dstport.to_be(), n_v4: 1, ..Default::default() };
-    ucfg.local_v4[0] = u32::from_ne_bytes(local.octets());
+    // The addresses VXLAN is taken on: the local VTEP's, and `--group`'s.
+    let vtep_addrs: Vec<Ipv4Addr> = std::iter::once(local).chain(cfg.group).collect();
+    let mut ucfg = UnderlayConfig { port_be: cfg.dstport.to_be(), n_v4: vtep_addrs.len() as u8, ..Default::default() };
+    for (slot, a) in ucfg.local_v4.iter_mut().zip(&vtep_addrs) {
+        *slot = u32::from_ne_bytes(a.octets());
+    }
     ucfg.mac = under.mac;
     let mut xdp = XdpPrograms::load(&ucfg).context("loading the XDP programs")?;
     // Only this VNI is ours: VXLAN for any other goes to the kernel, where a vxlan
@@ -269,6 +277,7 @@ pub fn run(cfg: Config) -> Result<()> {
         port: cfg.dstport,
         vni: cfg.vni,
         ttl: cfg.outer.template_ttl(),
+        ttl_multicast: cfg.outer.template_ttl_multicast(),
         tos: cfg.outer.template_tos(),
         df: cfg.outer.template_df(),
         udp_csum: cfg.udpcsum,
@@ -309,7 +318,7 @@ pub fn run(cfg: Config) -> Result<()> {
         decap: DecapConfig {
             vni: cfg.vni,
             port: cfg.dstport,
-            local_v4: vec![local],
+            local_v4: vtep_addrs.clone(),
             local_v6: vec![],
             // A VLAN-tagged inner frame of full MTU size is delivered, as the kernel's
             // `is_skb_forwardable` allows a tag beyond the MTU.
@@ -398,6 +407,17 @@ pub fn run(cfg: Config) -> Result<()> {
             .with_context(|| format!("attaching XDP to the trunk {}", cfg.name))?;
     }
     xdp.attach_underlay(&cfg.dev, cfg.xdp_mode).with_context(|| format!("attaching XDP to --dev {}", cfg.dev))?;
+    // Joined once the underlay program takes the group's VXLAN: from the first report
+    // on, the group's frames are ours.
+    let _membership = match cfg.group {
+        Some(g) => {
+            let m = group::Membership::join(g, local, under.index)
+                .with_context(|| format!("--group {g}: cannot join it on --dev {}", cfg.dev))?;
+            log::info!("--group {g}: joined on {}", cfg.dev);
+            Some(m)
+        }
+        None => None,
+    };
     let xdp = Arc::new(Mutex::new(xdp));
     let ports = Arc::new(PortPlane {
         table: port_table,
@@ -452,6 +472,7 @@ pub fn run(cfg: Config) -> Result<()> {
             mtu: overlay_mtu,
             address: String::new(),
             vni: cfg.vni.get(),
+            group: cfg.group.map(IpAddr::V4),
             local: IpAddr::V4(local),
             dev: cfg.dev.clone(),
             srcport: (cfg.srcport.min, cfg.srcport.max),

@@ -217,6 +217,7 @@ mod tests {
             port: 4789,
             vni: Vni::new(VNI).unwrap(),
             ttl: 64,
+            ttl_multicast: 1,
             tos: 0,
             df: false,
             udp_csum: false,

@@ -535,6 +535,26 @@ pub fn resolve_next_hop(nl: &mut Netlink, dst: IpAddr) -> Result<Option<NextHop>
     }
 }
 
+/// The next hop toward the multicast `group` out of `ifindex`, sent from `src_ip`: no
+/// route and no neighbour, as the kernel's vxlan device sends to its `group` on `dev`;
+/// the destination MAC is the group's (`ip_mc_map`).
+pub fn multicast_next_hop(
+    nl: &mut Netlink,
+    ifindex: u32,
+    group: Ipv4Addr,
+    src_ip: IpAddr,
+) -> Result<NextHop, NetlinkError> {
+    let link = nl.link_by_index(ifindex)?;
+    Ok(NextHop { ifindex, src_mac: link.mac, dst_mac: ipv4_multicast_mac(group), src_ip, mtu: link.mtu })
+}
+
+/// The Ethernet address of an IPv4 multicast group (RFC 1112 §6.4): 01:00:5e, then the
+/// group's low 23 bits.
+pub fn ipv4_multicast_mac(group: Ipv4Addr) -> [u8; 6] {
+    let o = group.octets();
+    [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+}
+
 fn first_addr(nl: &mut Netlink, ifindex: u32, like: IpAddr) -> Result<Option<IpAddr>, NetlinkError> {
     Ok(match like {
         IpAddr::V4(_) => nl.ipv4_addrs(ifindex)?.first().copied().map(IpAddr::V4),

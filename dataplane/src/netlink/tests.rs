@@ -271,3 +271,10 @@ fn interface_names_are_checked_and_named_in_errors() {
         assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
     }
 }
+
+#[test]
+fn multicast_macs_are_the_groups_low_23_bits() {
+    assert_eq!(ipv4_multicast_mac(Ipv4Addr::new(239, 1, 1, 1)), [0x01, 0x00, 0x5e, 0x01, 0x01, 0x01]);
+    // The 24th bit is not in the MAC: 224.128.x.y maps as 224.0.x.y does.
+    assert_eq!(ipv4_multicast_mac(Ipv4Addr::new(224, 129, 2, 3)), [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]);
+}
