@@ -67,6 +67,10 @@ pub struct WorkerStats {
     /// ICMP/ICMPv6 "too big" answers to overlay frames the underlay cannot carry.
     #[serde(default)]
     pub pmtu_replies: u64,
+    /// Underlay frames beyond the first of fragmented outer packets (each is also one
+    /// of `encap_frames`).
+    #[serde(default)]
+    pub encap_fragments: u64,
     pub underlay_rx_bytes: u64,
     pub underlay_rx_frames: u64,
 }
@@ -125,7 +129,7 @@ mod tests {
     use crate::ctl::Response;
 
     /// Every counter key of a worker object in `vxdp stats --json`, in today's order.
-    const WORKER_KEYS: [&str; 34] = [
+    const WORKER_KEYS: [&str; 35] = [
         "csum_completed",
         "decap_bytes",
         "decap_frames",
@@ -146,6 +150,7 @@ mod tests {
         "drop_underlay_rx_ring_full",
         "drop_wrong_vni",
         "encap_bytes",
+        "encap_fragments",
         "encap_frames",
         "flooded",
         "learn_queue_full",
@@ -184,6 +189,7 @@ mod tests {
                 port_tx_bytes: base + 33,
                 port_tx_frames: base + 34,
                 pmtu_replies: base + 35,
+                encap_fragments: base + 36,
                 underlay_rx_bytes: base + 26,
                 underlay_rx_frames: base + 27,
             }

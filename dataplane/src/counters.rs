@@ -108,6 +108,10 @@ vxdp_common::counter_enum! {
         /// needed" / ICMPv6 "packet too big" back into the overlay (the frame itself is
         /// counted as `mtu_exceeded`).
         PmtuReplies = 17 => "pmtu_replies",
+        /// Underlay frames beyond the first of outer IPv4 packets sent as fragments (an
+        /// inner packet without DF too big for its path, as the kernel fragments it);
+        /// each fragment is also one of `encap_frames`.
+        EncapFragments = 18 => "encap_fragments",
     }
 }
 
@@ -183,6 +187,7 @@ impl From<&LocalCounters> for WorkerStats {
             decap_frames: t(Counter::DecapFrames),
             drops: Drops(DropReason::ALL.iter().map(|&r| (r.name().to_string(), c.drops[r as usize])).collect()),
             encap_bytes: t(Counter::EncapBytes),
+            encap_fragments: t(Counter::EncapFragments),
             encap_frames: t(Counter::EncapFrames),
             flooded: t(Counter::Flooded),
             learn_queue_full: t(Counter::LearnQueueFull),

@@ -7,13 +7,16 @@
 //! sender's stack caches the smaller path MTU, and a 10 MB TCP transfer crosses both
 //! ways instead of black-holing. And with `vx0` itself raised to 1500 over the
 //! 1500-byte underlay (which the kernel refuses for `vxlan0` on `dev eth0`), vxdp
-//! answers what the underlay cannot carry the same way.
+//! answers what the underlay cannot carry the same way. A datagram without DF is not
+//! answered but sent as outer IPv4 fragments, split as the kernel splits its own.
 
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use vxdp_tests::capture::Capture;
 use vxdp_tests::traffic::{ping, random_bytes, tcp_transfer, TRANSFER_LEN};
-use vxdp_tests::{require_root, serial, wait_until, Host, Side, Topology, VtepKind};
+use vxdp_tests::{in_netns, require_root, serial, wait_until, Host, Side, Topology, VtepKind};
 
 const TCP_PORT: u16 = 5444;
 /// The underlay route's MTU toward the other VTEP, and what it leaves inside.
@@ -187,4 +190,73 @@ fn raised_overlay_mtu_answered_for_the_underlay() {
     let reply = frag_needed(&topo.a, &topo.b, 1500);
     let (a, b) = (ip4(topo.a.overlay_ip), ip4(topo.b.overlay_ip));
     assert_eq!(reply, (true, b, a, 576, 61, 3, 4, 1450), "vxdp's reply for the 1500-byte underlay");
+}
+
+const UDP_PORT: u16 = 5445;
+
+/// The outer IPv4 fragments of VXLAN from `src` seen in `frames`: (total length, MF,
+/// offset in bytes), in arrival order.
+fn outer_fragments(frames: &[Vec<u8>], src: &str) -> Vec<(u16, bool, u16)> {
+    let src = ip4(src);
+    frames
+        .iter()
+        .filter(|f| f.len() >= 34 && f[12..14] == [8, 0] && f[23] == 17 && f[26..30] == src)
+        .filter_map(|f| {
+            let word = u16::from_be_bytes([f[20], f[21]]);
+            let (mf, offset) = (word & 0x2000 != 0, (word & 0x1fff) * 8);
+            (mf || offset > 0).then(|| (u16::from_be_bytes([f[16], f[17]]), mf, offset))
+        })
+        .collect()
+}
+
+/// Sends one UDP datagram of `ip_len` bytes without DF (`IP_PMTUDISC_DONT`) from
+/// `from`'s container to `to`'s, captures `to`'s underlay meanwhile, and returns
+/// whether `to`'s container received it whole, and the outer fragments `to` saw.
+fn udp_without_df(from: &Host, to: &Host, ip_len: usize) -> (bool, Vec<(u16, bool, u16)>) {
+    let cap = Capture::start(&to.ns, "eth0");
+    let rx = in_netns(&to.container, || UdpSocket::bind((to.overlay_ip, UDP_PORT))).expect("bind the receiver");
+    rx.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let tx = in_netns(&from.container, || UdpSocket::bind((from.overlay_ip, 0))).expect("bind the sender");
+    let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+    // SAFETY: a valid int option of the size passed, on an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            tx.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&dont as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "IP_MTU_DISCOVER: {}", std::io::Error::last_os_error());
+    let payload: Vec<u8> = (0..ip_len - 28).map(|i| (i * 13) as u8).collect();
+    tx.send_to(&payload, (to.overlay_ip, UDP_PORT)).expect("send");
+    let mut buf = vec![0u8; 2048];
+    let got = matches!(rx.recv_from(&mut buf), Ok((n, _)) if buf[..n] == payload[..]);
+    std::thread::sleep(Duration::from_millis(200));
+    (got, outer_fragments(&cap.drain(), from.underlay_ip))
+}
+
+#[test]
+fn without_df_sent_as_outer_fragments_like_the_kernel() {
+    if !require_root("without_df_sent_as_outer_fragments_like_the_kernel") {
+        return;
+    }
+    let _serial = serial();
+    let topo = narrow_path_topology();
+    for side in [Side::A, Side::B] {
+        ping(&topo.host(side).container, topo.host(side.peer()).overlay_ip);
+    }
+    let (delivered, vxdp) = udp_without_df(&topo.a, &topo.b, 1450);
+    // The kernel's own split of the same packet, seen arriving at vxdp's host (which
+    // passes outer fragments to its kernel: vxdp does not reassemble them).
+    let (_, kernel) = udp_without_df(&topo.b, &topo.a, 1450);
+    eprintln!("vxdp's fragments {vxdp:?}, the kernel's {kernel:?}");
+    // 1450 + 14 + 8 + 8 = 1480 payload bytes over a 1400-byte path: 1376 + 104.
+    assert_eq!(kernel, vec![(1396, true, 0), (124, false, 1376)], "the kernel's fragments");
+    assert_eq!(vxdp, kernel, "vxdp's fragments, beside the kernel's");
+    assert!(delivered, "the datagram from vxdp's side did not reach the kernel's container whole");
+    let stats = topo.a.daemon().stats();
+    assert_eq!(stats.total("encap_fragments"), 1, "{}", stats.0);
+    assert_eq!(stats.total("pmtu_replies"), 0, "a datagram without DF was answered: {}", stats.0);
 }

@@ -26,6 +26,10 @@ pub fn fmt_stats(s: &Stats) -> String {
         // Only on links whose path MTU is below the overlay's.
         out.push_str(&format!("  pmtu_replies {}", t.pmtu_replies));
     }
+    if t.encap_fragments > 0 {
+        // Only when inner packets without DF exceed a path's MTU.
+        out.push_str(&format!("  encap_fragments {}", t.encap_fragments));
+    }
     out.push('\n');
     out.push_str("    drops:");
     for (reason, n) in &t.drops.0 {

@@ -112,6 +112,12 @@ pub struct Worker {
 /// worker into an ICMP generator.
 pub const PMTU_REPLIES_PER_SEC: u32 = 1000;
 
+/// Whether an inner frame too big for its path may go as outer fragments: not an IPv4
+/// packet with DF, nor an IPv6 packet (`vxdp_common::outer::InnerIp::df`).
+fn fragmentable_inner(inner: &[u8]) -> bool {
+    !vxdp_common::outer::inner_ip(inner).df
+}
+
 /// A budget of events per (table clock) second.
 #[derive(Debug)]
 struct PerSecond {
@@ -370,12 +376,13 @@ impl Worker {
             return self.drop_frame(f, DropReason::Truncated);
         }
         // The underlay bounds what can be sent: `vx0`'s MTU is the user's to raise,
-        // as a vxlan device's is.
+        // as a vxlan device's is. An inner packet without DF goes on, to be sent as
+        // outer fragments where the remote's template leaves DF clear.
         let inner_mtu = (self.cfg.underlay_mtu as usize).saturating_sub(OUTER_V4_LEN);
-        if len - 14 > inner_mtu {
+        let buf = self.umem.chunk_mut(&f);
+        if len - 14 > inner_mtu && !fragmentable_inner(&buf[start..start + len]) {
             return self.too_big(f, inner_mtu);
         }
-        let buf = self.umem.chunk_mut(&f);
         let dst: [u8; 6] = buf[start..start + 6].try_into().expect("6 bytes");
         if let Some(r) = &mut self.reporter {
             r.seen(&buf[start + 6..start + 12].try_into().expect("6 bytes"), self.now_secs);
@@ -404,7 +411,8 @@ impl Worker {
                 self.local.drop(DropReason::NoNeighbour);
                 continue;
             };
-            if len - 14 > tpl.max_inner_len() {
+            let fragments = len - 14 > tpl.max_inner_len();
+            if fragments && !self.fragmentable(&f, tpl) {
                 self.local.drop(DropReason::MtuExceeded);
                 continue;
             }
@@ -420,7 +428,7 @@ impl Worker {
                 vxlan::set_outer_bits(dstbuf, out, bits);
             });
             match encapped {
-                Ok(out) if copy.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(copy),
+                Ok(out) if copy.set_span(out, len + OUTER_V4_LEN) => self.send_underlay(copy, fragments, tpl),
                 Ok(_) => self.drop_frame(copy, DropReason::Truncated),
                 Err(r) => self.drop_frame(copy, r),
             }
@@ -428,7 +436,8 @@ impl Worker {
         let Some(tpl) = hops.get(last) else {
             return self.drop_frame(f, DropReason::NoNeighbour);
         };
-        if len - 14 > tpl.max_inner_len() {
+        let fragments = len - 14 > tpl.max_inner_len();
+        if fragments && !self.fragmentable(&f, tpl) {
             return match unicast {
                 Some(_) => self.too_big(f, tpl.max_inner_len()),
                 None => self.drop_frame(f, DropReason::MtuExceeded),
@@ -440,16 +449,78 @@ impl Worker {
             vxlan::set_outer_bits(buf, out, bits);
         });
         match encapped {
-            Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.to_underlay.push(f),
+            Ok(out) if f.set_span(out, len + OUTER_V4_LEN) => self.send_underlay(f, fragments, tpl),
             Ok(_) => self.drop_frame(f, DropReason::Truncated),
             Err(r) => self.drop_frame(f, r),
         }
     }
 
+    /// Queues an encapsulated frame for the underlay; with `fragments`, as the outer
+    /// IPv4 fragments its path MTU allows (`vxlan::frag`).
+    #[inline]
+    fn send_underlay(&mut self, f: Frame, fragments: bool, tpl: &vxlan::OuterTemplate) {
+        if fragments {
+            self.send_fragments(f, usize::from(tpl.params().path_mtu));
+        } else {
+            self.to_underlay.push(f);
+        }
+    }
+
+    /// Whether the kernel would fragment the outer packet of this overlay frame rather
+    /// than answer or drop it: its outer DF is clear (the template's, and the inner
+    /// packet's with `--df inherit`), and it is not an IPv4 packet with DF or an IPv6
+    /// one (those get ICMP "too big", `skb_tunnel_check_pmtu`).
+    #[cold]
+    fn fragmentable(&mut self, f: &Frame, tpl: &vxlan::OuterTemplate) -> bool {
+        let (start, len) = (f.offset(), f.len());
+        let inner = &self.umem.chunk_mut(f)[start..start + len];
+        !tpl.params().df && fragmentable_inner(inner)
+    }
+
+    /// Sends the encapsulated frame `f` as fragments of at most `mtu` IP bytes: the
+    /// rest copied into free frames first, then `f` cut to the first, queued in order.
+    /// Without enough free frames none is sent (`no_frame`).
+    #[cold]
+    fn send_fragments(&mut self, mut f: Frame, mtu: usize) {
+        let (start, len) = (f.offset(), f.len());
+        let Some((per, count)) = vxlan::frag::plan(len - 14, mtu) else {
+            return self.to_underlay.push(f);
+        };
+        let first_at = self.to_underlay.len();
+        for k in 1..count {
+            let Some(mut c) = self.free.pop() else {
+                return self.unqueue_fragments(f, first_at, DropReason::NoFrame);
+            };
+            let at = RX_HEADROOM as usize;
+            let (src, dst) = self.umem.two_chunks_mut(&f, &c);
+            match vxlan::frag::write_fragment(&src[start..start + len], per, k, count, &mut dst[at..]) {
+                Some(n) if c.set_span(at, n) => self.to_underlay.push(c),
+                _ => {
+                    self.free.push(c);
+                    return self.unqueue_fragments(f, first_at, DropReason::Truncated);
+                }
+            }
+        }
+        let buf = self.umem.chunk_mut(&f);
+        let n = vxlan::frag::make_first(&mut buf[start..start + len], per);
+        if !f.set_span(start, n) {
+            return self.unqueue_fragments(f, first_at, DropReason::Truncated);
+        }
+        self.local.add(Counter::EncapFragments, (count - 1) as u64);
+        self.to_underlay.insert(first_at, f);
+    }
+
+    /// Takes back the fragments queued from `first_at` on and drops the packet once.
+    #[cold]
+    fn unqueue_fragments(&mut self, f: Frame, first_at: usize, reason: DropReason) {
+        self.free.extend(self.to_underlay.drain(first_at..));
+        self.drop_frame(f, reason);
+    }
+
     /// An inner frame too big for the underlay: answered with ICMP "fragmentation
     /// needed" / ICMPv6 "packet too big" for `inner_mtu` when the kernel would answer
-    /// it (`vxlan::pmtu`), else dropped (the kernel would fragment the outer packet
-    /// of an IPv4 one without DF; vxdp does not).
+    /// it (`vxlan::pmtu`), else dropped. (Inner packets without DF do not come here
+    /// unless their outer DF is set: they go as outer fragments, `send_fragments`.)
     #[cold]
     fn too_big(&mut self, mut f: Frame, inner_mtu: usize) {
         let (start, len) = (f.offset(), f.len());

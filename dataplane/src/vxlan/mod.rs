@@ -12,6 +12,7 @@ mod csum;
 mod decap;
 mod ecn;
 mod encap;
+pub mod frag;
 pub mod pmtu;
 pub mod proxy;
 mod srcport;
