@@ -9,6 +9,7 @@
 //! compares the daemon's `vxdp fdb show` with the model (CLI) or with the store's own
 //! listing (store).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,7 +68,7 @@ fn pool_mac(prefix: u8, i: u64) -> String {
 /// `vxdp fdb add|replace|del` on device `vx0` of the daemon in `ns`, every 100 ms.
 pub fn cli(bin: &Path, ns: &str, c: &Churn, stop: &AtomicBool) {
     let bin = bin.to_string_lossy().to_string();
-    let mut rng = Rng::new(0x5eed_c11);
+    let mut rng = Rng::new(0x05ee_dc11);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(CLI_PERIOD);
         if c.paused.load(Ordering::Acquire) {
@@ -78,7 +79,7 @@ pub fn cli(bin: &Path, ns: &str, c: &Churn, stop: &AtomicBool) {
         let dst = CHURN_REMOTES[(rng.next() % 2) as usize];
         let (op, next): (&str, Option<&str>) = match model.get(&mac) {
             None => ("add", Some(dst)),
-            Some(_) if rng.next() % 3 == 0 => ("replace", Some(dst)),
+            Some(_) if rng.next().is_multiple_of(3) => ("replace", Some(dst)),
             Some(_) => ("del", None),
         };
         let mut argv = vec!["ip", "netns", "exec", ns, &bin, "fdb", op, &mac];
@@ -120,21 +121,22 @@ pub fn store(endpoints: &[String], c: &Churn, stop: &AtomicBool) {
         let mac = pool_mac(0x5e, rng.next() % POOL);
         let key = format!("{PREFIX}mac/{mac}");
         c.ops.fetch_add(1, Ordering::Relaxed);
-        if model.contains_key(&mac) {
-            match st.delete(&key, None) {
+        match model.entry(mac) {
+            Entry::Occupied(e) => match st.delete(&key, None) {
                 Ok(_) => {
-                    model.remove(&mac);
+                    e.remove();
                 }
-                Err(e) => c.failed(format!("etcd delete {key}: {e}")),
-            }
-        } else {
-            let dst = CHURN_REMOTES[(rng.next() % 2) as usize];
-            let value = format!(r#"{{"v":1,"vtep":"{dst}"}}"#);
-            match st.put(&key, value.as_bytes(), None) {
-                Ok(_) => {
-                    model.insert(mac, dst.to_string());
+                Err(err) => c.failed(format!("etcd delete {key}: {err}")),
+            },
+            Entry::Vacant(e) => {
+                let dst = CHURN_REMOTES[(rng.next() % 2) as usize];
+                let value = format!(r#"{{"v":1,"vtep":"{dst}"}}"#);
+                match st.put(&key, value.as_bytes(), None) {
+                    Ok(_) => {
+                        e.insert(dst.to_string());
+                    }
+                    Err(err) => c.failed(format!("etcd put {key}: {err}")),
                 }
-                Err(e) => c.failed(format!("etcd put {key}: {e}")),
             }
         }
     }

@@ -623,6 +623,8 @@ pub fn soak(bin: &Path, args: &[String]) -> Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     std::env::set_var("VXDP_BIN", bin);
+    // The harness names it when it starts a daemon (the flag is passed as well).
+    std::env::set_var("VXDP_DATAPATH", &a.datapath);
     let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(bin, &a, started)));
     let mut report = match result {
@@ -869,4 +871,133 @@ fn run(bin: &Path, a: &Args, tag: u64) -> Value {
         "violations": soak.violations,
     });
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(sent: u64, malformed: u64, delivered: u64, vxdp: Value, kernel: &[(&str, u64)]) -> Snap {
+        Snap {
+            at: Duration::from_secs(sent),
+            sent: [sent, sent],
+            send_errors: [0, 0],
+            malformed,
+            delivered: [delivered, delivered],
+            duplicates: [0, 0],
+            vxdp,
+            kernel: kernel.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            veths: vec!["CB/eth0".into()],
+        }
+    }
+
+    fn stats(truncated: u64, steered: u64, taken: u64) -> Value {
+        json!({"total": {"drop_truncated": truncated, "drop_no_fdb_entry": 0, "underlay_rx_frames": taken,
+                         "overlay_rx_frames": 0},
+               "xdp": {"xdp_underlay_steered": steered, "xdp_overlay_steered": 0}, "workers": []})
+    }
+
+    #[test]
+    fn plan_runs_every_fault_at_least_twice_and_nothing_at_the_end() {
+        let count = |p: &Plan, e: Event| p.events.iter().filter(|x| x.1 == e).count();
+        let short = Plan::new(Duration::from_secs(120));
+        assert_eq!((count(&short, Event::StoreRestart), count(&short, Event::Kill)), (3, 2));
+        let long = Plan::new(Duration::from_secs(600));
+        assert_eq!((long.store_period, long.kill_period), (Duration::from_secs(60), Duration::from_secs(180)));
+        assert_eq!((count(&long, Event::StoreRestart), count(&long, Event::Kill)), (9, 3));
+        for p in [short, long] {
+            assert!(p.events.iter().all(|(t, _)| *t + Duration::from_secs(10) <= p.total));
+            assert!(p.events.windows(2).all(|w| w[0].0 < w[1].0), "{:?}", p.events);
+        }
+    }
+
+    #[test]
+    fn accounting_balances_and_catches_what_no_counter_saw() {
+        let s0 = snap(0, 0, 0, stats(0, 0, 0), &[("B/eth0:tx_dropped", 0)]);
+        // 2 × 100 sent and 10 malformed; 2 × 95 delivered; 10 malformed counted, 4 dropped
+        // at B's eth0, 6 at CB's UDP socket.
+        let s1 = snap(100, 10, 95, stats(10, 10, 10), &[("B/eth0:tx_dropped", 4), ("CB/udp:InErrors", 6)]);
+        let (r, v) = account(&s0, &s1);
+        assert!(v.is_empty(), "{v:?}");
+        assert_eq!(r["unaccounted"], 0);
+        // One frame lost where nothing counts it.
+        let s1 = snap(100, 10, 95, stats(10, 10, 10), &[("B/eth0:tx_dropped", 3), ("CB/udp:InErrors", 6)]);
+        let (r, v) = account(&s0, &s1);
+        assert_eq!(r["unaccounted"], 1);
+        assert!(v.iter().any(|s| s.contains("+1 unaccounted")), "{v:?}");
+        // A veth's rx_dropped repeats its peer's tx_dropped: not summed.
+        let s1 = snap(100, 10, 95, stats(10, 10, 10), &[("B/eth0:tx_dropped", 4), ("CB/eth0:rx_dropped", 6)]);
+        let (r, _) = account(&s0, &s1);
+        assert_eq!(
+            (r["unaccounted"].as_i64(), r["kernel_not_summed"]["CB/eth0:rx_dropped"].as_u64()),
+            (Some(6), Some(6))
+        );
+        // Malformed frames counted under another reason, a socket that lost frames.
+        let mut st = stats(9, 10, 9);
+        st["total"]["drop_no_fdb_entry"] = json!(1);
+        let s1 = snap(100, 10, 95, st, &[("B/eth0:tx_dropped", 4), ("CB/udp:InErrors", 6)]);
+        let (_, v) = account(&s0, &s1);
+        assert!(v.iter().any(|s| s.contains("10 malformed frames sent, 9 counted")), "{v:?}");
+        assert!(v.iter().any(|s| s.contains("underlay socket: XDP steered 10, the worker took 9")), "{v:?}");
+    }
+
+    #[test]
+    fn watchdog_flags_a_worker_that_stops_while_frames_are_steered() {
+        let at = |rx: u64, steered: u64| {
+            json!({"workers": [{"underlay_rx_frames": rx, "overlay_rx_frames": 0}],
+                   "xdp": {"xdp_underlay_steered": steered, "xdp_overlay_steered": 0}})
+        };
+        let mut w = Watchdog::default();
+        // Moving, then idle with nothing steered: no stall.
+        for (i, (rx, st)) in [(0, 0), (10, 10), (20, 20), (20, 20), (20, 20), (20, 20)].into_iter().enumerate() {
+            w.observe(&at(rx, st), Duration::from_secs(i as u64));
+        }
+        assert!(w.stalls.is_empty());
+        // Steered frames, the worker still: one stall after two samples, counted once.
+        for (i, st) in [30, 40, 50, 60].into_iter().enumerate() {
+            w.observe(&at(20, st), Duration::from_secs(10 + i as u64));
+        }
+        assert_eq!(w.stalls.len(), 1, "{:?}", w.stalls);
+        // A restarted daemon's counters start again from 0: reset, no false stall.
+        w.reset();
+        w.observe(&at(0, 0), Duration::from_secs(20));
+        w.observe(&at(5, 5), Duration::from_secs(21));
+        assert_eq!(w.stalls.len(), 1);
+    }
+
+    #[test]
+    fn kernel_counters_summed_once() {
+        let veths = ["A/eth0".to_string(), "A/vxdp-vx0".into(), "CB/eth0".into()];
+        assert!(probe::summed("A/eth0:tx_dropped", &veths));
+        assert!(!probe::summed("A/eth0:rx_dropped", &veths));
+        assert!(!probe::summed("A/eth0:rx_queue_drops", &veths));
+        assert!(!probe::summed("A/vxdp-vx0:rx_queue_drops", &veths));
+        assert!(probe::summed("CB/eth0:rx_queue_drops", &veths));
+        assert!(probe::summed("B/vxlan0:rx_dropped", &veths));
+        assert!(probe::summed("CB/udp:InErrors", &veths));
+        assert!(!probe::summed("A/udp:NoPorts", &veths));
+    }
+
+    #[test]
+    fn malformed_frames_are_each_broken_one_way() {
+        let fs =
+            traffic::malformed_frames([2; 6], [4; 6], Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 1), VNI);
+        let ip_len = |f: &[u8]| usize::from(u16::from_be_bytes([f[16], f[17]]));
+        let udp_len = |f: &[u8]| usize::from(u16::from_be_bytes([f[38], f[39]]));
+        assert_eq!(fs[0].len(), 14 + 20 + 8 + 4);
+        assert_eq!((ip_len(&fs[0]), udp_len(&fs[0])), (fs[0].len() - 14, 12));
+        assert_eq!(fs[1].len(), 14 + 20 + 8 + 8 + 8);
+        assert_eq!((fs[2][42], fs[3][42]), (0x00, 0x88));
+        assert_eq!(udp_len(&fs[4]), fs[4].len() - 34 + 100);
+        assert_eq!(udp_len(&fs[5]), 12);
+        assert_eq!(ip_len(&fs[6]), fs[6].len() - 14 + 100);
+        for f in &fs {
+            // Every IPv4 header checksum still holds: only the intended field is wrong.
+            let mut sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            assert_eq!(sum, 0xffff);
+        }
+    }
 }
