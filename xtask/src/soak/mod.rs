@@ -20,11 +20,14 @@
 //!   under vxdp's prefix every 50 ms;
 //! - every store period (60 s, or a quarter of the run if shorter) every etcd member
 //!   SIGKILLed and restarted on its data dir;
-//! - every kill period (180 s, or a third of the run if shorter) vxdp SIGKILLed and
-//!   started again.
+//! - every kill period (180 s, or a third of the run if shorter) vxdp SIGKILLed under
+//!   traffic and started again under it.
 //!
 //! The run is cut into epochs, one per vxdp process. An epoch starts and ends with the
-//! senders paused and the receivers quiet, so its counters are complete, and is checked:
+//! senders paused and the receivers quiet, so its counters are complete; a kill happens
+//! between two epochs, 2 s after traffic resumed, and the window between them (what a
+//! kill loses cannot be counted by the process that died) is reported, not balanced.
+//! The new process must carry traffic both ways within 15 s. Each epoch is checked:
 //!
 //! - frames: sent (both senders and the malformed stream) = delivered (both receivers,
 //!   each sequence number once) + counted drops (vxdp's `total.drop_*` and the XDP drops
@@ -81,6 +84,8 @@ pub const FD_GROWTH: u64 = 4;
 /// start is left out of the figure.
 const PROBE: Duration = Duration::from_secs(3);
 const PROBE_SKIP: Duration = Duration::from_secs(1);
+/// Traffic before a kill, after the quiet point that closed the epoch.
+const KILL_LEAD: Duration = Duration::from_secs(2);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -490,6 +495,72 @@ impl Soak<'_> {
         self.events.push(json!({"event": "store_restart", "at_s": at.as_secs_f64(), "healthy_after_s": secs}));
     }
 
+    /// Closes the epoch at a quiet point, then with traffic flowing again at `rate`
+    /// SIGKILLs vxdp and starts it again, and opens the next epoch once the new
+    /// process carries frames both ways. The frames of the kill window (between the two
+    /// epochs) cannot all be accounted for: the killed process's counters die with it,
+    /// and frames arriving while no XDP program is attached go to the kernel, which has
+    /// no socket for them. The window's sent and delivered figures are reported.
+    fn kill_and_restart(&mut self, epoch: Epoch, rate: [u64; 2]) -> Option<Epoch> {
+        self.end_epoch(epoch, "kill -9");
+        let (s0, d0) = ([0, 1].map(|i| self.senders[i].sent.load(Ordering::Relaxed)), self.delivered());
+        self.cli.paused.store(false, Ordering::Release);
+        self.store.paused.store(false, Ordering::Release);
+        self.set_rate(rate);
+        std::thread::sleep(KILL_LEAD);
+        let at = self.elapsed();
+        let pid = self.pid();
+        self.cli.paused.store(true, Ordering::Release);
+        // The churner finishes an operation it began before the pause.
+        drop(self.cli.model.lock().unwrap());
+        self.topo.a.daemon.as_mut().expect("daemon").kill_hard();
+        self.save_log(pid);
+        let restarted = Instant::now();
+        self.start_daemon();
+        self.cli.model.lock().unwrap().clear();
+        let secs = restarted.elapsed().as_secs_f64();
+        // The new process carries the overlay both ways under the load it started in.
+        let d1 = self.delivered();
+        let carries = wait_until(Duration::from_secs(15), || {
+            let d = self.delivered();
+            d[0] > d1[0] + 1000 && d[1] > d1[1] + 1000
+        });
+        let carried_after = restarted.elapsed().as_secs_f64();
+        self.quiesce();
+        let (s1, d2) = ([0, 1].map(|i| self.senders[i].sent.load(Ordering::Relaxed)), self.delivered());
+        let sent = [s1[0] - s0[0], s1[1] - s0[1]];
+        let delivered = [d2[0] - d0[0], d2[1] - d0[1]];
+        println!(
+            "soak {:>6.1}s: vxdp SIGKILLed under traffic, answering again after {secs:.2} s, carrying both ways after \
+             {carried_after:.2} s; kill window: sent {} / {}, delivered {} / {}",
+            at.as_secs_f64(),
+            sent[0],
+            sent[1],
+            delivered[0],
+            delivered[1]
+        );
+        self.events.push(json!({
+            "event": "vxdp_kill", "at_s": at.as_secs_f64(), "ready_after_s": secs, "carrying_after_s": carried_after,
+            "window": {"sent": {"a_to_b": sent[0], "b_to_a": sent[1]},
+                       "delivered": {"a_to_b": delivered[0], "b_to_a": delivered[1]}},
+        }));
+        if !carries {
+            self.violations
+                .push(format!("vxdp restarted at {at:?} did not carry 1000 frames each way within 15 s under load"));
+            return None;
+        }
+        match self.begin_epoch() {
+            Ok(e) => {
+                self.set_rate(rate);
+                Some(e)
+            }
+            Err(e) => {
+                self.violations.push(format!("epoch after the kill: {e}"));
+                None
+            }
+        }
+    }
+
     /// One sample: the daemon is alive and answers, and the watchdog's view.
     fn sample(&mut self) -> bool {
         let alive = self.topo.a.daemon.as_mut().is_some_and(|d| d.is_alive());
@@ -800,32 +871,8 @@ fn run(bin: &Path, a: &Args, tag: u64) -> Value {
                     match ev {
                         Event::StoreRestart => soak.restart_store(),
                         Event::Kill => {
-                            soak.end_epoch(epoch, "kill -9");
-                            let at = soak.elapsed();
-                            let pid = soak.pid();
-                            soak.topo.a.daemon.as_mut().expect("daemon").kill_hard();
-                            soak.save_log(pid);
-                            let restarted = Instant::now();
-                            soak.start_daemon();
-                            cli.model.lock().unwrap().clear();
-                            let secs = restarted.elapsed().as_secs_f64();
-                            println!(
-                                "soak {:>6.1}s: vxdp SIGKILLed, running again after {secs:.2} s",
-                                at.as_secs_f64()
-                            );
-                            soak.events
-                                .push(json!({"event": "vxdp_kill", "at_s": at.as_secs_f64(), "ready_after_s": secs}));
-                            if !soak.warm_up() {
-                                return;
-                            }
-                            epoch = match soak.begin_epoch() {
-                                Ok(e) => e,
-                                Err(e) => {
-                                    soak.violations.push(format!("epoch after the kill: {e}"));
-                                    return;
-                                }
-                            };
-                            soak.set_rate(rate);
+                            let Some(next) = soak.kill_and_restart(epoch, rate) else { return };
+                            epoch = next;
                         }
                     }
                 }
