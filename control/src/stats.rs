@@ -23,6 +23,13 @@ pub struct Stats {
     pub resolved_remotes: u64,
     /// All workers summed.
     pub total: WorkerStats,
+    /// The workers' UMEM frames, a gauge: `frames` (the UMEM size, summed over
+    /// workers) and `in_use` (frames off the workers' free lists: in the fill, RX, TX
+    /// and completion rings or in hand; refreshed about once a second). When idle,
+    /// `in_use` is what the fill rings hold; growth between idle moments is a leak.
+    /// Left out of the JSON when empty (older daemons).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub umem: BTreeMap<String, u64>,
     /// One entry per worker, in worker order.
     pub workers: Vec<WorkerStats>,
     /// The XDP programs' counters by name (`xdp_underlay_steered`, ...); empty when
@@ -217,6 +224,12 @@ mod tests {
         // Control counters, when there are some, come back too.
         let control = Stats { control: [("learn_refused_unknown_source".to_string(), 3)].into(), ..bare };
         assert_eq!(serde_json::from_str::<Stats>(&serde_json::to_string(&control).unwrap()).unwrap(), control);
+        // The UMEM gauge, when the daemon reports it, sits between `total` and `workers`.
+        let umem = Stats { umem: [("frames".to_string(), 8192), ("in_use".to_string(), 4096)].into(), ..control };
+        let v = serde_json::to_value(&umem).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["control", "name", "resolved_remotes", "total", "umem", "workers", "xdp"]);
+        assert_eq!(serde_json::from_value::<Stats>(v).unwrap(), umem);
     }
 
     #[test]

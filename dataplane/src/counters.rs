@@ -149,6 +149,9 @@ impl LocalCounters {
 pub struct WorkerCounters {
     traffic: [AtomicU64; Counter::COUNT],
     drops: [AtomicU64; DropReason::COUNT],
+    /// A gauge, not a counter: UMEM frames off the worker's free list (in the fill,
+    /// RX, TX and completion rings, or in hand), set about once a second.
+    umem_in_use: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -164,6 +167,17 @@ impl WorkerCounters {
     }
 
     /// A consistent-enough copy for reporting.
+    /// Records the UMEM frames the worker holds outside its free list (once a second,
+    /// beside the kernel's socket drop counters; never per frame or batch).
+    pub fn set_umem_in_use(&self, frames: u64) {
+        self.umem_in_use.store(frames, Ordering::Relaxed);
+    }
+
+    /// The last [`set_umem_in_use`](Self::set_umem_in_use) value.
+    pub fn umem_in_use(&self) -> u64 {
+        self.umem_in_use.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> LocalCounters {
         let mut out = LocalCounters::default();
         for (o, slot) in out.traffic.iter_mut().zip(self.traffic.iter()) {

@@ -126,6 +126,28 @@ impl RawSocket {
         }
     }
 
+    /// Sends `frame` once, returning the error instead of panicking (a full device
+    /// queue, for a sender that keeps going).
+    pub fn try_send(&self, frame: &[u8]) -> std::io::Result<()> {
+        let sll = sockaddr(self.ifindex, 0);
+        // SAFETY: `frame` and `sll` are valid for the call's lengths.
+        let r = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r == frame.len() as isize {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Frames received (of the socket's EtherType, `filter` true) until `quiet` passes
     /// without one, or `limit` in all; what was queued before counts too.
     pub fn count(&self, filter: impl Fn(&[u8]) -> bool, quiet: Duration, limit: Duration) -> u64 {

@@ -12,11 +12,16 @@
 //!   `bench.rs` and docs/BENCHMARKS.md).
 //! - `cargo xtask fuzz [--secs N] [TARGET...]`: the cargo-fuzz targets in `fuzz/`, with
 //!   nightly (see `fuzz.rs` and docs/FUZZING.md).
+//! - `cargo xtask soak [--minutes N] [--datapath auto|afxdp] [--out DIR]`: vxdp for N
+//!   minutes under traffic, FDB churn, store restarts, kills and malformed frames, in
+//!   namespaces; fails on any frame or resource not accounted for (see `soak/mod.rs`
+//!   and docs/SOAK.md).
 
 mod bench;
 mod demo;
 mod demo_store;
 mod fuzz;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -24,7 +29,7 @@ use std::process::{Command, ExitCode};
 type Result<T> = std::result::Result<T, String>;
 
 const USAGE: &str =
-    "usage: cargo xtask <setup|build|demo [--store etcd]|lint|test|bench|fuzz> [-- extra cargo test args | bench flags | fuzz flags]";
+    "usage: cargo xtask <setup|build|demo [--store etcd]|lint|test|bench|fuzz|soak> [-- extra cargo test args | bench flags | fuzz flags | soak flags]";
 
 /// Debian packages the build, demo and tests use, with a command that proves each is there.
 const PACKAGES: &[(&str, &str)] = &[
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         "test" => setup().and_then(|_| build_daemon()).and_then(|bin| test(&bin, &rest)),
         "bench" => setup().and_then(|_| build_daemon()).and_then(|bin| bench::bench(&bin, &rest)),
         "fuzz" => fuzz::fuzz(&rest),
+        "soak" => setup().and_then(|_| build_daemon()).and_then(|bin| soak::soak(&bin, &rest)),
         _ => Err(format!("unknown command '{cmd}'\n{USAGE}")),
     };
     match r {

@@ -229,6 +229,8 @@ impl Worker {
         if let (Ok(u), Ok(o)) = (self.underlay.stats(), self.overlay.stats()) {
             self.local.set_kernel_drops(&u, &o);
         }
+        // The UMEM gauge rides on the same once-a-second slow path.
+        self.counters.set_umem_in_use(u64::from(self.umem.frames()).saturating_sub(self.free.len() as u64));
     }
 
     /// One pass over both directions. Returns the number of frames received.

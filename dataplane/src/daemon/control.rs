@@ -75,11 +75,19 @@ impl Control {
         }))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let umem = [
+            ("frames", u64::from(crate::afxdp::worker::FRAMES) * self.counters.len() as u64),
+            ("in_use", self.counters.iter().map(|c| c.umem_in_use()).sum()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         Stats {
             control,
             name: self.name.clone(),
             resolved_remotes: self.nexthops.load().len() as u64,
             total,
+            umem,
             workers,
             xdp,
         }

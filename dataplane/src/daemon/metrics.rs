@@ -269,6 +269,7 @@ mod tests {
                 workers: vec![w(10), w(20)],
                 xdp: BTreeMap::from([("xdp_express_decap".to_string(), 42)]),
                 control: BTreeMap::from([("fdb_full".to_string(), 3)]),
+                ..Default::default()
             },
             fdb_entries: vec![("static", 2), ("store", 0), ("learned", 5)],
             remotes: 2,
