@@ -109,20 +109,8 @@ impl RawSocket {
 
     /// Sends `frame` as it is, `n` times.
     pub fn send(&self, frame: &[u8], n: usize) {
-        let sll = sockaddr(self.ifindex, 0);
         for _ in 0..n {
-            // SAFETY: `frame` and `sll` are valid for the call's lengths.
-            let r = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            assert_eq!(r, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+            self.try_send(frame).unwrap_or_else(|e| panic!("sendto: {e}"));
         }
     }
 
