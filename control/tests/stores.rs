@@ -15,6 +15,11 @@
 //!   the leader SIGKILLed, every server stopped and restarted, the watcher's and the
 //!   advertiser's sessions ended under them (expiry).
 //!
+//! - **etcd secured:** a real etcd serving TLS with client certificates, and one with
+//!   users and roles on (a user allowed only the test's prefix, a 2-second token TTL),
+//!   reached through `--cluster-store`/`--cluster-store-opt` exactly as `vxdp run`
+//!   parses them (`etcd_tls_*`, `etcd_auth_*`).
+//!
 //! Every test in [`all!`] runs once per store (`consul::NAME`, `etcd::NAME`, `zk::NAME`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,12 +33,13 @@ use vxdp_control::entry::Remote;
 use vxdp_control::store::consul::ConsulStore;
 use vxdp_control::store::etcd::{EtcdConfig, EtcdStore};
 use vxdp_control::store::zk::{ZkConfig, ZkStore};
+use vxdp_control::store::url::{StoreConfig, StoreUrl};
 use vxdp_control::store::{
     AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Keys, Lease, Sink, Store, WatchConfig, Watcher,
 };
 use vxdp_control::Mac;
 use vxdp_testsupport::consul::TestConsul;
-use vxdp_testsupport::etcd::{available as etcd_available, EtcdCluster};
+use vxdp_testsupport::etcd::{available as etcd_available, EtcdCluster, Options as EtcdOptions};
 use vxdp_testsupport::zookeeper::{available as zk_available, ZkEnsemble};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -51,6 +57,9 @@ enum Server {
 struct Backend {
     server: Server,
     prefix: String,
+    /// etcd: `--cluster-store-opt`s the clients are built with (through the same
+    /// parser as `vxdp run`), or none: plain `EtcdConfig::new`.
+    opts: Vec<String>,
 }
 
 impl Backend {
@@ -68,7 +77,7 @@ impl Backend {
                 Server::Consul(Some(server), c)
             }
         };
-        Backend { server, prefix }
+        Backend { server, prefix, opts: Vec::new() }
     }
 
     /// A fresh 3-member etcd cluster, or `None` (the test skips) without etcd.
@@ -76,7 +85,7 @@ impl Backend {
         if !etcd_available(test) {
             return None;
         }
-        Some(Backend { server: Server::Etcd(EtcdCluster::start(3)), prefix: "vxdp/".into() })
+        Some(Backend { server: Server::Etcd(EtcdCluster::start(3)), prefix: "vxdp/".into(), opts: Vec::new() })
     }
 
     /// A fresh 3-server ZooKeeper ensemble, or `None` (the test skips) without ZooKeeper.
@@ -84,7 +93,7 @@ impl Backend {
         if !zk_available(test) {
             return None;
         }
-        Some(Backend { server: Server::Zk(ZkEnsemble::start(3)), prefix: "vxdp/".into() })
+        Some(Backend { server: Server::Zk(ZkEnsemble::start(3)), prefix: "vxdp/".into(), opts: Vec::new() })
     }
 
     fn ensemble(&mut self) -> &mut ZkEnsemble {
@@ -129,8 +138,30 @@ impl Backend {
         }
     }
 
+    /// A 1-member etcd cluster started with `options`, or `None` without etcd.
+    fn etcd_with(test: &str, options: EtcdOptions) -> Option<Backend> {
+        if !etcd_available(test) {
+            return None;
+        }
+        let server = Server::Etcd(EtcdCluster::start_with(1, options));
+        Some(Backend { server, prefix: "vxdp/".into(), opts: Vec::new() })
+    }
+
     fn etcd_config(&self) -> EtcdConfig {
+        self.etcd_config_with(&self.opts)
+    }
+
+    /// The client configuration `vxdp run --cluster-store URL --cluster-store-opt ...`
+    /// would build for this cluster with `opts`.
+    fn etcd_config_with(&self, opts: &[String]) -> EtcdConfig {
         match &self.server {
+            Server::Etcd(c) if !opts.is_empty() || c.pki().is_some() => {
+                let url: StoreUrl = c.url().parse().expect("cluster URL");
+                match StoreConfig::new(&url, opts) {
+                    Ok(StoreConfig::Etcd(cfg)) => cfg,
+                    other => panic!("{} {opts:?}: {other:?}", c.url()),
+                }
+            }
             Server::Etcd(c) => {
                 let eps = c.endpoints();
                 EtcdConfig::new(&eps.iter().map(String::as_str).collect::<Vec<_>>())
@@ -786,6 +817,126 @@ fn etcd_compaction_past_the_watchers_revision_resyncs() {
     assert_eq!(t.len(), 3);
     assert!(w.stats().index_resets.load(Ordering::Relaxed) >= 1, "no compaction seen");
     assert_eq!(w.stats().resyncs.load(Ordering::Relaxed), 2);
+}
+
+// ---- etcd secured: TLS with client certificates, users and roles ----
+
+/// The `--cluster-store-opt`s for a TLS cluster's CA, with or without the client
+/// certificate.
+fn tls_opts(b: &Backend, client_cert: bool) -> Vec<String> {
+    let Server::Etcd(c) = &b.server else { panic!("not etcd") };
+    let pki = c.pki().expect("a TLS cluster");
+    let mut o = vec!["tls=on".to_string(), format!("ca={}", pki.ca.display())];
+    if client_cert {
+        o.push(format!("cert={}", pki.client_cert.display()));
+        o.push(format!("key={}", pki.client_key.display()));
+    }
+    o
+}
+
+/// The error of a first request with these options (it must fail).
+fn first_request_error(b: &Backend, opts: &[String]) -> String {
+    let mut s = EtcdStore::new(b.etcd_config_with(opts)).expect("client");
+    match s.put(&b.keys().vtep(ip(9)), br#"{"v":1}"#, None) {
+        Ok(done) => panic!("a request with {opts:?} was answered ({done})"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn etcd_tls() -> Option<Backend> {
+    let mut b = Backend::etcd_with("etcd_tls", EtcdOptions { tls: true, ..Default::default() })?;
+    b.opts = tls_opts(&b, true);
+    Some(b)
+}
+
+#[test]
+fn etcd_tls_watcher_follows_adds_changes_and_deletes() {
+    if let Some(b) = etcd_tls() {
+        watcher_follows_adds_changes_and_deletes(b)
+    }
+}
+
+#[test]
+fn etcd_tls_advertiser_publishes_under_a_lease() {
+    if let Some(b) = etcd_tls() {
+        advertiser_publishes_under_a_session_and_withdraws_on_exit(b)
+    }
+}
+
+#[test]
+fn etcd_tls_without_a_client_certificate_or_with_another_ca_is_refused() {
+    let Some(b) = etcd_tls() else { return };
+    // The members require a client certificate (`--client-cert-auth`).
+    let e = first_request_error(&b, &tls_opts(&b, false));
+    eprintln!("without a client certificate: {e}");
+    // A CA that did not sign the members' certificate: the client refuses them.
+    let Server::Etcd(c) = &b.server else { unreachable!() };
+    let mut other = tls_opts(&b, true);
+    other[1] = format!("ca={}", c.pki().unwrap().other_ca.display());
+    let e = first_request_error(&b, &other);
+    assert!(e.contains("certificate") || e.contains("UnknownIssuer"), "not a certificate error: {e}");
+    // Plain http to a TLS port is not answered either.
+    let plain = c.endpoints()[0].replacen("https://", "http://", 1);
+    let mut s = EtcdStore::new(EtcdConfig::new(&[plain.as_str()])).unwrap();
+    assert!(s.put(&b.keys().vtep(ip(9)), br#"{"v":1}"#, None).is_err(), "plain http answered on a TLS port");
+    // Nothing of the refused clients' got in.
+    assert_eq!(b.store().get(&b.keys().vtep(ip(9))).unwrap(), None);
+}
+
+/// A cluster with auth on: user `vxdp` may read and write only under the test's
+/// prefix; tokens live 2 s, so every test outlives several.
+fn etcd_auth() -> Option<Backend> {
+    let options = EtcdOptions { auth_token_ttl: Some(2), ..Default::default() };
+    let mut b = Backend::etcd_with("etcd_auth", options)?;
+    let prefix = b.prefix.clone();
+    b.cluster().enable_auth("root-secret", "vxdp", "vxdp-secret", &prefix);
+    b.opts = vec!["username=vxdp".into(), "password=vxdp-secret".into()];
+    Some(b)
+}
+
+#[test]
+fn etcd_auth_watcher_follows_adds_changes_and_deletes() {
+    if let Some(b) = etcd_auth() {
+        watcher_follows_adds_changes_and_deletes(b)
+    }
+}
+
+#[test]
+fn etcd_auth_advertiser_keeps_its_lease_across_token_expiry() {
+    let Some(b) = etcd_auth() else { return };
+    let a = advertiser(&b, 11, Duration::from_secs(4));
+    a.handle().seen(mac(1));
+    wait_for("the MAC published", Duration::from_secs(5), || holder(&b, mac(1)) == Some((ip(11), true)));
+    let (w, t) = b.watch(Duration::from_secs(30));
+    wait_for("the watcher", Duration::from_secs(5), || t.len() == 2);
+    // Several token lifetimes (2 s) and lease lifetimes (4 s): the keep-alives and the
+    // watch stream go on with renewed tokens, and nothing is lost.
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(holder(&b, mac(1)), Some((ip(11), true)), "the lease lapsed while tokens expired");
+    b.put_mac(mac(2), 3);
+    wait_for("a change after the tokens expired", Duration::from_secs(5), || t.get(mac(2)).is_some());
+    assert_eq!(t.len(), 3);
+    assert!(w.stats().connected.load(Ordering::Relaxed));
+}
+
+#[test]
+fn etcd_auth_bad_password_no_credentials_and_other_prefixes_are_refused_by_name() {
+    let Some(b) = etcd_auth() else { return };
+    let bad = vec!["username=vxdp".to_string(), "password=wrong".to_string()];
+    let e = first_request_error(&b, &bad);
+    assert!(e.contains("authentication failed"), "{e}");
+    let mut none = EtcdStore::new(EtcdConfig::new(&[b.etcd_config().endpoints[0].as_str()])).unwrap();
+    let e = none.put(&b.keys().vtep(ip(9)), br#"{"v":1}"#, None).expect_err("answered without a user").to_string();
+    assert!(e.contains("username") && e.contains("password"), "does not say what is missing: {e}");
+    // The role allows only the prefix: a key elsewhere is refused, not silently lost.
+    let mut s = EtcdStore::new(b.etcd_config()).unwrap();
+    let e = s.put("elsewhere/key", b"x", None).expect_err("wrote outside the prefix").to_string();
+    assert!(e.contains("permission denied"), "{e}");
+    assert!(s.put(&b.keys().vtep(ip(9)), br#"{"v":1}"#, None).unwrap());
+    // Idle past the token's 2 s: the next request is answered "invalid auth token",
+    // and the client authenticates again and retries it.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(s.delete(&b.keys().vtep(ip(9)), None).expect("a request with an expired token"));
 }
 
 // ---- ZooKeeper faults, against the real 3-server ensemble ----

@@ -154,7 +154,10 @@ impl EtcdStore {
     /// Sends one request, moving to the next endpoint while one does not answer.
     fn send(&mut self, path: &str, body: &Value, agent: &ureq::Agent) -> Result<ureq::Response, StoreError> {
         let mut last = None;
-        for _ in 0..self.cfg.endpoints.len() {
+        // Each endpoint once, plus one retry after authenticating again.
+        let (mut tries, mut renewed) = (self.cfg.endpoints.len(), false);
+        while tries > 0 {
+            tries -= 1;
             if self.cfg.user.is_some() && self.token.is_none() {
                 match self.authenticate() {
                     Ok(t) => self.token = Some(t),
@@ -182,8 +185,12 @@ impl EtcdStore {
                     self.answered = Some(self.current);
                     return Ok(resp);
                 }
-                Err(StoreError::Refused(m)) if m.contains("invalid auth token") && self.token.is_some() => {
-                    self.token = None; // expired: authenticate again, then retry
+                Err(StoreError::Refused(m)) if m.contains("invalid auth token") && !renewed => {
+                    // Expired (etcd drops an unused simple token after
+                    // --auth-token-ttl): authenticate again and retry, on this endpoint.
+                    log::debug!("etcd: {m}: authenticating again");
+                    (self.token, renewed) = (None, true);
+                    tries += 1;
                     last = Some(StoreError::Refused(m));
                 }
                 Err(e @ StoreError::Unreachable(_)) => {
@@ -532,6 +539,11 @@ fn classify(msg: &str, status: Option<u16>) -> StoreError {
     let m = msg.to_ascii_lowercase();
     if m.contains("lease not found") {
         StoreError::SessionLost(msg.to_string())
+    } else if m.contains("user name is empty") {
+        // etcd's answer to a request without a token when auth is on.
+        StoreError::Refused(format!(
+            "{msg}: etcd has authentication on; give --cluster-store-opt username=USER and password=PASS"
+        ))
     } else if matches!(status, Some(502..=504))
         || ["no leader", "timed out", "unavailable", "leader changed", "not capable", "stopped"]
             .iter()
@@ -546,7 +558,12 @@ fn classify(msg: &str, status: Option<u16>) -> StoreError {
 fn error(e: ureq::Error) -> StoreError {
     match e {
         ureq::Error::Status(status, resp) => {
-            let body = resp.into_string().unwrap_or_default();
+            // Read what arrives even if the end does not parse: the gateway ends its
+            // error bodies with HTTP trailers (`Grpc-Trailer-Content-Type`), and the
+            // message before them is what names the problem.
+            let mut raw = Vec::new();
+            let _ = resp.into_reader().take(64 * 1024).read_to_end(&mut raw);
+            let body = String::from_utf8_lossy(&raw);
             let msg = serde_json::from_str::<Value>(&body)
                 .ok()
                 .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
@@ -577,6 +594,8 @@ mod tests {
         assert!(matches!(classify("etcdserver: no leader", None), StoreError::Unreachable(_)));
         assert!(matches!(classify("HTTP 503: x", Some(503)), StoreError::Unreachable(_)));
         assert!(matches!(classify("etcdserver: permission denied", Some(403)), StoreError::Refused(_)));
+        let anon = classify("HTTP 400: etcdserver: user name is empty", Some(400)).to_string();
+        assert!(anon.contains("username=USER") && anon.contains("password=PASS"), "{anon}");
     }
 
     #[test]
