@@ -39,6 +39,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("procps", "pkill"),
     ("gcc", "cc"),
     ("etcd-server", "etcd"),
+    // The secured-etcd tests make their CA and certificates with it.
+    ("openssl", "openssl"),
     // ZooKeeper 3.8 (and Java); the tests run QuorumPeerMain from its jar, not this script.
     ("zookeeper", "/usr/share/zookeeper/bin/zkServer.sh"),
 ];
