@@ -32,8 +32,8 @@ use vxdp_control::consul::{Client, ConsulConfig};
 use vxdp_control::entry::Remote;
 use vxdp_control::store::consul::ConsulStore;
 use vxdp_control::store::etcd::{EtcdConfig, EtcdStore};
-use vxdp_control::store::zk::{ZkConfig, ZkStore};
 use vxdp_control::store::url::{StoreConfig, StoreUrl};
+use vxdp_control::store::zk::{ZkConfig, ZkStore};
 use vxdp_control::store::{
     AdvertiseConfig, Advertiser, AdvertiserHandle, Change, Keys, Lease, Sink, Store, WatchConfig, Watcher,
 };

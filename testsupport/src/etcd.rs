@@ -97,14 +97,28 @@ impl Pki {
         std::fs::write(dir.join("server.ext"), san).expect("server.ext");
         std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("client.ext");
         for (who, cn) in [("server", "/CN=etcd"), ("client", "/CN=vxdp")] {
-            let (key, csr, pem, ext) = (format!("{who}.key"), format!("{who}.csr"), format!("{who}.pem"), format!("{who}.ext"));
+            let (key, csr, pem, ext) =
+                (format!("{who}.key"), format!("{who}.csr"), format!("{who}.pem"), format!("{who}.ext"));
             let mut a = vec!["req"];
             a.extend(ec);
             a.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
             openssl(&a);
             openssl(&[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &pem,
-                "-days", "2", "-extfile", &ext,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
             ]);
         }
         Pki {
@@ -166,7 +180,13 @@ impl EtcdCluster {
         let members = ports
             .chunks(per)
             .enumerate()
-            .map(|(i, p)| Member { name: format!("m{}", i + 1), client: p[0], peer: p[1], plain: p.get(2).copied(), child: None })
+            .map(|(i, p)| Member {
+                name: format!("m{}", i + 1),
+                client: p[0],
+                peer: p[1],
+                plain: p.get(2).copied(),
+                child: None,
+            })
             .collect();
         let pki = options.tls.then(|| Pki::make(&dir.join("pki"), host));
         let mut c = EtcdCluster { members, host: host.to_string(), dir, token, options, pki, root: None };
@@ -205,10 +225,7 @@ impl EtcdCluster {
         if let Some(ttl) = self.options.auth_token_ttl {
             cmd.args(["--auth-token-ttl", &ttl.to_string()]);
         }
-        cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {ETCD}: {e}"));
         self.members[i].child = Some(child);
     }

@@ -9,7 +9,7 @@ use super::guard::GuardDuty;
 use super::SIGNALLED;
 use crate::counters::{LocalCounters, OverloadWatch};
 use crate::express::Express;
-use crate::fdb::FdbTable;
+use crate::fdb::{FdbFollower, FdbTable};
 use crate::netlink::{self, ChangeMonitor, Netlink};
 use crate::nexthop::{EncapDefaults, NextHops};
 use anyhow::{Context, Result};
@@ -45,7 +45,7 @@ pub(super) fn control_loop(
     let mut warned: BTreeSet<IpAddr> = BTreeSet::new();
     // Learned remotes change the next hops as fast as traffic teaches them.
     let mut resolved_log = vxdp_control::loglimit::LogLimit::new(5, Duration::from_secs(10));
-    let mut keys = Vec::new();
+    let mut follower = FdbFollower::default();
     let mut guard_error: Option<String> = None;
     while !SIGNALLED.load(Ordering::SeqCst) {
         let kernel_changed = monitor.wait(Duration::from_millis(50)).unwrap_or(false);
@@ -75,12 +75,11 @@ pub(super) fn control_loop(
         mirror(express, fdb, nexthops, fdb_dirty);
         let current = nexthops.load();
         if fdb_dirty {
-            let entries = fdb.show();
-            keys = entries.iter().filter_map(|e| current.key(&e.remote)).collect();
-            keys.sort();
-            keys.dedup();
-            guard.fdb_changed(&entries, fdb);
+            if follower.update(fdb, &current).known_changed {
+                guard.fdb_changed(follower.known(), fdb);
+            }
         }
+        let keys = follower.keys();
         match guard.tick(nl, kernel_changed) {
             Ok(()) => guard_error = None,
             Err(e) => {
@@ -102,7 +101,7 @@ pub(super) fn control_loop(
         // their next hop until the kernel reports a change or the periodic pass, so a
         // burst of learned MACs costs no netlink round trips per known remote.
         let incremental = fdb_dirty && !kernel_changed && !periodic;
-        for k in &keys {
+        for k in keys {
             if let Some(t) = current.get_key(k).filter(|_| incremental) {
                 let p = t.params();
                 next.insert(*k, p.src_mac, p.dst_mac, u32::from(p.path_mtu));

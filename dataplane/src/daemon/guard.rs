@@ -4,7 +4,7 @@
 
 use crate::afxdp::worker::NO_OWN_MAC;
 use crate::fdb::{mac_key, FdbTable};
-use crate::guard::{known_vteps, Guard, LearningFrom};
+use crate::guard::{Guard, LearningFrom};
 use crate::netlink::Netlink;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vxdp_control::ctl::FdbShowEntry;
 
 /// How often the host's addresses and the overlay MAC are read again without a kernel
 /// change notification (addresses do not all come with one this loop subscribes to).
@@ -46,13 +45,12 @@ impl GuardDuty {
     }
 
     /// The FDB changed: the known VTEPs may have.
-    pub(super) fn fdb_changed(&mut self, entries: &[FdbShowEntry], fdb: &FdbTable) {
-        let known = known_vteps(entries);
-        if known != self.known {
+    pub(super) fn fdb_changed(&mut self, known: &BTreeSet<IpAddr>, fdb: &FdbTable) {
+        if *known != self.known {
             if self.learning_from == LearningFrom::Known {
                 fdb.set_learn_sources(Some(known.iter().copied().collect()));
             }
-            self.known = known;
+            self.known = known.clone();
             self.dirty = true;
         }
     }

@@ -311,7 +311,7 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.name.clone(),
         own_mac,
     );
-    guard.fdb_changed(&fdb.show(), &fdb);
+    guard.fdb_changed(&crate::guard::known_vteps(&fdb.show()), &fdb);
     guard.tick(&mut nl, true)?;
     log::info!("--accept {} --learning-from {}", cfg.accept, cfg.learning_from);
     let wcfg = WorkerConfig {

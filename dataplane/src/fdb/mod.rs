@@ -50,10 +50,12 @@ use vxdp_control::mac::Mac;
 
 pub use vxdp_control::entry::Remote;
 
+mod follow;
 mod hash;
 mod master;
 mod snapshot;
 
+pub use follow::{FdbFollower, Followed};
 use hash::key_mac;
 pub use hash::{mac_key, MacBuildHasher, MacHasher};
 pub use master::LearnLimits;
