@@ -18,7 +18,7 @@
 //! - **Watching:** one persistent recursive watch (`addWatch`, ZooKeeper 3.6 and
 //!   later) on the VNI's znode, set before the load reads anything. The load lists the
 //!   kinds (`vtep`, `mac`), then every kind's children in one multi-read, then the keys'
-//!   data in multi-reads of [`READ_BATCH`] keys, [`READS_IN_FLIGHT`] in flight. Each
+//!   data in multi-reads of `READ_BATCH` keys, `READS_IN_FLIGHT` in flight. Each
 //!   event on a key's znode (created, changed, deleted) re-reads just that key, and the
 //!   read decides what happened (no node is a delete). A VNI znode that does not exist
 //!   yet is watched all the same (a persistent watch may sit on a missing path). A
