@@ -103,7 +103,7 @@ impl Tables {
             let c = self.mirror.sync(&self.fdb.snapshot(), &self.hops, self.fdb.coarse_now_secs());
             std::hint::black_box(c);
             // `PHASES=1`: where a changing tick's time goes, every 100th tick.
-            if std::env::var_os("PHASES").is_some() && self.tick % 100 == 0 {
+            if std::env::var_os("PHASES").is_some() && self.tick.is_multiple_of(100) {
                 eprintln!("maintain {t1:?} follower {:?} mirror {:?}", t2 - t1, start.elapsed() - t2);
             }
         }

@@ -74,10 +74,8 @@ pub(super) fn control_loop(
         let fdb_dirty = fdb_changed.swap(false, Ordering::AcqRel) || changed_entries > 0;
         mirror(express, fdb, nexthops, fdb_dirty);
         let current = nexthops.load();
-        if fdb_dirty {
-            if follower.update(fdb, &current).known_changed {
-                guard.fdb_changed(follower.known(), fdb);
-            }
+        if fdb_dirty && follower.update(fdb, &current).known_changed {
+            guard.fdb_changed(follower.known(), fdb);
         }
         let keys = follower.keys();
         match guard.tick(nl, kernel_changed) {
