@@ -7,7 +7,7 @@
 //! 1. Propagation: a write to the entry being live in the FDB snapshot, p50/p99/max over
 //!    1,000 changes 25 ms apart (hdrhistogram).
 //! 2. Load: time and peak RSS growth to load 100,000 entries (one listing, every key
-//!    multi-reads of 1,000 keys under one persistent recursive watch).
+//!    read with a data watch).
 //! 3. Hot path under churn: FDB lookups per second (batches of 64 per snapshot load)
 //!    with no churn, then during a 10,000-change burst (500 writes in flight).
 //! 4. Failover: the leader SIGKILLed; the time until a change written after the kill

@@ -15,18 +15,12 @@
 //! - **Parents:** the znodes above a key (`/vxdp`, `/vxdp/vni/42/mac`, ...) are created
 //!   as *container* znodes on demand (ZooKeeper deletes a container once its last child
 //!   is gone); only znodes two levels below a VNI's prefix (`<kind>/<id>`) are keys.
-//! - **Watching:** one persistent recursive watch (`addWatch`, ZooKeeper 3.6 and
-//!   later) on the VNI's znode, set before the load reads anything. The load lists the
-//!   kinds (`vtep`, `mac`), then every kind's children in one multi-read, then the keys'
-//!   data in multi-reads of `READ_BATCH` keys, `READS_IN_FLIGHT` in flight. Each
-//!   event on a key's znode (created, changed, deleted) re-reads just that key, and the
-//!   read decides what happened (no node is a delete). A VNI znode that does not exist
-//!   yet is watched all the same (a persistent watch may sit on a missing path). A
-//!   server without `addWatch` is refused, naming its version (`srvr`).
-//! - **Reconnects:** the client re-registers the watch when the connection comes back,
-//!   but the events sent while it was away are not replayed (ZOOKEEPER-4698): after
-//!   every reconnect the watcher sets the watch again and reloads everything (a reset,
-//!   logged `resynced PREFIX with N entries`).
+//! - **Watching:** a child watch on the VNI's znode and on each kind under it (`vtep`,
+//!   `mac`), a data watch on every key. Each watch is re-armed by the read that handles
+//!   it (ZooKeeper's one-shot watches: read-and-watch is atomic, so nothing is missed
+//!   between the event and the re-arm), and the read decides what happened (a data
+//!   watch whose read finds no node is a delete). A VNI znode that does not exist yet
+//!   is watched for its creation.
 //! - **Sessions and failover:** the client is given every listed server and moves its
 //!   session to the next one when its server dies (the session, its ephemeral znodes
 //!   and its watches survive); which server it moved to is read from the client's
@@ -39,15 +33,12 @@
 //!   version is ZooKeeper's conditional delete.
 
 use super::{Event, Held, Lease, Poll, Store, StoreError, Update};
-use futures::future::{join_all, FutureExt};
-use futures::stream::StreamExt;
-use std::collections::BTreeSet;
+use futures::future::{join_all, BoxFuture, FutureExt};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
-use zookeeper_client::{
-    Acls, AddWatchMode, Client, CreateMode, Error as ZkError, EventType, MultiReadResult, PersistentWatcher,
-    SessionState, Stat,
-};
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError, EventType, OneshotWatcher, SessionState, Stat};
 
 /// How long one request may take before the store counts as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,12 +53,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Writes [`ZkStore::put_batch`] keeps in flight.
 pub const BATCH: usize = 500;
-
-/// Keys read per multi-read request (a load of 100,000 keys is 100 requests)...
-const READ_BATCH: usize = 1000;
-
-/// ... and multi-reads in flight at once.
-const READS_IN_FLIGHT: usize = 4;
 
 /// `ephemeral_owner` of a container znode (ZooKeeper's `EphemeralType.CONTAINER`).
 const CONTAINER_OWNER: i64 = i64::MIN;
@@ -208,55 +193,36 @@ fn session_lease(c: &Client) -> Lease {
     Lease(format!("{:x}", c.session_id().0))
 }
 
-/// What one event of the VNI's persistent recursive watch asks of the watcher.
-#[derive(Debug, PartialEq, Eq)]
-enum Action {
-    /// Re-read this key's znode (created, changed or deleted): the read says which.
-    Read(String),
-    /// The connection dropped: events may be missed until it is back.
-    Lost,
-    /// The session is connected again: reload everything (events sent while it was
-    /// away are not replayed, ZOOKEEPER-4698).
-    Reconnected,
-    /// The session ended (expired, closed): the watch is gone with it.
-    Ended(SessionState),
-    /// Nothing to do (the VNI's or a kind's znode itself).
-    Ignore,
+/// What a watch was set on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// The VNI's znode: its children (the kinds), or its creation when absent.
+    Root,
+    /// A kind under it (`mac`, `vtep`): its children (the keys).
+    Dir(String),
+    /// One key: its data and deletion.
+    Key(String, String),
 }
 
-/// Whether `path` is a key under `root`: exactly `<root>/<kind>/<id>` (the znodes
-/// above, the VNI's and the kinds', are containers).
-fn is_key_path(root: &str, path: &str) -> bool {
-    let Some(rest) = path.strip_prefix(root).and_then(|r| r.strip_prefix('/')) else { return false };
-    matches!(rest.split_once('/'), Some((kind, id)) if !kind.is_empty() && !id.is_empty() && !id.contains('/'))
-}
+type Fired = (Target, zookeeper_client::WatchedEvent);
 
-/// What an event of the watch on `root` asks for.
-fn action(root: &str, event: EventType, state: SessionState, path: &str) -> Action {
-    match event {
-        EventType::Session => match state {
-            SessionState::Disconnected => Action::Lost,
-            SessionState::SyncConnected | SessionState::ConnectedReadOnly => Action::Reconnected,
-            s if s.is_terminated() => Action::Ended(s),
-            _ => Action::Ignore,
-        },
-        EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted if is_key_path(root, path) => {
-            Action::Read(path.to_string())
-        }
-        _ => Action::Ignore,
-    }
-}
-
-/// The watched tree under one VNI's prefix: one persistent recursive watch on its
-/// znode, and the keys last read there.
+/// The watched tree under one VNI's prefix.
 struct Tree {
     prefix: String,
     root: String,
-    /// Key paths with a value.
-    known: BTreeSet<String>,
-    watch: PersistentWatcher,
-    /// The connection was lost since: reload once it is back.
-    lost: bool,
+    /// Each kind and the ids under it.
+    dirs: BTreeMap<String, BTreeSet<String>>,
+    watches: FuturesUnordered<BoxFuture<'static, Fired>>,
+}
+
+impl Tree {
+    fn arm(&mut self, target: Target, w: OneshotWatcher) {
+        self.watches.push(async move { (target, w.changed().await) }.boxed());
+    }
+
+    fn key_path(&self, kind: &str, id: &str) -> String {
+        format!("{}/{kind}/{id}", self.root)
+    }
 }
 
 /// A ZooKeeper client (one session) and, for the watcher, the tree it watches.
@@ -480,113 +446,134 @@ async fn put_plain(c: &Client, path: &str, value: &[u8]) -> Result<bool, ZkError
     Ok(false)
 }
 
+/// A key's data with a data watch, or `None` (no such znode; no watch left).
+async fn read_key(c: &Client, path: &str) -> Result<Option<(Vec<u8>, Stat, OneshotWatcher)>, ZkError> {
+    match c.get_and_watch_data(path).await {
+        Ok(r) => Ok(Some(r)),
+        Err(ZkError::NoNode) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a znode is a key (not a container made for its children).
 fn is_key(stat: &Stat) -> bool {
     stat.ephemeral_owner != CONTAINER_OWNER
 }
 
-/// Sets the persistent recursive watch on `root` (before reading, so no change made
-/// during the load is missed) and reads every key under it: the kinds' children in one
-/// multi-read, then the keys' data in [`READ_BATCH`]-key multi-reads.
-async fn load(c: &Client, root: &str) -> Result<(PersistentWatcher, Vec<(String, Vec<u8>)>), ZkError> {
-    let watch = c.watch(root, AddWatchMode::PersistentRecursive).await?;
-    let kinds = match c.get_children(root).await {
-        Ok((kinds, _)) => kinds,
-        Err(ZkError::NoNode) => Vec::new(),
+/// Lists a kind's znode with a child watch and every key under it with a data watch.
+/// `Ok(false)`: the kind's znode is gone (its keys are reported deleted).
+async fn list_dir(c: &Client, tree: &mut Tree, kind: &str, out: &mut Vec<Event>) -> Result<bool, ZkError> {
+    let dir = format!("{}/{kind}", tree.root);
+    let (ids, _, w) = match c.get_and_watch_children(&dir).await {
+        Ok(r) => r,
+        Err(ZkError::NoNode) => {
+            forget_dir(tree, kind, out);
+            return Ok(false);
+        }
         Err(e) => return Err(e),
     };
-    let mut lists = c.new_multi_reader();
-    for k in &kinds {
-        lists.add_get_children(&format!("{root}/{k}"))?;
+    tree.arm(Target::Dir(kind.to_string()), w);
+    let known = tree.dirs.entry(kind.to_string()).or_default().clone();
+    let now: BTreeSet<String> = ids.into_iter().collect();
+    for gone in known.difference(&now) {
+        out.push(Event::Delete(key(&tree.key_path(kind, gone))));
+        tree.dirs.get_mut(kind).expect("entry").remove(gone);
     }
-    let mut paths = Vec::new();
-    for (kind, listed) in kinds.iter().zip(lists.commit().await?) {
-        match listed {
-            MultiReadResult::Children { children } => {
-                paths.extend(children.iter().map(|id| format!("{root}/{kind}/{id}")))
+    let new: Vec<String> = now.difference(&known).cloned().collect();
+    let paths: Vec<String> = new.iter().map(|id| tree.key_path(kind, id)).collect();
+    let reads = join_all(paths.iter().map(|p| read_key(c, p))).await;
+    for ((id, p), r) in new.into_iter().zip(paths).zip(reads) {
+        if let Some((data, stat, w)) = r? {
+            tree.arm(Target::Key(kind.to_string(), id.clone()), w);
+            tree.dirs.get_mut(kind).expect("entry").insert(id);
+            if is_key(&stat) {
+                out.push(Event::Put(key(&p), data));
             }
-            MultiReadResult::Error { err: ZkError::NoNode } => {}
-            MultiReadResult::Error { err } => return Err(err),
-            _ => return Err(ZkError::UnexpectedError("data for a listing".into())),
         }
     }
-    let values = read_keys(c, paths).await?;
-    Ok((watch, values.into_iter().filter_map(|(p, v)| Some((p, v?))).collect()))
+    Ok(true)
 }
 
-/// The value of each key path, `None` where there is no key (no znode, or a
-/// container): [`READ_BATCH`] paths per multi-read, [`READS_IN_FLIGHT`] at once.
-async fn read_keys(c: &Client, paths: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>, ZkError> {
-    let batches = paths.chunks(READ_BATCH).map(|chunk| async move {
-        let mut r = c.new_multi_reader();
-        for p in chunk {
-            r.add_get_data(p)?;
+fn forget_dir(tree: &mut Tree, kind: &str, out: &mut Vec<Event>) {
+    if let Some(ids) = tree.dirs.remove(kind) {
+        for id in ids {
+            out.push(Event::Delete(key(&tree.key_path(kind, &id))));
         }
-        let mut out = Vec::with_capacity(chunk.len());
-        for (p, got) in chunk.iter().zip(r.commit().await?) {
-            out.push(match got {
-                MultiReadResult::Data { data, stat } => (p.clone(), is_key(&stat).then_some(data)),
-                MultiReadResult::Error { err: ZkError::NoNode } => (p.clone(), None),
-                MultiReadResult::Error { err } => return Err(err),
-                _ => return Err(ZkError::UnexpectedError("a listing for data".into())),
-            });
-        }
-        Ok(out)
-    });
-    let mut batches = futures::stream::iter(batches).buffered(READS_IN_FLIGHT);
-    let mut out = Vec::with_capacity(paths.len());
-    while let Some(b) = batches.next().await {
-        out.extend(b?);
     }
-    Ok(out)
 }
 
-/// Re-reads the keys the watch's events named; the puts and deletes they amount to.
-async fn reread(c: &Client, tree: &mut Tree, paths: BTreeSet<String>) -> Result<Vec<Event>, ZkError> {
+/// Re-reads the VNI's znode's children (with a watch), or watches for its creation.
+async fn list_root(c: &Client, tree: &mut Tree, out: &mut Vec<Event>) -> Result<(), ZkError> {
+    loop {
+        match c.get_and_watch_children(&tree.root).await {
+            Ok((kinds, _, w)) => {
+                tree.arm(Target::Root, w);
+                let now: BTreeSet<String> = kinds.into_iter().collect();
+                let known: Vec<String> = tree.dirs.keys().cloned().collect();
+                for k in known.iter().filter(|k| !now.contains(*k)) {
+                    forget_dir(tree, k, out);
+                }
+                let new: Vec<&String> = now.iter().filter(|k| !tree.dirs.contains_key(*k)).collect();
+                for k in new {
+                    list_dir(c, tree, k, out).await?;
+                }
+                return Ok(());
+            }
+            Err(ZkError::NoNode) => {
+                let known: Vec<String> = tree.dirs.keys().cloned().collect();
+                for k in known {
+                    forget_dir(tree, &k, out);
+                }
+                let (stat, w) = c.check_and_watch_stat(&tree.root).await?;
+                if stat.is_none() {
+                    tree.arm(Target::Root, w);
+                    return Ok(());
+                }
+                // Created meanwhile: list it.
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Handles fired watches, re-arming each; the events they amount to.
+async fn handle(c: &Client, tree: &mut Tree, fired: Vec<Fired>) -> Result<Vec<Event>, StoreError> {
     let mut out = Vec::new();
-    for (p, value) in read_keys(c, paths.into_iter().collect()).await? {
-        match value {
-            Some(v) => {
-                tree.known.insert(p.clone());
-                out.push(Event::Put(key(&p), v));
+    for (target, ev) in fired {
+        if ev.event_type == EventType::Session {
+            return Err(StoreError::SessionLost(format!("session {:?}", ev.session_state)));
+        }
+        match target {
+            Target::Root => list_root(c, tree, &mut out).await.map_err(error)?,
+            // A kind already forgotten (its znode gone) is listed again, if it comes
+            // back, through the VNI's child watch.
+            Target::Dir(kind) if tree.dirs.contains_key(&kind) => {
+                list_dir(c, tree, &kind, &mut out).await.map_err(error)?;
             }
-            None if tree.known.remove(&p) => out.push(Event::Delete(key(&p))),
-            None => {}
+            Target::Dir(_) => {}
+            Target::Key(kind, id) => {
+                let p = tree.key_path(&kind, &id);
+                let known = tree.dirs.get(&kind).is_some_and(|ids| ids.contains(&id));
+                match read_key(c, &p).await.map_err(error)? {
+                    Some((data, stat, w)) if known => {
+                        tree.arm(Target::Key(kind, id), w);
+                        if is_key(&stat) {
+                            out.push(Event::Put(key(&p), data));
+                        }
+                    }
+                    // Re-created after its kind's listing dropped it: that listing's
+                    // watch lists it again.
+                    Some(_) => {}
+                    None if known => {
+                        tree.dirs.get_mut(&kind).expect("known").remove(&id);
+                        out.push(Event::Delete(key(&p)));
+                    }
+                    None => {}
+                }
+            }
         }
     }
     Ok(out)
-}
-
-/// [`error`], except that a server without `addWatch` (before 3.6) is refused naming
-/// its version.
-fn watch_error(e: ZkError, server: &str) -> StoreError {
-    match e {
-        ZkError::Unimplemented => StoreError::Refused(format!(
-            "ZooKeeper server {server} ({}) has no persistent recursive watches (addWatch); vxdp needs ZooKeeper 3.6 or later",
-            server_version(server).unwrap_or_else(|| "version unknown".into())
-        )),
-        e => error(e),
-    }
-}
-
-/// The version a server reports to the `srvr` four-letter word (on the default
-/// whitelist), e.g. `3.5.9-...`.
-fn server_version(server: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let addr = server.to_socket_addrs().ok()?.next()?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    s.write_all(b"srvr").ok()?;
-    let mut answer = String::new();
-    s.take(4096).read_to_string(&mut answer).ok()?;
-    version_in(&answer)
-}
-
-/// `Zookeeper version: V, built on ...` → `V`.
-fn version_in(srvr: &str) -> Option<String> {
-    let line = srvr.lines().find_map(|l| l.strip_prefix("Zookeeper version: "))?;
-    Some(line.split(',').next().unwrap_or(line).trim().to_string())
 }
 
 impl Store for ZkStore {
@@ -599,71 +586,45 @@ impl Store for ZkStore {
     }
 
     fn poll(&mut self, prefix: &str, resync: bool, wait: Duration) -> Result<Poll, StoreError> {
-        let mut reset = self.connect()?;
-        let stale = self.tree.as_ref().is_none_or(|t| t.prefix != prefix);
-        if !(resync || reset.is_some() || stale) {
-            let c = self.client.as_ref().expect("connected");
-            let tree = self.tree.as_mut().expect("listed");
-            let wait = wait.min(HEARTBEAT);
-            let first = block(futures_lite_or(tree.watch.changed().map(Some), async move {
-                async_io::Timer::after(wait).await;
-                None
-            }));
-            let Some(first) = first else { return Ok(Poll { update: Update::Events(Vec::new()), reset: None }) };
-            let mut fired = vec![first];
-            while let Some(ev) = tree.watch.changed().now_or_never() {
-                fired.push(ev);
-            }
-            let mut reads = BTreeSet::new();
-            let mut reconnected = false;
-            for ev in fired {
-                match action(&tree.root, ev.event_type, ev.session_state, &ev.path) {
-                    Action::Read(p) => {
-                        reads.insert(p);
-                    }
-                    Action::Lost => tree.lost = true,
-                    Action::Reconnected if tree.lost => reconnected = true,
-                    Action::Reconnected | Action::Ignore => {}
-                    Action::Ended(st) => {
-                        // The watcher panics once past a terminal event: drop it.
-                        self.tree = None;
-                        return Err(StoreError::SessionLost(format!("session {} {st:?}", c.session_id())));
-                    }
-                }
-            }
-            if !reconnected {
-                return match block(timed(REQUEST_TIMEOUT * 4, async { reread(c, tree, reads).await.map_err(error) })) {
-                    Ok(events) => Ok(Poll { update: Update::Events(events), reset: None }),
-                    Err(e) => {
-                        // Events were taken without their reads: reload next time.
-                        self.tree = None;
-                        Err(e)
-                    }
-                };
-            }
-            reset = Some(format!(
-                "session {} connected again; changes made while it was away may not have been reported, full resync",
-                c.session_id()
-            ));
-        }
-        // A full load, with a new watch: the old one (if any) is dropped only after
-        // the new one is set, so the path stays watched.
+        let ended = self.connect()?;
         let c = self.client.as_ref().expect("connected");
-        let root = path(prefix.trim_end_matches('/'));
-        let server = self.server().unwrap_or_else(|| self.cfg.endpoints[0].clone());
-        let loaded =
-            block(timed(REQUEST_TIMEOUT * 10, async { load(c, &root).await.map_err(|e| watch_error(e, &server)) }));
-        let (watch, pairs) = match loaded {
-            Ok(l) => l,
+        let stale = self.tree.as_ref().is_none_or(|t| t.prefix != prefix);
+        if resync || ended.is_some() || stale {
+            let root = path(prefix.trim_end_matches('/'));
+            let mut tree =
+                Tree { prefix: prefix.to_string(), root, dirs: BTreeMap::new(), watches: FuturesUnordered::new() };
+            self.tree = None;
+            let mut events = Vec::new();
+            block(timed(REQUEST_TIMEOUT * 4, async { list_root(c, &mut tree, &mut events).await.map_err(error) }))?;
+            let pairs = events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Put(k, v) => Some((k, v)),
+                    Event::Delete(_) => None,
+                })
+                .collect();
+            self.tree = Some(tree);
+            return Ok(Poll { update: Update::Full(pairs), reset: ended });
+        }
+        let tree = self.tree.as_mut().expect("listed");
+        let wait = wait.min(HEARTBEAT);
+        let first = block(futures_lite_or(tree.watches.next(), async move {
+            async_io::Timer::after(wait).await;
+            None
+        }));
+        let Some(first) = first else { return Ok(Poll { update: Update::Events(Vec::new()), reset: None }) };
+        let mut fired = vec![first];
+        while let Some(Some(f)) = tree.watches.next().now_or_never() {
+            fired.push(f);
+        }
+        match block(timed(REQUEST_TIMEOUT * 4, handle(c, tree, fired))) {
+            Ok(events) => Ok(Poll { update: Update::Events(events), reset: None }),
             Err(e) => {
+                // Watches were consumed without being re-armed: list again next time.
                 self.tree = None;
-                return Err(e);
+                Err(e)
             }
-        };
-        let known = pairs.iter().map(|(p, _)| p.clone()).collect();
-        let pairs = pairs.into_iter().map(|(p, v)| (key(&p), v)).collect();
-        self.tree = Some(Tree { prefix: prefix.to_string(), root, known, watch, lost: false });
-        Ok(Poll { update: Update::Full(pairs), reset })
+        }
     }
 
     fn get(&mut self, key: &str) -> Result<Option<Held>, StoreError> {
@@ -754,41 +715,6 @@ mod tests {
         assert_eq!(key("/vxdp/vni/42/vtep/fd00::1"), "vxdp/vni/42/vtep/fd00::1");
         assert_eq!(ancestors("/vxdp/vni/42/mac/x"), ["/vxdp", "/vxdp/vni", "/vxdp/vni/42", "/vxdp/vni/42/mac"]);
         assert!(ancestors("/a").is_empty());
-    }
-
-    #[test]
-    fn only_znodes_two_levels_below_the_vni_are_keys() {
-        let root = "/vxdp/vni/42";
-        assert!(is_key_path(root, "/vxdp/vni/42/mac/02:00:00:00:00:01"));
-        assert!(is_key_path(root, "/vxdp/vni/42/vtep/fd00::1"));
-        for not in ["/vxdp/vni/42", "/vxdp/vni/42/mac", "/vxdp/vni/42/mac/", "/vxdp/vni/42//x", "/vxdp/vni/42/mac/a/b"]
-        {
-            assert!(!is_key_path(root, not), "{not}");
-        }
-        // Another VNI whose number starts with this one's.
-        assert!(!is_key_path(root, "/vxdp/vni/420/mac/02:00:00:00:00:01"));
-    }
-
-    #[test]
-    fn watch_events_map_to_reads_and_resyncs() {
-        let root = "/vxdp/vni/42";
-        let k = "/vxdp/vni/42/mac/02:00:00:00:00:01";
-        for e in [EventType::NodeCreated, EventType::NodeDataChanged, EventType::NodeDeleted] {
-            assert_eq!(action(root, e, SessionState::SyncConnected, k), Action::Read(k.into()));
-            assert_eq!(action(root, e, SessionState::SyncConnected, "/vxdp/vni/42/mac"), Action::Ignore);
-        }
-        assert_eq!(action(root, EventType::NodeChildrenChanged, SessionState::SyncConnected, k), Action::Ignore);
-        assert_eq!(action(root, EventType::Session, SessionState::Disconnected, ""), Action::Lost);
-        assert_eq!(action(root, EventType::Session, SessionState::SyncConnected, ""), Action::Reconnected);
-        assert_eq!(action(root, EventType::Session, SessionState::Expired, ""), Action::Ended(SessionState::Expired));
-        assert_eq!(action(root, EventType::Session, SessionState::Closed, ""), Action::Ended(SessionState::Closed));
-    }
-
-    #[test]
-    fn the_server_version_is_read_from_srvr() {
-        let srvr = "Zookeeper version: 3.5.9-83df9301aa5c2a5d284a9940177808c01bc35cef, built on 01/06/2021 19:49 GMT\nLatency min/avg/max: 0/0.0/0\n";
-        assert_eq!(version_in(srvr).as_deref(), Some("3.5.9-83df9301aa5c2a5d284a9940177808c01bc35cef"));
-        assert_eq!(version_in("ruok"), None);
     }
 
     #[test]
