@@ -37,22 +37,9 @@ fn remote_ip(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 1, (r >> 8) as u8, r as u8))
 }
 
-fn defaults() -> EncapDefaults {
-    EncapDefaults {
-        local: Ipv4Addr::new(10, 0, 0, 1),
-        port: 4789,
-        vni: Vni::new(42).unwrap(),
-        ttl: 64,
-        ttl_multicast: 1,
-        tos: 0,
-        df: false,
-        udp_csum: false,
-    }
-}
-
 /// Every remote resolved, as the control loop's next-hop pass leaves it.
 fn next_hops() -> NextHops {
-    let mut h = NextHops::new(defaults());
+    let mut h = NextHops::new(EncapDefaults::new(Ipv4Addr::new(10, 0, 0, 1), Vni::new(42).unwrap()));
     for r in 0..REMOTES {
         let key = h.key(&Remote::new(remote_ip(r))).unwrap();
         h.insert(key, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], 1500);
@@ -67,6 +54,8 @@ struct Tables {
     mirror: Mirror,
     epoch: Instant,
     tick: u32,
+    /// `PHASES=1`: print where a changing tick's time goes, every 100th tick.
+    phases: bool,
 }
 
 impl Tables {
@@ -84,6 +73,7 @@ impl Tables {
             mirror: Mirror::new(42),
             epoch,
             tick: 0,
+            phases: std::env::var_os("PHASES").is_some(),
         };
         t.run_tick(true);
         t
@@ -102,8 +92,7 @@ impl Tables {
             let t2 = start.elapsed();
             let c = self.mirror.sync(&self.fdb.snapshot(), &self.hops, self.fdb.coarse_now_secs());
             std::hint::black_box(c);
-            // `PHASES=1`: where a changing tick's time goes, every 100th tick.
-            if std::env::var_os("PHASES").is_some() && self.tick.is_multiple_of(100) {
+            if self.phases && self.tick.is_multiple_of(100) {
                 eprintln!("maintain {t1:?} follower {:?} mirror {:?}", t2 - t1, start.elapsed() - t2);
             }
         }

@@ -36,6 +36,15 @@ pub struct EncapDefaults {
     pub udp_csum: bool,
 }
 
+impl EncapDefaults {
+    /// A device of `vni` at `local` with the kernel vxlan device's defaults for the
+    /// rest: port 4789, TTL 64 (1 toward a multicast group), TOS 0, DF unset, no outer
+    /// UDP checksum.
+    pub fn new(local: Ipv4Addr, vni: Vni) -> EncapDefaults {
+        EncapDefaults { local, port: 4789, vni, ttl: 64, ttl_multicast: 1, tos: 0, df: false, udp_csum: false }
+    }
+}
+
 /// The published set of resolved remotes.
 #[derive(Default)]
 pub struct NextHops {
@@ -112,16 +121,8 @@ mod tests {
 
     #[test]
     fn a_multicast_remote_gets_the_multicast_ttl() {
-        let mut h = NextHops::new(EncapDefaults {
-            local: Ipv4Addr::new(192, 0, 2, 1),
-            port: 4789,
-            vni: Vni::new(42).unwrap(),
-            ttl: 64,
-            ttl_multicast: 1,
-            tos: 0,
-            df: false,
-            udp_csum: true,
-        });
+        let d = EncapDefaults::new(Ipv4Addr::new(192, 0, 2, 1), Vni::new(42).unwrap());
+        let mut h = NextHops::new(EncapDefaults { udp_csum: true, ..d });
         for (ip, ttl) in [([239, 1, 1, 1], 1), ([192, 0, 2, 2], 64)] {
             let k = h.key(&Remote::new(IpAddr::V4(Ipv4Addr::from(ip)))).unwrap();
             assert!(h.insert(k, [2; 6], [1, 0, 0x5e, 1, 1, 1], 1500));

@@ -212,16 +212,7 @@ mod tests {
     }
 
     fn hops() -> NextHops {
-        NextHops::new(EncapDefaults {
-            local: Ipv4Addr::new(192, 0, 2, 100),
-            port: 4789,
-            vni: Vni::new(VNI).unwrap(),
-            ttl: 64,
-            ttl_multicast: 1,
-            tos: 0,
-            df: false,
-            udp_csum: false,
-        })
+        NextHops::new(EncapDefaults::new(Ipv4Addr::new(192, 0, 2, 100), Vni::new(VNI).unwrap()))
     }
 
     fn resolve(h: &mut NextHops, d: u8) {

@@ -30,20 +30,16 @@ impl FdbFollower {
         let snap = fdb.snapshot();
         let mut all: HashSet<Remote> = HashSet::new();
         let mut known: BTreeSet<IpAddr> = BTreeSet::new();
-        let mut pinned: HashSet<Remote> = HashSet::new();
-        for r in snap.flood() {
+        // The flood list is static or store entries, never learned.
+        let flood = snap.flood().iter().map(|r| (r, false));
+        let unicast =
+            snap.unicast_entries().flat_map(|(_, remotes, learned)| remotes.iter().map(move |r| (r, learned)));
+        for (r, learned) in flood.chain(unicast) {
             all.insert(*r);
-            pinned.insert(*r);
-        }
-        for (_, remotes, learned) in snap.unicast_entries() {
-            for r in remotes {
-                all.insert(*r);
-                if !learned {
-                    pinned.insert(*r);
-                }
+            if !learned {
+                known.insert(r.ip);
             }
         }
-        known.extend(pinned.iter().map(|r| r.ip));
         let mut keys: Vec<RemoteKey> = all.iter().filter_map(|r| hops.key(r)).collect();
         keys.sort();
         keys.dedup();
@@ -93,16 +89,7 @@ mod tests {
         put(5, 2, FdbOp::Add, Source::Learned);
         let flood = FdbRequest::new(FdbOp::Append, Mac::ZERO, Some(Remote::new(ip(9))));
         t.apply(&flood, Source::Static).unwrap();
-        let d = EncapDefaults {
-            local: Ipv4Addr::new(10, 0, 0, 1),
-            port: 4789,
-            vni: Vni::new(42).unwrap(),
-            ttl: 64,
-            ttl_multicast: 1,
-            tos: 0,
-            df: false,
-            udp_csum: false,
-        };
+        let d = EncapDefaults::new(Ipv4Addr::new(10, 0, 0, 1), Vni::new(42).unwrap());
         let hops = NextHops::new(d);
         let mut f = FdbFollower::default();
         assert!(f.update(&t, &hops).known_changed);
