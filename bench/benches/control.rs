@@ -90,7 +90,9 @@ impl Tables {
             let f = self.follower.update(&self.fdb, &self.hops);
             std::hint::black_box(f);
             let t2 = start.elapsed();
-            let c = self.mirror.sync(&self.fdb.snapshot(), &self.hops, self.fdb.coarse_now_secs());
+            let (snap, log) = self.fdb.take_changes();
+            let c = self.mirror.sync_changes(&snap, &self.hops, self.fdb.coarse_now_secs(), &log.macs, log.overflow);
+            self.mirror.recycle(&c.freed);
             std::hint::black_box(c);
             if self.phases && self.tick.is_multiple_of(100) {
                 eprintln!("maintain {t1:?} follower {:?} mirror {:?}", t2 - t1, start.elapsed() - t2);

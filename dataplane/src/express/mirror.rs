@@ -7,6 +7,11 @@
 //! never lets a program see an entry pointing at a template that is not yet, or no
 //! longer, that remote's: new templates first, then FDB entries, then the templates of
 //! freed slots are invalidated. A freed slot is reused only by a later sync.
+//!
+//! [`Mirror::sync`] recomputes every entry (O(table)); [`Mirror::sync_changes`] only the
+//! MACs the table logged as changed, plus the templates of the slots in use (O(changes +
+//! remotes)), with the same result: each slot counts the entries on it, and is freed when
+//! that count reaches zero.
 
 use crate::fdb::{FdbSnapshot, Remote};
 use crate::nexthop::{NextHops, RemoteKey};
@@ -48,6 +53,10 @@ pub struct Mirror {
     next_slot: u32,
     fdb: HashMap<FdbKey, FdbValue>,
     templates: HashMap<u32, RemoteTemplate>,
+    /// Entries per slot in use, and the remote the slot is for.
+    refs: HashMap<u32, (RemoteKey, u32)>,
+    /// No sync has run yet: the first one must be a full one.
+    fresh: bool,
 }
 
 impl Mirror {
@@ -60,6 +69,8 @@ impl Mirror {
             next_slot: 0,
             fdb: HashMap::new(),
             templates: HashMap::new(),
+            refs: HashMap::new(),
+            fresh: true,
         }
     }
 
@@ -101,6 +112,13 @@ impl Mirror {
             let reported = self.fdb.get(&key).map_or(clock, |v| v.reported);
             wanted.insert(key, FdbValue { remote, flags, vtep_v4, reported });
         }
+        self.refs = used.iter().map(|(rk, slot)| (*slot, (*rk, 0))).collect();
+        for v in wanted.values() {
+            if let Some((_, n)) = self.refs.get_mut(&v.remote) {
+                *n += 1;
+            }
+        }
+        self.fresh = false;
 
         // Templates of the slots in use, before the entries that point at them.
         for (rk, slot) in &used {
@@ -134,6 +152,109 @@ impl Mirror {
         changes.freed.sort_unstable();
         self.fdb = wanted;
         changes
+    }
+
+    /// Like [`Mirror::sync`], recomputing only the entries of `macs` (the MACs changed
+    /// since the last sync, repeats allowed) and the templates of the slots in use; falls
+    /// back to a full sync when `overflow` (the table lost count) or before the first.
+    /// `over_capacity` then counts only the changed entries that did not fit.
+    pub fn sync_changes(
+        &mut self,
+        snap: &FdbSnapshot,
+        hops: &NextHops,
+        clock: u32,
+        macs: &[[u8; 6]],
+        overflow: bool,
+    ) -> Changes {
+        if overflow || self.fresh {
+            return self.sync(snap, hops, clock);
+        }
+        let mut changes = Changes::default();
+        let mut seen = std::collections::HashSet::with_capacity(macs.len());
+        for mac in macs {
+            if !seen.insert(*mac) {
+                continue;
+            }
+            let key = FdbKey::new(self.vni, *mac);
+            let old = self.fdb.get(&key).copied();
+            let wanted = match snap.entry(mac) {
+                Some(_) if !ethernet::is_unicast(mac) => None,
+                None => None,
+                Some(_) if old.is_none() && self.fdb.len() >= MAX_FDB as usize => {
+                    changes.over_capacity += 1;
+                    None
+                }
+                Some((remotes, learned)) => {
+                    let (remote, vtep_v4) = match single_v4(remotes, hops) {
+                        Some((rk, ip)) => match self.take_ref(rk) {
+                            Some(slot) => (slot, ip),
+                            None => {
+                                changes.over_capacity += 1;
+                                (NO_REMOTE, ip)
+                            }
+                        },
+                        None => (NO_REMOTE, 0),
+                    };
+                    let flags = if learned { FDB_LEARNED } else { 0 };
+                    let reported = old.map_or(clock, |v| v.reported);
+                    Some(FdbValue { remote, flags, vtep_v4, reported })
+                }
+            };
+            if let Some(old) = old {
+                if let Some((_, n)) = self.refs.get_mut(&old.remote) {
+                    *n -= 1;
+                }
+            }
+            match wanted {
+                Some(v) => {
+                    if old.is_none_or(|o| !same_entry(&o, &v)) {
+                        changes.fdb_put.push((key, v));
+                    }
+                    self.fdb.insert(key, v);
+                }
+                None if old.is_some() => {
+                    self.fdb.remove(&key);
+                    changes.fdb_del.push(key);
+                }
+                None => {}
+            }
+        }
+        // Slots no entry uses any more: invalidated last, reused by a later sync.
+        let gone: Vec<u32> = self.refs.iter().filter(|(_, (_, n))| *n == 0).map(|(s, _)| *s).collect();
+        for slot in gone {
+            if let Some((rk, _)) = self.refs.remove(&slot) {
+                self.slots.remove(&rk);
+                self.templates.remove(&slot);
+                changes.freed.push(slot);
+            }
+        }
+        // Templates of the slots in use (a next-hop change rewrites them here).
+        for (slot, (rk, _)) in &self.refs {
+            let tpl = template(hops, rk);
+            if self.templates.get(slot) != Some(&tpl) {
+                self.templates.insert(*slot, tpl);
+                changes.templates.push((*slot, tpl));
+            }
+        }
+        changes.templates.sort_by_key(|(s, _)| *s);
+        changes.fdb_put.sort_by_key(|(k, _)| k.mac);
+        changes.fdb_del.sort_by_key(|k| k.mac);
+        changes.freed.sort_unstable();
+        changes
+    }
+
+    /// One more entry on `rk`'s slot (allocating one), or `None` when all are taken.
+    fn take_ref(&mut self, rk: RemoteKey) -> Option<u32> {
+        if let Some(&slot) = self.slots.get(&rk) {
+            if let Some((_, n)) = self.refs.get_mut(&slot) {
+                *n += 1;
+                return Some(slot);
+            }
+        }
+        let mut used = HashMap::new();
+        let slot = self.slot(rk, &mut used)?;
+        self.refs.insert(slot, (rk, 1));
+        Some(slot)
     }
 
     /// Makes the slots freed by the last sync available again: call once its changes
@@ -322,5 +443,129 @@ mod tests {
         put(&t, FdbOp::Replace, mac(1), 1, Source::Static);
         let c = m.sync(&t.snapshot(), &h, 9);
         assert_eq!((c.fdb_put[0].1.flags, c.fdb_put[0].1.reported), (0, 5));
+    }
+
+    /// Applies `c` to a model of the maps, checking the order rule on the way.
+    fn apply(maps: &mut (HashMap<FdbKey, FdbValue>, HashMap<u32, RemoteTemplate>), c: &Changes) {
+        for (s, t) in &c.templates {
+            maps.1.insert(*s, *t);
+        }
+        for (k, v) in &c.fdb_put {
+            assert!(v.remote == NO_REMOTE || maps.1.contains_key(&v.remote), "entry before its template: {c:?}");
+            maps.0.insert(*k, *v);
+        }
+        for k in &c.fdb_del {
+            maps.0.remove(k);
+        }
+        for s in &c.freed {
+            assert!(maps.0.values().all(|v| v.remote != *s), "slot {s} freed while in use");
+            maps.1.remove(s);
+        }
+    }
+
+    /// What each MAC's entry resolves to: slots differ between two mirrors, the remote
+    /// behind them must not.
+    fn resolved(
+        maps: &(HashMap<FdbKey, FdbValue>, HashMap<u32, RemoteTemplate>),
+    ) -> Vec<([u8; 6], u32, u32, Option<RemoteTemplate>)> {
+        let mut v: Vec<_> =
+            maps.0.iter().map(|(k, v)| (k.mac, v.flags, v.vtep_v4, maps.1.get(&v.remote).copied())).collect();
+        v.sort_by_key(|e| e.0);
+        v
+    }
+
+    #[test]
+    fn incremental_sync_matches_a_full_sync_after_random_changes() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let mut h = hops();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut inc = Mirror::new(VNI);
+        let mut maps = Default::default();
+        for round in 0..200 {
+            for _ in 0..next(8) {
+                let m = mac(next(40) as u8);
+                let d = 1 + next(12) as u8;
+                match next(5) {
+                    0 => drop(t.apply(&FdbRequest::new(FdbOp::Del, m, None), Source::Static)),
+                    1 => put(&t, FdbOp::Append, m, d, Source::Static),
+                    2 => drop(t.learn(m.0, ip(d))),
+                    3 => resolve(&mut h, d),
+                    _ => put(&t, FdbOp::Replace, m, d, Source::Store),
+                }
+            }
+            t.maintain(std::time::Instant::now());
+            let (snap, log) = t.take_changes();
+            let c = inc.sync_changes(&snap, &h, round, &log.macs, log.overflow);
+            apply(&mut maps, &c);
+            inc.recycle(&c.freed);
+            let mut full = Mirror::new(VNI);
+            let mut want = Default::default();
+            apply(&mut want, &full.sync(&snap, &h, round));
+            assert_eq!(resolved(&maps), resolved(&want), "round {round}");
+            assert_eq!(inc.refs.len(), full.refs.len(), "round {round}: slots in use");
+        }
+    }
+
+    #[test]
+    fn an_overflowed_log_means_a_full_sync() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let h = hops();
+        let mut m = Mirror::new(VNI);
+        let (snap, _) = t.take_changes();
+        assert!(m.sync_changes(&snap, &h, 1, &[], false).is_empty(), "first sync: full, of nothing");
+        let reqs: Vec<_> = (0..5000u32)
+            .map(|i| {
+                let b = i.to_be_bytes();
+                let r = FdbRequest::new(FdbOp::Add, Mac([2, 9, b[0], b[1], b[2], b[3]]), Some(Remote::new(ip(1))));
+                (r, Source::Store)
+            })
+            .collect();
+        t.apply_batch(&reqs).unwrap();
+        let (snap, log) = t.take_changes();
+        assert!(log.overflow && log.macs.is_empty());
+        let c = m.sync_changes(&snap, &h, 2, &log.macs, log.overflow);
+        assert_eq!(c.fdb_put.len(), 5000);
+        let (_, log) = t.take_changes();
+        assert!(!log.overflow && log.macs.is_empty(), "drained");
+    }
+
+    #[test]
+    fn incremental_frees_a_slot_last_and_reuses_it_only_later() {
+        let t = FdbTable::new(true, DEFAULT_AGEING);
+        let mut h = hops();
+        resolve(&mut h, 1);
+        resolve(&mut h, 3);
+        put(&t, FdbOp::Replace, mac(1), 1, Source::Static);
+        put(&t, FdbOp::Replace, mac(2), 1, Source::Static);
+        let mut m = Mirror::new(VNI);
+        let (snap, _) = t.take_changes();
+        let first = m.sync_changes(&snap, &h, 1, &[], false);
+        let slot1 = first.fdb_put[0].1.remote;
+        // One of two entries leaves the slot: it stays.
+        put(&t, FdbOp::Replace, mac(1), 3, Source::Static);
+        let (snap, log) = t.take_changes();
+        let c = m.sync_changes(&snap, &h, 2, &log.macs, false);
+        assert!(c.freed.is_empty(), "{c:?}");
+        let slot3 = c.fdb_put[0].1.remote;
+        assert!(c.templates.iter().any(|(s, _)| *s == slot3));
+        // The last one leaves: freed in this sync, not reused by the new remote in it.
+        t.apply(&FdbRequest::new(FdbOp::Del, mac(2), None), Source::Static).unwrap();
+        put(&t, FdbOp::Replace, mac(4), 2, Source::Static);
+        let (snap, log) = t.take_changes();
+        let c = m.sync_changes(&snap, &h, 3, &log.macs, false);
+        assert_eq!(c.freed, vec![slot1]);
+        assert_eq!(c.fdb_del, vec![FdbKey::new(VNI, mac(2).0)]);
+        assert_ne!(c.fdb_put[0].1.remote, slot1);
+        m.recycle(&c.freed);
+        put(&t, FdbOp::Replace, mac(5), 4, Source::Static);
+        let (snap, log) = t.take_changes();
+        let c = m.sync_changes(&snap, &h, 4, &log.macs, false);
+        assert_eq!(c.fdb_put[0].1.remote, slot1, "recycled, then reused");
     }
 }

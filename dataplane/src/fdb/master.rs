@@ -58,6 +58,35 @@ pub(super) struct Master {
     /// New or moved MACs learned per source in the table-clock second `rate_window`.
     pub(super) rate: HashMap<IpAddr, u32>,
     pub(super) rate_window: u32,
+    /// MACs changed since the last [`super::FdbTable::take_changes`].
+    pub(super) changed: ChangeLog,
+}
+
+/// MACs whose entry changed since the consumer last drained them (the express mirror),
+/// bounded: past [`CHANGE_LOG_LEN`] it only says "overflowed", and the consumer resyncs
+/// everything.
+#[derive(Debug, Default)]
+pub(super) struct ChangeLog {
+    pub(super) macs: Vec<[u8; 6]>,
+    pub(super) overflow: bool,
+}
+
+/// Changes logged between two drains before the log gives up and asks for a full sync.
+pub(super) const CHANGE_LOG_LEN: usize = 4096;
+
+impl ChangeLog {
+    /// Logs that `mac`'s entry may have changed (a duplicate is harmless).
+    pub(super) fn note(&mut self, mac: [u8; 6]) {
+        if self.overflow {
+            return;
+        }
+        if self.macs.len() >= CHANGE_LOG_LEN {
+            self.macs = Vec::new();
+            self.overflow = true;
+        } else {
+            self.macs.push(mac);
+        }
+    }
 }
 
 /// Sources whose learning rate one second tracks; past it, new sources wait for the
@@ -287,6 +316,7 @@ impl Master {
         let mut expired = 0;
         let mut gone = Vec::new();
         let learned = layer_index(Source::Learned);
+        let changed = &mut self.changed;
         self.entries.retain(|key, layers| {
             if let Some(Layer { seen: Some(seen), .. }) = &layers.0[learned] {
                 if now.saturating_sub(seen.load(Ordering::Relaxed)) > ageing_secs {
@@ -294,6 +324,7 @@ impl Master {
                     if let Some(layer) = layers.0[learned].take() {
                         gone.extend(layer.remotes.iter().map(|r| r.ip));
                     }
+                    changed.note(key_mac(*key).0);
                     expired += 1;
                 }
             }

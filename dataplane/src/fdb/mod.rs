@@ -59,7 +59,7 @@ pub use follow::{FdbFollower, Followed};
 use hash::key_mac;
 pub use hash::{mac_key, MacBuildHasher, MacHasher};
 pub use master::LearnLimits;
-use master::{Layers, Learn, Master, Refusal};
+use master::{ChangeLog, Layers, Learn, Master, Refusal};
 use snapshot::clock_secs;
 pub use snapshot::{FdbSnapshot, Snoop};
 
@@ -96,6 +96,15 @@ pub enum FdbError {
     Ipv6Underlay { mac: Mac, ip: IpAddr },
     #[error("{} of {total} fdb changes failed; first: {}", failed.len(), failed[0].1)]
     Batch { total: usize, failed: Vec<(usize, FdbError)> },
+}
+
+/// MACs whose entries changed between two [`FdbTable::take_changes`] calls.
+#[derive(Debug, Default)]
+pub struct FdbChanges {
+    /// Changed MACs, possibly repeated, in no particular order.
+    pub macs: Vec<[u8; 6]>,
+    /// More changed than the log keeps: `macs` is empty and everything must be resynced.
+    pub overflow: bool,
 }
 
 /// The FDB, shared as `Arc<FdbTable>` by workers, the control socket and learning.
@@ -137,6 +146,7 @@ impl FdbTable {
             learned_remotes: HashMap::new(),
             rate: HashMap::new(),
             rate_window: 0,
+            changed: ChangeLog::default(),
         };
         let empty = master.build(hasher, learning, epoch);
         FdbTable {
@@ -177,6 +187,15 @@ impl FdbTable {
         self.current.load()
     }
 
+    /// The published snapshot and the MACs changed since the last call (drained): every
+    /// change logged is in the snapshot, since both are read under the writers' lock.
+    /// For the express mirror, the one consumer; `overflow` means "resync everything".
+    pub fn take_changes(&self) -> (Arc<FdbSnapshot>, FdbChanges) {
+        let mut master = self.lock();
+        let log = std::mem::take(&mut master.changed);
+        (self.current.load_full(), FdbChanges { macs: log.macs, overflow: log.overflow })
+    }
+
     /// The table clock (see [`FdbSnapshot::now_secs`]).
     pub fn now_secs(&self, now: Instant) -> u32 {
         clock_secs(self.epoch, now)
@@ -200,6 +219,7 @@ impl FdbTable {
         let now = self.now_secs(Instant::now());
         let mut master = self.lock();
         master.apply(req, source, now)?;
+        master.changed.note(req.mac.0);
         log::info!("fdb {} {} {} ({source})", req.op, req.mac, req.remote.map(|r| r.to_string()).unwrap_or_default());
         self.publish(&mut master);
         Ok(())
@@ -213,8 +233,9 @@ impl FdbTable {
         let mut master = self.lock();
         let mut failed = Vec::new();
         for (i, (req, source)) in reqs.iter().enumerate() {
-            if let Err(e) = master.apply(req, *source, now) {
-                failed.push((i, e));
+            match master.apply(req, *source, now) {
+                Ok(()) => master.changed.note(req.mac.0),
+                Err(e) => failed.push((i, e)),
             }
         }
         if failed.len() < reqs.len() {
@@ -322,7 +343,10 @@ impl FdbTable {
             }
             match master.learn(mac, vtep, now) {
                 Learn::Unchanged => {}
-                Learn::Changed => changed += 1,
+                Learn::Changed => {
+                    master.changed.note(mac);
+                    changed += 1;
+                }
                 Learn::Refused(why) => bounded[why as usize] += 1,
             }
         }

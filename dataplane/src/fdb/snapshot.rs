@@ -49,6 +49,13 @@ impl FdbSnapshot {
         Some(&self.remotes[slot.start as usize..(slot.start + slot.len) as usize])
     }
 
+    /// One MAC's entry as [`FdbSnapshot::unicast_entries`] gives it: its remotes and
+    /// whether it is learned. For the express mirror's incremental sync.
+    pub fn entry(&self, mac: &[u8; 6]) -> Option<(&[Remote], bool)> {
+        let slot = self.map.get(&mac_key(mac))?;
+        Some((&self.remotes[slot.start as usize..(slot.start + slot.len) as usize], slot.seen.is_some()))
+    }
+
     /// Every MAC with an entry except the all-zeros (flood) one: the MAC, its remotes,
     /// and whether the entry is learned (not pinned by a static or store entry). For the
     /// express path's mirror; not for the hot path.
