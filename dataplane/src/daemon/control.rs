@@ -34,7 +34,7 @@ pub(super) struct Control {
 impl Control {
     fn mirror(&self) -> Result<(), crate::xdp::XdpError> {
         let mut express = self.express.lock().unwrap_or_else(|e| e.into_inner());
-        express.sync(&self.fdb.snapshot(), &self.nexthops.load(), self.fdb.coarse_now_secs()).map(|_| ())
+        express.sync(&self.fdb, &self.nexthops.load(), self.fdb.coarse_now_secs()).map(|_| ())
     }
 
     /// The workers' counters, and in the totals the express path's frames too: a frame

@@ -153,13 +153,16 @@ pub(super) fn control_loop(
 fn mirror(express: &Mutex<Express>, fdb: &FdbTable, nexthops: &ArcSwap<NextHops>, changed: bool) {
     let mut x = express.lock().unwrap_or_else(|e| e.into_inner());
     let clock = fdb.coarse_now_secs();
-    let r = x.set_clock(clock).and_then(|()| {
-        if changed {
-            x.sync(&fdb.snapshot(), &nexthops.load(), clock).map(|_| ())
-        } else {
-            Ok(())
-        }
-    });
+    let r =
+        x.set_clock(clock).and_then(
+            |()| {
+                if changed {
+                    x.sync(fdb, &nexthops.load(), clock).map(|_| ())
+                } else {
+                    Ok(())
+                }
+            },
+        );
     if let Err(e) = r {
         log::warn!("XDP express path: {e}");
     }

@@ -392,7 +392,7 @@ pub fn run(cfg: Config) -> Result<()> {
         },
     )
     .context("setting up the XDP express path")?;
-    express.sync(&fdb.snapshot(), &nexthops.load(), fdb.coarse_now_secs()).context("mirroring the FDB into XDP")?;
+    express.sync(&fdb, &nexthops.load(), fdb.coarse_now_secs()).context("mirroring the FDB into XDP")?;
     express.enable().context("turning the XDP express path on")?;
     log::info!(
         "datapath {}: {}",

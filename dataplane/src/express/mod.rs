@@ -9,7 +9,7 @@
 
 pub mod mirror;
 
-use crate::fdb::FdbSnapshot;
+use crate::fdb::FdbTable;
 use crate::nexthop::NextHops;
 use crate::xdp::XdpError;
 use aya::maps::{Array, DevMap, HashMap as BpfHashMap, MapData, MapError};
@@ -182,13 +182,16 @@ impl Express {
         self.config.set(0, cfg, 0).map_err(map_err(maps::EXPRESS_CONFIG))
     }
 
-    /// Makes the maps match `snap` and `hops`, in an order no program run can see a
-    /// half-made entry in (see [`mirror`]).
-    pub fn sync(&mut self, snap: &FdbSnapshot, hops: &NextHops, clock: u32) -> Result<SyncReport, XdpError> {
+    /// Makes the maps match the FDB's published snapshot and `hops`, in an order no
+    /// program run can see a half-made entry in (see [`mirror`]). Only the entries the
+    /// FDB logged as changed since the last sync are recomputed (all of them on the
+    /// first sync and when the log overflowed), and the templates of the slots in use.
+    pub fn sync(&mut self, fdb: &FdbTable, hops: &NextHops, clock: u32) -> Result<SyncReport, XdpError> {
         if !self.active() {
             return Ok(SyncReport::default());
         }
-        let c = self.mirror.sync(snap, hops, clock);
+        let (snap, log) = fdb.take_changes();
+        let c = self.mirror.sync_changes(&snap, hops, clock, &log.macs, log.overflow);
         let written = c.templates.len() + c.fdb_put.len() + c.fdb_del.len() + c.freed.len();
         for (slot, tpl) in &c.templates {
             self.remotes.set(*slot, tpl, 0).map_err(map_err(maps::EXPRESS_REMOTES))?;
